@@ -1,0 +1,241 @@
+"""Evaluation report: ``metrics.json``, ``predictions.jsonl`` and a ``report.md`` with plots.
+
+``report.md`` is rendered only from the dict written to ``metrics.json``, so the two can
+never disagree. Plots use matplotlib's object API on the Agg canvas: no display, no global
+pyplot state, safe inside a training process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from speechllm.evaluation.metrics import (
+    CLASSIFICATION_TASKS,
+    PRIMARY_METRIC,
+    confusion_matrix,
+    score_predictions,
+)
+from speechllm.evaluation.normalize import normalize_label
+
+DECIMALS = 2
+"""Decimals of every score in ``report.md``."""
+
+SPLITS = ("seen", "heldout")
+"""Values of a prediction's ``instruction_split``."""
+
+PREDICTION_FIELDS = ("id", "task", "instruction", "instruction_split", "prediction", "target")
+
+_CURVE_COLUMN = re.compile(r"train/loss|val/loss|val/[^/]+/[^/]+")
+
+
+@dataclass
+class TrainingCurves:
+    """Logged scalars over optimizer steps, and where each curriculum stage began."""
+
+    series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """Metric name (``train/loss``, ``val/asr/wer``...) -> ``(step, value)`` points."""
+    stage_starts: list[tuple[int, str]] = field(default_factory=list)
+    """``(step, stage)`` at the first logged row of each stage."""
+
+
+def load_csv_curves(path: str | Path) -> TrainingCurves:
+    """Read a Lightning ``CSVLogger`` ``metrics.csv``.
+
+    Keeps ``train/loss``, ``val/loss`` and ``val/<task>/<metric>`` columns; CSVLogger writes
+    one sparse row per logging call, so empty cells are skipped. A ``stage`` column, if
+    present, marks the stage boundaries.
+
+    Args:
+        path: The ``metrics.csv`` file.
+
+    Returns:
+        The curves, in file order.
+    """
+    curves = TrainingCurves()
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(float(row["step"]))
+            for name, value in row.items():
+                if value and _CURVE_COLUMN.fullmatch(name):
+                    curves.series.setdefault(name, []).append((step, float(value)))
+            stage = (row.get("stage") or "").removesuffix(".0")
+            if stage and (not curves.stage_starts or curves.stage_starts[-1][1] != stage):
+                curves.stage_starts.append((step, stage))
+    return curves
+
+
+def write_report(
+    out_dir: str | Path,
+    predictions: list[dict[str, Any]],
+    metrics: dict[str, dict[str, float]],
+    curves: TrainingCurves | None = None,
+) -> Path:
+    """Write ``predictions.jsonl``, ``metrics.json``, ``report.md`` and its PNGs.
+
+    Args:
+        out_dir: Output folder, created if missing.
+        predictions: Rows with :data:`PREDICTION_FIELDS`; ``instruction_split`` is one of
+            :data:`SPLITS`.
+        metrics: Task -> :func:`~speechllm.evaluation.metrics.score_task` result (it may hold
+            metrics the rows cannot give, such as ``auroc``).
+        curves: Training curves to plot, e.g. from :func:`load_csv_curves`.
+
+    Returns:
+        Path of ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "predictions.jsonl", "w") as f:
+        for row in predictions:
+            f.write(json.dumps({k: row[k] for k in PREDICTION_FIELDS}) + "\n")
+
+    doc = {
+        "tasks": metrics,
+        "instruction_splits": _split_scores(predictions),
+        "confusion_matrices": _confusion_matrices(predictions),
+    }
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+    sections = [
+        "# Evaluation report",
+        "Scores are percentages; lower is better for `wer` and `cer`, higher for the rest.",
+        "## Per task",
+        _task_table(doc["tasks"]),
+        "## Seen vs held-out instructions",
+        _split_table(doc["instruction_splits"]),
+    ]
+    if doc["confusion_matrices"]:
+        sections += ["## Confusion matrices", _confusion_section(doc["confusion_matrices"], out)]
+    if curves is not None and curves.series:
+        sections += ["## Training curves", _curves_section(curves, out)]
+    report = out / "report.md"
+    report.write_text("\n\n".join(sections) + "\n")
+    return report
+
+
+def _split_scores(predictions: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Task -> split -> ``{"n", <primary metric>}``, recomputed on each split's rows."""
+    by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in predictions:
+        by_split[row["instruction_split"]].append(row)
+    table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for split in SPLITS:
+        for task, scores in score_predictions(by_split[split]).items():
+            primary = PRIMARY_METRIC[task]
+            table[task][split] = {"n": scores["n"], primary: scores[primary]}
+    return dict(sorted(table.items()))
+
+
+def _confusion_matrices(predictions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in predictions:
+        if row["task"] in CLASSIFICATION_TASKS:
+            pairs[row["task"]].append(
+                (normalize_label(row["prediction"]), normalize_label(row["target"]))
+            )
+    matrices = {}
+    for task, task_pairs in sorted(pairs.items()):
+        preds, targets = zip(*task_pairs, strict=True)
+        labels, matrix = confusion_matrix(preds, targets)
+        matrices[task] = {"labels": labels, "matrix": matrix}
+    return matrices
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.{DECIMALS}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def _task_table(tasks: dict[str, dict[str, float]]) -> str:
+    rows = []
+    for task, scores in sorted(tasks.items()):
+        primary = PRIMARY_METRIC[task]
+        others = ", ".join(
+            f"{name}={_fmt(value)}" for name, value in scores.items() if name not in ("n", primary)
+        )
+        rows.append([task, str(scores["n"]), primary, _fmt(scores[primary]), others])
+    return _table(["task", "n", "primary metric", "value", "other metrics"], rows)
+
+
+def _split_table(splits: dict[str, dict[str, dict[str, float]]]) -> str:
+    rows = []
+    for task, by_split in splits.items():
+        primary = PRIMARY_METRIC[task]
+        row = [task, primary]
+        for split in SPLITS:
+            scores = by_split.get(split)
+            row += [str(scores["n"]), _fmt(scores[primary])] if scores else ["0", "-"]
+        rows.append(row)
+    header = ["task", "metric"] + [f"{split} {col}" for split in SPLITS for col in ("n", "value")]
+    return _table(header, rows)
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
+def _confusion_section(matrices: dict[str, dict[str, Any]], out: Path) -> str:
+    parts = []
+    for task, cm in matrices.items():
+        labels, matrix = cm["labels"], cm["matrix"]
+        fig = _figure(1.2 + 0.6 * len(labels), 1 + 0.6 * len(labels))
+        display = ConfusionMatrixDisplay(confusion_matrix=np.asarray(matrix), display_labels=labels)
+        display.plot(ax=fig.add_subplot(), xticks_rotation="vertical", colorbar=False)
+        fig.axes[0].set_title(task)
+        png = Path("confusion") / f"{task}.png"
+        _save(fig, out / png)
+        rows = [[label, *map(str, counts)] for label, counts in zip(labels, matrix, strict=True)]
+        parts += [
+            f"### {task}",
+            "Rows: reference, columns: prediction.",
+            _table(["", *labels], rows),
+            f"![{task} confusion matrix]({png.as_posix()})",
+        ]
+    return "\n\n".join(parts)
+
+
+def _curves_section(curves: TrainingCurves, out: Path) -> str:
+    links = []
+    for name, points in curves.series.items():
+        fig = _figure(6, 3.5)
+        ax = fig.add_subplot()
+        steps, values = zip(*points, strict=True)
+        ax.plot(steps, values, marker="." if len(points) < 50 else None)
+        for step, stage in curves.stage_starts:
+            ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(
+                f"stage {stage}",
+                (step, 1),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+            )
+        ax.set(xlabel="step", ylabel=name, title=name)
+        png = Path("curves") / f"{name.replace('/', '_')}.png"
+        _save(fig, out / png)
+        links.append(f"![{name}]({png.as_posix()})")
+    return "\n\n".join(links)

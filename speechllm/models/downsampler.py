@@ -1,0 +1,75 @@
+"""The trainable bridge from encoder frames to LLM embeddings at a lower frame rate."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvDownsampler(nn.Module):
+    """A stack of strided ``Conv1d -> LayerNorm -> GELU`` blocks (SpeechVerse's downsampler).
+
+    Frames past an item's length are zeroed before every convolution, so a padded item sees
+    exactly the zeros the convolution's own padding would give it alone: padding never
+    changes the outputs of the real frames, whatever else is in the batch.
+
+    Args:
+        input_size: encoder hidden size.
+        output_size: LLM embedding size.
+        strides: one block per stride; the frame rate drops by their product.
+        kernel_size: kernel of every convolution (odd, so "same" padding is symmetric).
+        hidden_size: channels between blocks (default: ``output_size``).
+        final_activation: apply GELU after the last block too (off: the LLM's embedding space
+            is not rectified).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        strides: list[int] | tuple[int, ...] = (2, 2),
+        kernel_size: int = 3,
+        hidden_size: int | None = None,
+        final_activation: bool = False,
+    ) -> None:
+        super().__init__()
+        if not strides or any(s < 1 for s in strides):
+            raise ValueError(f"strides must be a non-empty list of positive ints, got {strides}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
+        hidden_size = hidden_size or output_size
+        sizes = [input_size] + [hidden_size] * (len(strides) - 1) + [output_size]
+        self.strides = tuple(strides)
+        self.kernel_size = kernel_size
+        self.convs = nn.ModuleList(
+            nn.Conv1d(sizes[i], sizes[i + 1], kernel_size, stride=s, padding=kernel_size // 2)
+            for i, s in enumerate(strides)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(sizes[i + 1]) for i in range(len(strides)))
+        self.final_activation = final_activation
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Exact output frames for ``lengths`` input frames."""
+        for stride in self.strides:
+            lengths = self._block_lengths(lengths, stride)
+        return lengths
+
+    def _block_lengths(self, lengths: torch.Tensor, stride: int) -> torch.Tensor:
+        pad = self.kernel_size // 2
+        return torch.div(lengths + 2 * pad - self.kernel_size, stride, rounding_mode="floor") + 1
+
+    def forward(
+        self, frames: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map ``(B, T, D_enc)`` frames with a ``(B, T)`` mask to ``(B, T', D_llm)`` and mask."""
+        lengths = mask.sum(-1)
+        x = frames
+        last = len(self.convs) - 1
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            x = x * mask[..., None].to(x.dtype)
+            x = norm(conv(x.transpose(1, 2)).transpose(1, 2))
+            if i < last or self.final_activation:
+                x = nn.functional.gelu(x)
+            lengths = self._block_lengths(lengths, conv.stride[0])
+            mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        return x * mask[..., None].to(x.dtype), mask

@@ -1,0 +1,158 @@
+"""The frozen audio encoder and the learnable mix of its hidden layers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
+from transformers.feature_extraction_utils import FeatureExtractionMixin
+
+
+class LayerWeights(nn.Module):
+    """SpeechVerse's AE(x) = sum_l softmax(w)_l h_l over all hidden states.
+
+    Different tasks want different depths (speaker and emotion live low, words high), so the
+    mix is learned. With ``last_only`` the top layer is used and there is nothing to learn.
+    """
+
+    def __init__(self, num_layers: int, last_only: bool = False) -> None:
+        super().__init__()
+        self.last_only = last_only
+        self.logits = None if last_only else nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, hidden_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        if self.logits is None:
+            return hidden_states[-1]
+        if len(hidden_states) != self.logits.numel():
+            raise ValueError(
+                f"LayerWeights holds {self.logits.numel()} weights but the encoder returned "
+                f"{len(hidden_states)} hidden states"
+            )
+        weights = self.logits.softmax(0).to(hidden_states[0].dtype)
+        return torch.einsum("l,lbtd->btd", weights, torch.stack(tuple(hidden_states)))
+
+
+class AudioEncoder(nn.Module):
+    """A frozen Hugging Face audio encoder that returns mixed frames and their mask.
+
+    The wrapped model never trains: its parameters do not require grad, it runs under
+    ``torch.no_grad`` and stays in eval mode whatever ``train()`` is called with, so dropout
+    never perturbs the features the downsampler learns from. Whisper-style encoders see a
+    fixed window; longer inputs are cut into windows that are encoded independently and
+    concatenated, so nothing is truncated and no item sees another item's padding.
+
+    Args:
+        model: the encoder (for an encoder-decoder such as Whisper, pass the full model or
+            its encoder; the encoder is kept).
+        feature_extractor: the model's Hugging Face feature extractor (the data side uses it).
+        last_layer_only: use the top hidden state instead of the learned layer mix.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        feature_extractor: FeatureExtractionMixin,
+        last_layer_only: bool = False,
+    ) -> None:
+        super().__init__()
+        if getattr(model.config, "is_encoder_decoder", False):
+            model = model.get_encoder()
+        self.model = model.eval().requires_grad_(False)
+        self.feature_extractor = feature_extractor
+        self.is_windowed = hasattr(model.config, "max_source_positions") and hasattr(model, "conv1")
+        num_layers = model.config.num_hidden_layers + 1  # embeddings + every block
+        self.layer_weights = LayerWeights(num_layers, last_only=last_layer_only)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str, last_layer_only: bool = False, **model_kwargs
+    ) -> AudioEncoder:
+        """Load any HF audio model (Whisper, WavLM, HuBERT, wav2vec2) by hub id or local path."""
+        model = AutoModel.from_pretrained(name_or_path, **model_kwargs)
+        extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
+        return cls(model, extractor, last_layer_only=last_layer_only)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.feature_extractor.sampling_rate)
+
+    @property
+    def window_frames(self) -> int | None:
+        """Input frames per encoder window (Whisper), or None for unwindowed encoders."""
+        if not self.is_windowed:
+            return None
+        cfg = self.model.config
+        return cfg.max_source_positions * self.model.conv1.stride[0] * self.model.conv2.stride[0]
+
+    def train(self, mode: bool = True) -> AudioEncoder:
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder frames produced by ``input_lengths`` input units (samples or mel frames)."""
+        if self.is_windowed:
+            lengths = input_lengths
+            for conv in (self.model.conv1, self.model.conv2):
+                pad, kernel, stride = conv.padding[0], conv.kernel_size[0], conv.stride[0]
+                lengths = (lengths + 2 * pad - kernel) // stride + 1
+            return lengths
+        return self.model._get_feat_extract_output_lengths(input_lengths).long()
+
+    def forward(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch.
+
+        Returns:
+            frames ``(B, T, D)`` (the layer mix, zero on padding) and mask ``(B, T)`` (bool).
+        """
+        with torch.no_grad():
+            if self.is_windowed:
+                hidden = self._encode_windows(audio, audio_lengths)
+            else:
+                hidden = self._encode_waveform(audio, audio_lengths)
+        frames = self.layer_weights(hidden)
+        lengths = self.output_lengths(audio_lengths).clamp(max=frames.shape[1])
+        mask = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
+        return frames * mask[..., None].to(frames.dtype), mask
+
+    def _encode_waveform(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        attention_mask = (
+            torch.arange(audio.shape[1], device=audio.device)[None, :] < audio_lengths[:, None]
+        ).long()
+        out = self.model(audio, attention_mask=attention_mask, output_hidden_states=True)
+        return out.hidden_states
+
+    def _encode_windows(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Encode only the windows that hold real frames, then stitch them back per item.
+
+        ::
+
+            item 0: [win0][win1]        ─┐  (windows with real frames)      ┌─► (B, n_win*F, D)
+            item 1: [win0]              ─┼─► (N, mels, W) ─► encoder ─► ────┤
+                                                                            └─  zeros elsewhere
+        """
+        window = self.window_frames
+        batch, mels, total = audio.shape
+        n_win = -(-total // window)
+        if n_win * window != total:
+            audio = nn.functional.pad(audio, (0, n_win * window - total))
+        windows = audio.reshape(batch, mels, n_win, window).permute(0, 2, 1, 3)
+        used = torch.arange(n_win, device=audio.device)[None, :] * window < audio_lengths[:, None]
+        out = self.model(windows[used], output_hidden_states=True)
+        per_window = out.hidden_states[0].shape[1]
+        stitched = []
+        for h in out.hidden_states:
+            full = h.new_zeros(batch, n_win, per_window, h.shape[-1])
+            full[used] = h
+            stitched.append(full.reshape(batch, n_win * per_window, h.shape[-1]))
+        return tuple(stitched)

@@ -1,0 +1,187 @@
+"""The frozen LLM, its tokenizer and its named LoRA adapters."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+
+class LLM(nn.Module):
+    """A frozen causal (Llama, Qwen, GPT-2) or encoder-decoder (T5) LM with named LoRA adapters.
+
+    Adapters are declared by name up front but attached only when first needed, so a
+    curriculum can start without LoRA and add it at stage 2. Several adapters can be active
+    at once (two-step PEFT stacks a ``domain`` adapter under a ``task`` adapter) and each is
+    trainable or frozen on its own. The base weights never train.
+
+    Args:
+        model: the Hugging Face LM.
+        tokenizer: its tokenizer.
+        adapters: LoRA settings by adapter name (peft ``LoraConfig``), attached lazily.
+        gradient_checkpointing: recompute the LLM's activations in backward to save memory.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        adapters: dict[str, LoraConfig] | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model: PreTrainedModel | PeftModel = model.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.adapter_configs: dict[str, LoraConfig] = dict(adapters or {})
+        self.active_adapters: list[str] = []
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        adapters: dict[str, LoraConfig] | None = None,
+        gradient_checkpointing: bool = False,
+        **model_kwargs: Any,
+    ) -> LLM:
+        """Load a causal or seq2seq LM and its tokenizer by hub id or local path."""
+        config = AutoConfig.from_pretrained(name_or_path)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = auto.from_pretrained(name_or_path, **model_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        return cls(model, tokenizer, adapters, gradient_checkpointing)
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(self.base_model.config.is_encoder_decoder)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.base_model.get_input_embeddings().embedding_dim
+
+    @property
+    def base_model(self) -> PreTrainedModel:
+        """The Hugging Face model (LoRA layers, once attached, live inside it)."""
+        return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+
+    @property
+    def eos_token_id(self) -> int:
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError("the LLM's tokenizer has no eos_token: targets cannot be terminated")
+        return eos
+
+    @property
+    def attached_adapters(self) -> list[str]:
+        return list(self.model.peft_config) if isinstance(self.model, PeftModel) else []
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.base_model.get_input_embeddings()(ids)
+
+    def attach_adapter(self, name: str, config: LoraConfig | None = None) -> None:
+        """Attach adapter ``name`` (zero-initialised B, so the outputs do not change)."""
+        if name in self.attached_adapters:
+            raise ValueError(f"adapter {name!r} is already attached")
+        config = config or self.adapter_configs.get(name)
+        if config is None:
+            raise KeyError(
+                f"no LoRA settings for adapter {name!r}; known: {list(self.adapter_configs)}"
+            )
+        self.adapter_configs[name] = config
+        if isinstance(self.model, PeftModel):
+            self.model.add_adapter(name, config)
+        else:
+            self.model = get_peft_model(self.model, config, adapter_name=name)
+        self.set_adapters(active=self.active_adapters + [name], trainable=[])
+
+    def load_adapter(self, path: str | Path, name: str) -> None:
+        """Load a standard peft adapter folder (``adapter_config.json`` + safetensors)."""
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(path), adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+        self.adapter_configs[name] = self.model.peft_config[name]
+        self.set_adapters(active=self.active_adapters + [name], trainable=[])
+
+    def save_adapter(self, name: str, path: str | Path) -> Path:
+        """Write adapter ``name`` as a standard peft folder; returns that folder."""
+        if name not in self.attached_adapters:
+            raise KeyError(f"adapter {name!r} is not attached")
+        self.model.save_pretrained(str(path), selected_adapters=[name])
+        # peft nests every adapter but "default" under its name.
+        folder = Path(path) if name == "default" else Path(path) / name
+        return folder
+
+    def set_adapters(self, active: list[str], trainable: list[str]) -> None:
+        """Make exactly ``active`` adapters run and exactly ``trainable`` ones require grad."""
+        unknown = (set(active) | set(trainable)) - set(self.attached_adapters)
+        if unknown:
+            raise KeyError(f"adapters {sorted(unknown)} are not attached")
+        if not set(trainable) <= set(active):
+            raise ValueError(f"trainable adapters {trainable} must be active ({active})")
+        self.active_adapters = list(dict.fromkeys(active))
+        if not isinstance(self.model, PeftModel):
+            return
+        self.model.base_model.set_adapter(self.active_adapters, inference_mode=True)
+        for name in self.attached_adapters:
+            for p in self.adapter_parameters(name):
+                p.requires_grad_(name in trainable)
+
+    def adapter_parameters(self, name: str) -> list[nn.Parameter]:
+        marker = f".{name}."
+        return [
+            p
+            for n, p in self.model.named_parameters()
+            if "lora_" in n and (marker in n or n.endswith(f".{name}"))
+        ]
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+    ) -> torch.Tensor:
+        """Logits for ``inputs_embeds``; seq2seq models decode ``labels`` (teacher forcing)."""
+        model = self.base_model
+        if self.is_encoder_decoder:
+            return model(
+                inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels
+            ).logits
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"logits_to_keep": logits_to_keep} if self._keeps_logits else {}
+        out = model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            **kwargs,
+        )
+        return out.logits
+
+    def generate(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        """New token ids only (the prompt is given as embeddings, so it is never echoed)."""
+        pad = self.tokenizer.pad_token_id
+        kwargs.setdefault("pad_token_id", self.eos_token_id if pad is None else pad)
+        kwargs.setdefault("eos_token_id", self.eos_token_id)
+        return self.base_model.generate(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs
+        )

@@ -1,0 +1,230 @@
+"""SpeechLLM: audio embeddings spliced into an instruction prompt for a frozen LLM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from speechllm.models.downsampler import ConvDownsampler
+from speechllm.models.encoder import AudioEncoder
+from speechllm.models.llm import LLM
+
+AUDIO = "{audio}"
+IGNORE = -100
+TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora")
+
+
+@dataclass
+class SpeechLLMOutput:
+    """Mean token loss plus per-item sums, so callers can average per task."""
+
+    loss: torch.Tensor
+    item_loss_sum: torch.Tensor
+    item_tokens: torch.Tensor
+
+
+class SpeechLLM(nn.Module):
+    """Encoder -> layer mix -> downsampler -> splice into the prompt -> LLM.
+
+    Each item's sequence is laid out as below and left-padded, for training and generation
+    alike, so a decoder-only model's targets always end the row (only their logits are
+    computed) and batched generation sees the same positions as a lone example::
+
+        [pad..][bos][ prompt before {audio} ][ audio embeddings ][ prompt after ][ target ][eos]
+                                                                                 └ labels ┘
+
+    An encoder-decoder LLM gets the prompt (with ``eos``) as encoder input and the target as
+    decoder labels.
+
+    Args:
+        encoder: the frozen audio encoder (with its learnable layer weights).
+        downsampler: a ``ConvDownsampler`` or a factory taking ``input_size``/``output_size``
+            (the sizes come from the encoder and LLM, so they cannot disagree).
+        llm: the frozen LLM with its named adapters.
+        prompt_template: where the audio and the instruction go, with ``{audio}`` and
+            ``{instruction}`` placeholders; chat markup for instruct models goes here too.
+    """
+
+    def __init__(
+        self,
+        encoder: AudioEncoder,
+        downsampler: ConvDownsampler | Callable[..., ConvDownsampler],
+        llm: LLM,
+        prompt_template: str = "<audio>{audio}</audio> {instruction}: ",
+    ) -> None:
+        super().__init__()
+        if prompt_template.count(AUDIO) != 1 or "{instruction}" not in prompt_template:
+            raise ValueError(
+                "prompt_template needs exactly one {audio} and an {instruction} placeholder, "
+                f"got {prompt_template!r}"
+            )
+        if not isinstance(downsampler, nn.Module):
+            downsampler = downsampler(input_size=encoder.hidden_size, output_size=llm.hidden_size)
+        in_size, out_size = downsampler.convs[0].in_channels, downsampler.convs[-1].out_channels
+        if (in_size, out_size) != (encoder.hidden_size, llm.hidden_size):
+            raise ValueError(
+                f"downsampler maps {in_size} -> {out_size} but the encoder gives "
+                f"{encoder.hidden_size} and the LLM embeds {llm.hidden_size}"
+            )
+        self.encoder = encoder
+        self.downsampler = downsampler
+        self.llm = llm
+        self.prompt_template = prompt_template
+
+    # ---------------------------------------------------------------- trainable groups
+    def group_parameters(self, group: str) -> list[nn.Parameter]:
+        """Parameters of ``downsampler``, ``layer_weights``, ``lora`` or ``lora.<name>``."""
+        if group == "downsampler":
+            return list(self.downsampler.parameters())
+        if group == "layer_weights":
+            return list(self.encoder.layer_weights.parameters())
+        if group == "lora":
+            return [p for n in self.llm.attached_adapters for p in self.llm.adapter_parameters(n)]
+        if group.startswith("lora."):
+            return self.llm.adapter_parameters(group.split(".", 1)[1])
+        raise ValueError(
+            f"unknown trainable group {group!r}; use {TRAINABLE_GROUPS} or lora.<name>"
+        )
+
+    def set_trainable(self, groups: list[str], active_adapters: list[str] | None = None) -> None:
+        """Make exactly ``groups`` trainable, attaching any named adapter not yet attached.
+
+        ``lora`` means every declared adapter. All attached adapters run unless
+        ``active_adapters`` says otherwise.
+        """
+        unknown = [g for g in groups if g not in TRAINABLE_GROUPS and not g.startswith("lora.")]
+        if unknown:
+            raise ValueError(
+                f"unknown trainable groups {unknown}; use {TRAINABLE_GROUPS} or lora.<name>"
+            )
+        wanted_adapters = [g.split(".", 1)[1] for g in groups if g.startswith("lora.")]
+        if "lora" in groups:
+            wanted_adapters = list(self.llm.adapter_configs)
+            if not wanted_adapters:
+                raise ValueError("group 'lora' is trainable but the LLM declares no adapters")
+        for name in [*wanted_adapters, *(active_adapters or [])]:
+            if name not in self.llm.attached_adapters:
+                self.llm.attach_adapter(name)
+        active = self.llm.attached_adapters if active_adapters is None else active_adapters
+        self.llm.set_adapters(active=list(active), trainable=wanted_adapters)
+        for group in ("downsampler", "layer_weights"):
+            for p in self.group_parameters(group):
+                p.requires_grad_(group in groups)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Downsampler, layer weights and every adapter: what a checkpoint must hold."""
+        keep = {id(p) for g in TRAINABLE_GROUPS for p in self.group_parameters(g)}
+        return {n: p.detach() for n, p in self.named_parameters() if id(p) in keep}
+
+    # ---------------------------------------------------------------- splicing
+    def encode_audio(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio -> LLM-space embeddings ``(B, T', D)`` and their lengths ``(B,)``."""
+        frames, mask = self.encoder(audio, audio_lengths)
+        embeds, mask = self.downsampler(frames, mask)
+        return embeds, mask.sum(-1)
+
+    def _prompt_ids(self, instruction: str) -> tuple[list[int], list[int]]:
+        before, after = self.prompt_template.split(AUDIO)
+        before_ids = self.llm.tokenize(before.format(instruction=instruction))
+        after_ids = self.llm.tokenize(after.format(instruction=instruction))
+        if self.llm.is_encoder_decoder:
+            after_ids = after_ids + [self.llm.eos_token_id]
+        elif self.llm.tokenizer.bos_token_id is not None:
+            before_ids = [self.llm.tokenizer.bos_token_id] + before_ids
+        return before_ids, after_ids
+
+    def _splice(
+        self,
+        audio_embeds: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        instructions: list[str],
+        target_ids: list[list[int]] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Left-padded ``inputs_embeds``, ``attention_mask`` and (decoder-only) ``labels``."""
+        device = audio_embeds.device
+        pieces = [self._prompt_ids(ins) for ins in instructions]
+        with_target = target_ids is not None and not self.llm.is_encoder_decoder
+        tails = target_ids if with_target else [[] for _ in instructions]
+        text_ids = [
+            ids
+            for (before, after), tail in zip(pieces, tails, strict=True)
+            for ids in (before, after + tail)
+        ]
+        flat = torch.tensor([i for ids in text_ids for i in ids], dtype=torch.long, device=device)
+        text_embeds = (
+            self.llm.embed(flat).to(audio_embeds.dtype).split([len(ids) for ids in text_ids])
+        )
+        rows, label_rows = [], []
+        for b, n_audio in enumerate(audio_lengths.tolist()):
+            before, after = text_embeds[2 * b], text_embeds[2 * b + 1]
+            rows.append(torch.cat([before, audio_embeds[b, :n_audio], after]))
+            if with_target:
+                n_target = len(tails[b])
+                label_rows.append([IGNORE] * (rows[-1].shape[0] - n_target) + list(tails[b]))
+        width = max(r.shape[0] for r in rows)
+        embeds = audio_embeds.new_zeros(len(rows), width, audio_embeds.shape[-1])
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long, device=device)
+        for b, row in enumerate(rows):
+            embeds[b, width - row.shape[0] :] = row
+            mask[b, width - row.shape[0] :] = 1
+            if with_target:
+                labels[b, width - row.shape[0] :] = torch.tensor(label_rows[b], device=device)
+        return embeds, mask, labels if with_target else None
+
+    def _target_ids(self, targets: list[str]) -> list[list[int]]:
+        return [self.llm.tokenize(t) + [self.llm.eos_token_id] for t in targets]
+
+    # ---------------------------------------------------------------- training
+    def forward(
+        self,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        instructions: list[str],
+        targets: list[str],
+        **_: Any,
+    ) -> SpeechLLMOutput:
+        """Teacher-forced loss on the targets; prompt, audio and padding are ignored."""
+        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
+        target_ids = self._target_ids(targets)
+        embeds, mask, labels = self._splice(audio_embeds, lengths, instructions, target_ids)
+        if self.llm.is_encoder_decoder:
+            width = max(len(t) for t in target_ids)
+            labels = torch.full((len(targets), width), IGNORE, dtype=torch.long, device=mask.device)
+            for b, ids in enumerate(target_ids):
+                labels[b, : len(ids)] = torch.tensor(ids, device=mask.device)
+            logits = self.llm(embeds, mask, labels=labels)
+        else:
+            keep = max(len(t) for t in target_ids) + 1
+            logits = self.llm(embeds, mask, logits_to_keep=keep)[:, -keep:-1]
+            labels = labels[:, -keep + 1 :]
+        token_loss = nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
+        )
+        counted = labels != IGNORE
+        item_sum = (token_loss * counted).sum(-1)
+        item_tokens = counted.sum(-1)
+        return SpeechLLMOutput(item_sum.sum() / item_tokens.sum(), item_sum, item_tokens)
+
+    # ---------------------------------------------------------------- inference
+    @torch.no_grad()
+    def generate(
+        self,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        instructions: list[str],
+        max_new_tokens: int = 64,
+        **generate_kwargs: Any,
+    ) -> list[str]:
+        """Greedy (or any ``generate`` setting) answers for a batch, one string per item."""
+        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
+        embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
+        generate_kwargs.setdefault("do_sample", False)
+        ids = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
+        return self.llm.tokenizer.batch_decode(ids, skip_special_tokens=True)

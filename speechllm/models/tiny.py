@@ -1,0 +1,227 @@
+"""Tiny models built from configs: tests and the demo's bootstrap never download weights.
+
+Each builder writes its hyperparameters out as literals (overridable by keyword), returns
+the same wrapper a real checkpoint would give, and needs no network.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from peft import LoraConfig
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    HubertConfig,
+    HubertModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2Model,
+    WavLMConfig,
+    WavLMModel,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperModel,
+)
+
+from speechllm.models.encoder import AudioEncoder
+from speechllm.models.llm import LLM
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer (256 bytes + specials, no merges): any text, no download."""
+    byte_vocab = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + sorted(byte_vocab))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
+
+
+def _wave_config(cls: type, overrides: dict[str, Any]) -> Any:
+    settings: dict[str, Any] = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16, 16),
+        conv_stride=(5, 4, 4, 4),  # 320 samples: 20 ms frames, like the real models
+        conv_kernel=(10, 8, 4, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        mask_time_prob=0.0,
+    )
+    settings.update(overrides)
+    return cls(**settings)
+
+
+def tiny_encoder(
+    kind: str = "whisper", last_layer_only: bool = False, **overrides: Any
+) -> AudioEncoder:
+    """A tiny randomly initialised encoder: ``whisper`` (log-mel, 1 s windows), ``wavlm``,
+    ``hubert`` or ``wav2vec2`` (raw waveform, 20 ms frames)."""
+    if kind == "whisper":
+        settings: dict[str, Any] = dict(
+            num_mel_bins=80,
+            d_model=32,
+            encoder_layers=2,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_layers=1,
+            decoder_attention_heads=2,
+            decoder_ffn_dim=64,
+            max_source_positions=50,
+            dropout=0.1,
+            vocab_size=64,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+        )
+        settings.update(overrides)
+        config = WhisperConfig(**settings)
+        extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, chunk_length=1)
+        return AudioEncoder(WhisperModel(config), extractor, last_layer_only)
+    models_by_kind = {
+        "wavlm": (WavLMConfig, WavLMModel),
+        "hubert": (HubertConfig, HubertModel),
+        "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+    }
+    if kind not in models_by_kind:
+        raise ValueError(f"unknown tiny encoder {kind!r}; use whisper or {list(models_by_kind)}")
+    config_cls, model_cls = models_by_kind[kind]
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    )
+    return AudioEncoder(model_cls(_wave_config(config_cls, overrides)), extractor, last_layer_only)
+
+
+def tiny_llm(
+    kind: str = "llama",
+    adapters: dict[str, LoraConfig] | None = None,
+    **overrides: Any,
+) -> LLM:
+    """A tiny randomly initialised LLM over the byte tokenizer: ``llama``, ``gpt2`` or ``t5``."""
+    tokenizer = tiny_tokenizer()
+    ids = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    if kind == "llama":
+        settings: dict[str, Any] = dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            bos_token_id=tokenizer.bos_token_id,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        settings.update(overrides)
+        model = LlamaForCausalLM(LlamaConfig(**settings))
+    elif kind == "gpt2":
+        settings = dict(
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            n_positions=512,
+            bos_token_id=tokenizer.bos_token_id,
+            **ids,
+        )
+        settings.update(overrides)
+        model = GPT2LMHeadModel(GPT2Config(**settings))
+    elif kind == "t5":
+        settings = dict(
+            d_model=32,
+            d_kv=16,
+            d_ff=64,
+            num_layers=2,
+            num_heads=2,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            **ids,
+        )
+        settings.update(overrides)
+        model = T5ForConditionalGeneration(T5Config(**settings))
+    else:
+        raise ValueError(f"unknown tiny LLM {kind!r}; use llama, gpt2 or t5")
+    return LLM(model.eval(), tokenizer, adapters)
+
+
+def tiny_lora(r: int = 4, target_modules: list[str] | None = None) -> LoraConfig:
+    """LoRA on the attention projections of any tiny LLM above."""
+    return LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        lora_dropout=0.0,
+        target_modules=target_modules or ["q_proj", "v_proj", "c_attn", "q", "v"],
+    )
+
+
+def tiny_batches(
+    num_batches: int = 4,
+    batch_size: int = 4,
+    words: tuple[str, ...] = ("red", "green", "blue", "black", "white", "yellow"),
+    tasks: tuple[str, ...] = ("asr",),
+    sampling_rate: int = 16000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Fixed batches in the data contract whose targets are learnable from the audio.
+
+    Each word is a tone at its own pitch, so a loss that falls with only the downsampler
+    training proves that gradients reach it through the splice. Durations vary (0.4-1.0 s),
+    so every batch is padded. ``asr`` targets are the word; other tasks get the word's
+    index parity (``even``/``odd``) as a stand-in label.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(num_batches):
+        idx = torch.randint(len(words), (batch_size,), generator=gen).tolist()
+        lengths = (torch.rand(batch_size, generator=gen) * 0.6 + 0.4) * sampling_rate
+        lengths = lengths.long()
+        audio = torch.zeros(batch_size, int(lengths.max()))
+        for b, (w, n) in enumerate(zip(idx, lengths.tolist(), strict=True)):
+            t = torch.arange(n) / sampling_rate
+            audio[b, :n] = torch.sin(2 * math.pi * (150.0 + 120.0 * w) * t)
+            audio[b, :n] += 0.05 * torch.randn(n, generator=gen)
+        task = [tasks[int(torch.randint(len(tasks), (1,), generator=gen))] for _ in idx]
+        batches.append(
+            {
+                "audio": audio,
+                "audio_lengths": lengths,
+                "instructions": [f"do {t}" for t in task],
+                "targets": [
+                    words[w] if t == "asr" else ("even", "odd")[w % 2]
+                    for w, t in zip(idx, task, strict=True)
+                ],
+                "tasks": task,
+                "ids": [f"tiny-{len(batches)}-{b}" for b in range(batch_size)],
+            }
+        )
+    return batches

@@ -1,0 +1,193 @@
+"""The training curriculum: stages that change what trains and which tasks are drawn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.strategies import DDPStrategy
+
+from speechllm.training.module import SpeechLLMModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    """One curriculum stage.
+
+    Args:
+        name: shown in logs and stored in checkpoints.
+        trainable: groups that train: ``downsampler``, ``layer_weights``, ``lora`` (every
+            declared adapter) or ``lora.<name>``.
+        tasks: task mixture weights drawn by the data side (``{"asr": 1.0}``).
+        steps: optimizer steps in this stage; ``None`` runs until ``monitor`` stops
+            improving, or to the end of training for the last stage.
+        monitor: metric whose plateau ends the stage (``val/loss``), checked at validation.
+        patience: validations without improvement before the stage ends.
+        mode: ``min`` or ``max`` for ``monitor``.
+        active_adapters: adapters that run in this stage (default: every attached one).
+    """
+
+    name: str
+    trainable: list[str]
+    tasks: dict[str, float]
+    steps: int | None = None
+    monitor: str | None = None
+    patience: int = 3
+    mode: str = "min"
+    active_adapters: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.trainable, self.tasks = list(self.trainable), dict(self.tasks)
+        if not self.trainable:
+            raise ValueError(f"stage {self.name!r}: trainable must name at least one group")
+        if (
+            not self.tasks
+            or any(w < 0 for w in self.tasks.values())
+            or not any(w > 0 for w in self.tasks.values())
+        ):
+            raise ValueError(f"stage {self.name!r}: tasks needs non-negative weights, one > 0")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"stage {self.name!r}: steps must be >= 1, got {self.steps}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"stage {self.name!r}: mode must be min or max, got {self.mode!r}")
+
+
+@dataclass
+class _Progress:
+    index: int = 0
+    start_step: int = 0
+    best: float | None = None
+    bad_evals: int = 0
+    transitions: list[tuple[int, int]] = field(default_factory=list)  # (step, stage index)
+
+
+class CurriculumCallback(L.Callback):
+    """Applies the stages: trainable groups, optimizer, task mixture; survives resume.
+
+    On a transition it attaches any adapter the new stage needs, sets ``requires_grad``,
+    re-wraps DDP (whose reducer only knows the parameters that required grad when it was
+    built) and rebuilds the optimizer and schedule from scratch, so no stale state leaks
+    from the previous stage. The stage and its progress are saved in the checkpoint;
+    the module re-attaches adapters before loading weights, this callback restores the
+    trainable set before Lightning builds the optimizer whose saved state it then loads.
+
+    Args:
+        stages: the stages, in order (``Stage`` or mappings of its fields).
+    """
+
+    def __init__(self, stages: Sequence[Stage | Mapping[str, Any]]) -> None:
+        self.stages = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
+        if not self.stages:
+            raise ValueError("a curriculum needs at least one stage")
+        for stage in self.stages[:-1]:
+            if stage.steps is None and stage.monitor is None:
+                raise ValueError(f"stage {stage.name!r} is not last: give it steps or a monitor")
+        self.progress = _Progress()
+        self._module: SpeechLLMModule | None = None
+        self._trainer: L.Trainer | None = None
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.progress.index]
+
+    @property
+    def task_names(self) -> set[str]:
+        return {t for s in self.stages for t in s.tasks}
+
+    # ---------------------------------------------------------------- Lightning hooks
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not isinstance(pl_module, SpeechLLMModule):
+            raise TypeError("CurriculumCallback drives a SpeechLLMModule")
+        self._module, self._trainer = pl_module, trainer
+        self._apply(rebuild=False)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        p, stage = self.progress, self.stage
+        last = p.index == len(self.stages) - 1
+        done = stage.steps is not None and trainer.global_step - p.start_step >= stage.steps
+        plateaued = stage.monitor is not None and p.bad_evals >= stage.patience
+        if not last and (done or plateaued):
+            self._advance(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stage, p = self.stage, self.progress
+        if stage.monitor is None or trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(stage.monitor)
+        if value is None:
+            raise KeyError(f"stage {stage.name!r} monitors {stage.monitor!r}, which is not logged")
+        value = float(value)
+        better = p.best is None or (value < p.best if stage.mode == "min" else value > p.best)
+        p.best, p.bad_evals = (value, 0) if better else (p.best, p.bad_evals + 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "index": p.index,
+            "start_step": p.start_step,
+            "best": p.best,
+            "bad_evals": p.bad_evals,
+            "transitions": [list(t) for t in p.transitions],
+            "names": [s.name for s in self.stages],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        names = [s.name for s in self.stages]
+        if state_dict["names"] != names:
+            raise ValueError(f"checkpoint curriculum {state_dict['names']} differs from {names}")
+        self.progress = _Progress(
+            state_dict["index"],
+            state_dict["start_step"],
+            state_dict["best"],
+            state_dict["bad_evals"],
+            [tuple(t) for t in state_dict["transitions"]],
+        )
+        if self._module is not None:  # setup ran: restore the trainable set before optimizers
+            self._apply(rebuild=False)
+
+    # ---------------------------------------------------------------- transitions
+    def _advance(self, trainer: L.Trainer) -> None:
+        p = self.progress
+        p.index += 1
+        p.start_step, p.best, p.bad_evals = trainer.global_step, None, 0
+        p.transitions.append((trainer.global_step, p.index))
+        log.info("curriculum: stage %d %r from step %d", p.index, self.stage.name, p.start_step)
+        self._apply(rebuild=True)
+
+    def _apply(self, rebuild: bool) -> None:
+        module, trainer, stage = self._module, self._trainer, self.stage
+        module.model.set_trainable(stage.trainable, stage.active_adapters)
+        module.schedule_horizon = stage.steps
+        datamodule = getattr(trainer, "datamodule", None)
+        if hasattr(datamodule, "set_mixture_schedule"):
+            datamodule.set_mixture_schedule(self.mixture_schedule())
+        if rebuild:
+            strategy = trainer.strategy
+            if isinstance(strategy, DDPStrategy):
+                strategy.model = strategy._setup_model(strategy.lightning_module)
+            strategy.setup_optimizers(trainer)
+
+    def mixture_schedule(self) -> list[tuple[int, dict[str, float]]]:
+        """``(first optimizer step, task weights)`` for every stage whose start is known.
+
+        Known means already entered, or reached through stages of fixed length, so the data
+        side can draw batch ``k`` as a pure function of ``k`` (exact resume with prefetch).
+        """
+        p = self.progress
+        starts = {0: 0, **{index: step for step, index in p.transitions}}
+        schedule = [(starts[i], self.stages[i].tasks) for i in range(p.index + 1)]
+        step = p.start_step
+        for i in range(p.index, len(self.stages) - 1):
+            if self.stages[i].steps is None:
+                break
+            step += self.stages[i].steps
+            if i + 1 > p.index:
+                schedule.append((step, self.stages[i + 1].tasks))
+        return schedule

@@ -1,0 +1,45 @@
+"""Learning-rate schedules: linear warm-up, then cosine or linear decay."""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def warmup_decay(
+    optimizer: Optimizer,
+    total_steps: int,
+    warmup_steps: int = 100,
+    decay: str = "cosine",
+    min_ratio: float = 0.1,
+) -> LambdaLR:
+    """Warm up linearly for ``warmup_steps``, then decay to ``min_ratio`` of the peak.
+
+    The curriculum builds a fresh optimizer at each stage, so the schedule restarts with the
+    stage and ``total_steps`` is the stage's length (or the run's when the stage is open).
+
+    Args:
+        optimizer: the optimizer to schedule.
+        total_steps: steps over which to decay; past it the rate stays at ``min_ratio``.
+        warmup_steps: linear warm-up length (capped at ``total_steps``).
+        decay: ``cosine``, ``linear`` or ``constant``.
+        min_ratio: final rate as a fraction of the peak.
+    """
+    if decay not in ("cosine", "linear", "constant"):
+        raise ValueError(f"decay must be cosine, linear or constant, got {decay!r}")
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    warmup_steps = min(warmup_steps, total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if decay == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
+        return min_ratio + (1 - min_ratio) * shape
+
+    return LambdaLR(optimizer, factor)

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from speechllm.models.tiny import tiny_encoder
+
+
+@pytest.mark.parametrize("kind", ["whisper", "wavlm", "hubert", "wav2vec2"])
+def test_encoder_is_frozen_and_stays_in_eval(kind: str) -> None:
+    enc = tiny_encoder(kind)
+    enc.train()
+    assert not enc.model.training
+    assert not any(p.requires_grad for p in enc.model.parameters())
+    assert all(p.requires_grad for p in enc.layer_weights.parameters())
+
+
+def _wave_inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    audio = torch.zeros(len(lengths), max(lengths))
+    for i, n in enumerate(lengths):
+        audio[i, :n] = torch.randn(n)
+    return audio, torch.tensor(lengths)
+
+
+@pytest.mark.parametrize("kind", ["wavlm", "hubert", "wav2vec2"])
+def test_waveform_padding_does_not_leak(kind: str) -> None:
+    enc = tiny_encoder(kind).train()  # train mode must not enable dropout
+    audio, lengths = _wave_inputs([16000, 9000, 4000])
+    frames, mask = enc(audio, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        alone, alone_mask = enc(audio[i : i + 1, :n], lengths[i : i + 1])
+        m = int(alone_mask.sum())
+        assert int(mask[i].sum()) == m == int(enc.output_lengths(torch.tensor(n)))
+        torch.testing.assert_close(frames[i, :m], alone[0], atol=1e-4, rtol=1e-4)
+        assert frames[i, m:].abs().sum() == 0
+
+
+def test_whisper_long_input_is_chunked_not_truncated() -> None:
+    enc = tiny_encoder("whisper").eval()
+    window = enc.window_frames
+    assert window == 100
+    feats = torch.randn(2, 80, 3 * window)
+    lengths = torch.tensor([250, 60])  # 2.5 windows and 0.6 of one
+    frames, mask = enc(feats, lengths)
+    assert mask.sum(-1).tolist() == [125, 30]
+    # each window is encoded on its own: the second window of item 0 equals encoding it alone
+    alone, _ = enc(feats[:1, :, window : 2 * window], torch.tensor([window]))
+    torch.testing.assert_close(frames[0, 50:100], alone[0])
+    assert frames[1, 30:].abs().sum() == 0
+
+
+def test_layer_weights_mix_all_hidden_states_and_last_only() -> None:
+    enc = tiny_encoder("wavlm")
+    assert enc.layer_weights.logits.numel() == enc.model.config.num_hidden_layers + 1
+    audio, lengths = _wave_inputs([8000])
+    mixed, _ = enc(audio, lengths)
+    hidden = enc.model(audio, output_hidden_states=True).hidden_states
+    torch.testing.assert_close(mixed[0], torch.stack(hidden).mean(0)[0], atol=1e-5, rtol=1e-5)
+    last = tiny_encoder("wavlm", last_layer_only=True)
+    assert list(last.layer_weights.parameters()) == []

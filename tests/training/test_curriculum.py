@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from speechllm.training.curriculum import CurriculumCallback, Stage
+from tests.training.tiny_world import FixedBatches, make_module, make_trainer
+
+STAGES = [
+    {
+        "name": "align",
+        "trainable": ["downsampler", "layer_weights"],
+        "tasks": {"asr": 1.0},
+        "steps": 3,
+    },
+    {
+        "name": "lora_warmup",
+        "trainable": ["downsampler", "layer_weights", "lora"],
+        "tasks": {"asr": 1.0},
+        "steps": 3,
+    },
+    {
+        "name": "multitask",
+        "trainable": ["downsampler", "layer_weights", "lora"],
+        "tasks": {"asr": 1.0, "ic": 0.5},
+    },
+]
+
+
+class Recorder(L.Callback):
+    """Per optimizer step: stage, loss, params that require grad and params the optimizer
+    holds, and the values of every parameter."""
+
+    def __init__(self, curriculum: CurriculumCallback) -> None:
+        self.curriculum = curriculum
+        self.steps: list[dict[str, Any]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        names = {id(p): n for n, p in pl_module.named_parameters()}
+        in_optimizer = {
+            names[id(p)] for g in trainer.optimizers[0].param_groups for p in g["params"]
+        }
+        self.steps.append(
+            {
+                "stage": self.curriculum.stage.name,
+                "loss": float(outputs["loss"]),
+                "requires_grad": {n for n, p in pl_module.named_parameters() if p.requires_grad},
+                "in_optimizer": in_optimizer,
+            }
+        )
+
+
+def snapshot(module: L.LightningModule) -> dict[int, torch.Tensor]:
+    """Values by parameter identity (peft renames wrapped weights but keeps the tensors)."""
+    return {id(p): p.detach().clone() for p in module.parameters()}
+
+
+def run(stages, steps: int, batches, module=None, extra=(), ckpt_path=None, **trainer_kwargs):
+    module = module or make_module()
+    curriculum = CurriculumCallback(stages)
+    recorder = Recorder(curriculum)
+    data = FixedBatches(batches)
+    trainer = make_trainer(steps, [curriculum, recorder, *extra], **trainer_kwargs)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return module, curriculum, recorder, data, trainer
+
+
+def test_each_stage_trains_exactly_its_groups(batches) -> None:
+    module = make_module()
+    before = snapshot(module)
+    module, curriculum, rec, data, trainer = run(STAGES, 9, batches, module)
+    assert [s["stage"] for s in rec.steps] == ["align"] * 3 + ["lora_warmup"] * 3 + [
+        "multitask"
+    ] * 3
+    for step in rec.steps:
+        assert step["requires_grad"] == step["in_optimizer"]  # nothing stale, nothing missing
+    stage1, stage2 = rec.steps[0]["requires_grad"], rec.steps[3]["requires_grad"]
+    assert stage1 and all(
+        n.startswith(("model.downsampler", "model.encoder.layer_weights")) for n in stage1
+    )
+    lora = stage2 - stage1
+    assert lora and all("lora_" in n for n in lora)
+    assert rec.steps[6]["requires_grad"] == stage2
+    for name, p in module.named_parameters():
+        if name in stage2:
+            assert id(p) not in before or not torch.equal(p, before[id(p)]), f"{name} did not train"
+            assert p.grad is None or p.grad.abs().sum() > 0
+        else:  # encoder and LLM base weights: bit-identical
+            assert torch.equal(p, before[id(p)]), f"frozen {name} changed"
+    lora_b = [p for n, p in module.named_parameters() if "lora_B" in n]
+    assert all(p.abs().sum() > 0 for p in lora_b)  # B starts at zero: it trained
+    assert curriculum.progress.transitions == [(3, 1), (6, 2)]
+
+
+def test_lora_absent_in_stage_one_and_optimizer_updates_only_new_set(batches) -> None:
+    module, _, rec, _, trainer = run(STAGES[:2], 3, batches)
+    assert module.model.llm.attached_adapters == []
+    assert not any("lora_" in n for n in rec.steps[-1]["in_optimizer"])
+    assert len(trainer.optimizers[0].state) == len(rec.steps[-1]["in_optimizer"])
+
+
+def test_data_side_gets_the_mixture_schedule(batches) -> None:
+    _, _, _, data, _ = run(STAGES, 7, batches)
+    assert data.schedules[0] == [(0, {"asr": 1.0}), (3, {"asr": 1.0}), (6, {"asr": 1.0, "ic": 0.5})]
+    assert data.schedules[-1] == data.schedules[0]
+
+
+def test_resume_mid_stage_two_continues_exactly(batches, tmp_path) -> None:
+    _, _, full, _, _ = run(STAGES, 8, batches)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=4, save_top_k=-1)
+    run(STAGES, 4, batches, extra=[ckpt], enable_checkpointing=True)
+    path = next(tmp_path.glob("*step=4.ckpt"))
+    saved = torch.load(path, weights_only=True)
+    assert saved["state_dict"] and all(
+        k.startswith(("model.downsampler", "model.encoder.layer_weights")) or "lora_" in k
+        for k in saved["state_dict"]
+    )  # trainable weights only: the frozen bases are never written
+    module = make_module()  # same frozen bases (they come from their own checkpoints) ...
+    for p in module.model.downsampler.parameters():  # ... but trainable weights scrambled
+        torch.nn.init.normal_(p)
+    module, curriculum, resumed, _, trainer = run(STAGES, 8, batches, module, ckpt_path=path)
+    assert trainer.global_step == 8
+    assert [s["stage"] for s in resumed.steps] == [s["stage"] for s in full.steps[4:]]
+    assert resumed.steps[0]["stage"] == "lora_warmup"
+    torch.testing.assert_close(
+        torch.tensor([s["loss"] for s in resumed.steps]),
+        torch.tensor([s["loss"] for s in full.steps[4:]]),
+        atol=1e-6,
+        rtol=1e-5,
+    )
+
+
+def test_loss_falls_in_every_stage(batches) -> None:
+    stages = [dict(s, steps=30) for s in STAGES[:2]] + [dict(STAGES[2])]
+    _, _, rec, _, _ = run(stages, 90, batches, make_module(lr=1e-2))
+    for name in ("align", "lora_warmup", "multitask"):
+        losses = [s["loss"] for s in rec.steps if s["stage"] == name]
+        first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
+        assert last < 0.85 * first, f"{name}: {first:.3f} -> {last:.3f}"
+
+
+def test_stage_validation() -> None:
+    with pytest.raises(ValueError, match="steps or a monitor"):
+        CurriculumCallback(
+            [{"name": "a", "trainable": ["downsampler"], "tasks": {"asr": 1}}, STAGES[2]]
+        )
+    with pytest.raises(ValueError, match="tasks"):
+        Stage("a", ["downsampler"], {"asr": 0.0}, steps=2)
