@@ -213,6 +213,14 @@ class SpeechLLM(nn.Module):
         return SpeechLLMOutput(item_sum.sum() / item_tokens.sum(), item_sum, item_tokens)
 
     # ---------------------------------------------------------------- inference
+    def embed_prompts(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, instructions: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded prompt embeddings (audio spliced in) and attention mask, for decoding."""
+        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
+        embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
+        return embeds, mask
+
     @torch.no_grad()
     def generate(
         self,
@@ -223,8 +231,7 @@ class SpeechLLM(nn.Module):
         **generate_kwargs: Any,
     ) -> list[str]:
         """Greedy (or any ``generate`` setting) answers for a batch, one string per item."""
-        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
-        embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
+        embeds, mask = self.embed_prompts(audio, audio_lengths, instructions)
         generate_kwargs.setdefault("do_sample", False)
         ids = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
         return self.llm.tokenizer.batch_decode(ids, skip_special_tokens=True)
