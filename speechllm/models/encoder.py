@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+from pathlib import Path
+
 import torch
 from torch import nn
-from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 
@@ -67,10 +70,25 @@ class AudioEncoder(nn.Module):
     def from_pretrained(
         cls, name_or_path: str, last_layer_only: bool = False, **model_kwargs
     ) -> AudioEncoder:
-        """Load any HF audio model (Whisper, WavLM, HuBERT, wav2vec2) by hub id or local path."""
-        model = AutoModel.from_pretrained(name_or_path, **model_kwargs)
+        """Load any HF audio model (Whisper, WavLM, HuBERT, wav2vec2) by hub id or local path.
+
+        A saved encoder-only model (``WhisperEncoder``) loads as itself; anything else through
+        ``AutoModel`` (for Whisper that is the full model, whose encoder is kept).
+        """
+        config = AutoConfig.from_pretrained(name_or_path)
+        arch = (config.architectures or [""])[0]
+        loader = AutoModel
+        if arch.endswith("Encoder"):
+            kind = config.model_type
+            loader = getattr(import_module(f"transformers.models.{kind}.modeling_{kind}"), arch)
+        model = loader.from_pretrained(name_or_path, **model_kwargs)
         extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
         return cls(model, extractor, last_layer_only=last_layer_only)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """The frozen model and its feature extractor, loadable by :meth:`from_pretrained`."""
+        self.model.save_pretrained(path)
+        self.feature_extractor.save_pretrained(path)
 
     @property
     def hidden_size(self) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +123,32 @@ class LLM(nn.Module):
         self.set_adapters(active=self.active_adapters + [name], trainable=[])
 
     def save_adapter(self, name: str, path: str | Path) -> Path:
-        """Write adapter ``name`` as a standard peft folder; returns that folder."""
+        """Write adapter ``name`` as a standard peft folder at ``path``."""
         if name not in self.attached_adapters:
             raise KeyError(f"adapter {name!r} is not attached")
-        self.model.save_pretrained(str(path), selected_adapters=[name])
-        # peft nests every adapter but "default" under its name.
-        folder = Path(path) if name == "default" else Path(path) / name
-        return folder
+        with tempfile.TemporaryDirectory() as tmp:
+            self.model.save_pretrained(tmp, selected_adapters=[name])
+            # peft nests every adapter but "default" under its own name
+            written = Path(tmp) if name == "default" else Path(tmp) / name
+            shutil.copytree(written, path, dirs_exist_ok=True)
+        return Path(path)
+
+    def save_base(self, path: str | Path) -> None:
+        """The frozen base (adapter layers stripped, merged ones kept) and the tokenizer."""
+        model = self.base_model
+        state = {
+            k.replace(".base_layer.", "."): v
+            for k, v in model.state_dict().items()
+            if "lora_" not in k
+        }
+        model.save_pretrained(path, state_dict=state)
+        self.tokenizer.save_pretrained(path)
+
+    def merge_adapters(self) -> None:
+        """Fold the active adapters into the base weights and drop every adapter."""
+        if isinstance(self.model, PeftModel):
+            self.model = self.model.merge_and_unload(adapter_names=self.active_adapters)
+        self.active_adapters = []
 
     def set_adapters(self, active: list[str], trainable: list[str]) -> None:
         """Make exactly ``active`` adapters run and exactly ``trainable`` ones require grad."""

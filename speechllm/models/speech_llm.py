@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,6 +76,22 @@ class SpeechLLM(nn.Module):
         self.llm = llm
         self.prompt_template = prompt_template
 
+    # ---------------------------------------------------------------- saving
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **overrides: Any) -> SpeechLLM:
+        """Load an export folder (``speechllm-export``); frozen bases come from their ids."""
+        from speechllm.models.pretrained import load_pretrained
+
+        return load_pretrained(path, **overrides)
+
+    def save_pretrained(
+        self, path: str | Path, config: dict[str, Any], merge_lora: bool = False
+    ) -> Path:
+        """Write an export folder; ``config`` is the Hydra node this model was built from."""
+        from speechllm.models.pretrained import save_pretrained
+
+        return save_pretrained(self, path, config, merge_lora)
+
     # ---------------------------------------------------------------- trainable groups
     def group_parameters(self, group: str) -> list[nn.Parameter]:
         """Parameters of ``downsampler``, ``layer_weights``, ``lora`` or ``lora.<name>``."""
@@ -119,6 +136,26 @@ class SpeechLLM(nn.Module):
         """Downsampler, layer weights and every adapter: what a checkpoint must hold."""
         keep = {id(p) for g in TRAINABLE_GROUPS for p in self.group_parameters(g)}
         return {n: p.detach() for n, p in self.named_parameters() if id(p) in keep}
+
+    def load_trainable_state_dict(
+        self, state: dict[str, torch.Tensor], adapters: list[str]
+    ) -> None:
+        """Attach ``adapters`` if missing, then load every trainable weight from ``state``.
+
+        Frozen bases are not in ``state``; any trainable weight missing from it is an error,
+        so a checkpoint from another architecture cannot half-load silently.
+        """
+        for name in adapters:
+            if name not in self.llm.attached_adapters:
+                self.llm.attach_adapter(name)
+        expected = set(self.trainable_state_dict())
+        missing, extra = expected - set(state), set(state) - expected
+        if missing or extra:
+            raise KeyError(
+                f"trainable weights do not match: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(extra)[:5]}"
+            )
+        self.load_state_dict(state, strict=False)
 
     # ---------------------------------------------------------------- splicing
     def encode_audio(

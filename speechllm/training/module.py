@@ -13,6 +13,7 @@ from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
+from speechllm.training.rng import rng_state, set_rng_state
 from speechllm.training.schedule import warmup_decay
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], Optimizer]
@@ -33,6 +34,8 @@ class SpeechLLMModule(L.LightningModule):
             is the current curriculum stage's length, else ``trainer.max_steps``.
         trainable: groups to train when no curriculum sets them.
         weight_decay: applied to matrices only (not norms, biases or layer weights).
+        max_nonfinite_steps: consecutive steps with a non-finite loss or gradient that are
+            skipped (and counted in ``train/skipped_steps``) before the run stops.
     """
 
     def __init__(
@@ -42,13 +45,18 @@ class SpeechLLMModule(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         trainable: list[str] | None = None,
         weight_decay: float = 0.01,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer or partial(AdamW, lr=1e-3)
         self.scheduler_factory = scheduler or partial(warmup_decay, warmup_steps=100)
         self.weight_decay = weight_decay
+        self.max_nonfinite_steps = max_nonfinite_steps
         self.schedule_horizon: int | None = None
+        self.model_config: dict[str, Any] | None = None  # the Hydra node, kept for export
+        self.skipped_steps = 0
+        self._nonfinite_run = 0
         self.strict_loading = False  # frozen bases are not in checkpoints; checked by hand
         self.model.set_trainable(list(trainable or ["downsampler", "layer_weights"]))
 
@@ -56,11 +64,41 @@ class SpeechLLMModule(L.LightningModule):
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
         return self.model(**batch)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if not batch["ids"]:  # every item was bad and skipped: a zero step keeps DDP in step
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        loss = self._step(batch, "train")
+        # Every rank must agree, or DDP would wait forever for a rank that skipped.
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        if not finite:
+            self._skip("loss")
+            return None
+        return loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            self._skip("gradient")
+            for group in optimizer.param_groups:  # AdamW leaves params without grads alone
+                for p in group["params"]:
+                    p.grad = None
+            return
+        self._nonfinite_run = 0
+
+    def _skip(self, what: str) -> None:
+        self.skipped_steps += 1
+        self._nonfinite_run += 1
+        self.log("train/skipped_steps", float(self.skipped_steps), reduce_fx="max")
+        if self._nonfinite_run > self.max_nonfinite_steps:
+            raise RuntimeError(
+                f"{self._nonfinite_run} steps in a row had a non-finite {what} (limit "
+                f"max_nonfinite_steps={self.max_nonfinite_steps}); lower the learning rate or "
+                "check the data. The last good checkpoint is untouched."
+            )
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        return self._step(batch, "val") if batch["ids"] else None
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
         out = self(batch)
@@ -100,14 +138,25 @@ class SpeechLLMModule(L.LightningModule):
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = {f"model.{k}" for k in self.model.trainable_state_dict()}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["speechllm"] = {"adapters": self.model.llm.attached_adapters}
+        state = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        broken = [k for k, v in state.items() if not torch.isfinite(v).all()]
+        if broken:
+            raise RuntimeError(
+                f"refusing to write a checkpoint with non-finite weights: {broken[:3]}"
+            )
+        checkpoint["state_dict"] = state
+        checkpoint["speechllm"] = {
+            "adapters": self.model.llm.attached_adapters,
+            "config": self.model_config,
+            "skipped_steps": self.skipped_steps,
+            "rng": rng_state(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        for name in checkpoint.get("speechllm", {}).get("adapters", []):
-            if name not in self.model.llm.attached_adapters:
-                self.model.llm.attach_adapter(name)
-        expected = {f"model.{k}" for k in self.model.trainable_state_dict()}
-        missing = expected - set(checkpoint["state_dict"])
-        if missing:
-            raise KeyError(f"checkpoint lacks trainable weights: {sorted(missing)[:5]} ...")
+        extra = checkpoint.get("speechllm", {})
+        self.skipped_steps = extra.get("skipped_steps", 0)
+        if "rng" in extra:
+            set_rng_state(extra["rng"])
+        prefix = "model."
+        state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items()}
+        self.model.load_trainable_state_dict(state, extra.get("adapters", []))

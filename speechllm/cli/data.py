@@ -1,0 +1,141 @@
+"""``speechllm-data``: check manifests and import corpora.
+
+speechllm-data check train.jsonl dev.jsonl          # every problem with file:line, summary
+speechllm-data import librispeech ROOT train-clean-100 out/train.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from tqdm import tqdm
+
+from speechllm.data.audio import load_audio
+from speechllm.data.errors import DataError
+from speechllm.data.importers import covost2, lhotse, librispeech, slurp
+from speechllm.data.manifest import ManifestEntry, read_manifests
+from speechllm.data.tasks import get_task
+
+HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)
+"""Upper bounds (seconds) of the duration histogram bins; the last bin is open."""
+
+
+def check(paths: Sequence[str], audio: bool) -> int:
+    """Validate manifests (and their audio), print problems and a summary.
+
+    Args:
+        paths: Manifest files.
+        audio: Also decode every audio segment.
+
+    Returns:
+        The number of problems found.
+    """
+    problems: list[DataError] = []
+    entries = read_manifests(paths, problems.append)
+    if audio:
+        good = []
+        for entry in tqdm(entries, desc="decoding audio", unit="item", file=sys.stderr):
+            try:
+                load_audio(entry.audio, None, entry.offset, entry.duration)
+            except DataError as error:
+                problems.append(error.at(entry.source, entry.line))
+            else:
+                good.append(entry)
+        entries = good
+    for problem in sorted(problems, key=lambda p: (p.source or "", p.line or 0)):
+        print(f"ERROR {problem}")
+    print(summary(entries))
+    reasons = Counter(p.reason for p in problems)
+    print(
+        f"{len(problems)} problem(s)" + (f": {dict(sorted(reasons.items()))}" if problems else "")
+    )
+    return len(problems)
+
+
+def summary(entries: Sequence[ManifestEntry]) -> str:
+    """Hours per task, a duration histogram and the label distribution of classification tasks."""
+    lines = [f"{len(entries)} valid item(s)", "", "task       items      hours"]
+    by_task: dict[str, list[ManifestEntry]] = {}
+    for entry in entries:
+        by_task.setdefault(entry.task, []).append(entry)
+    for task, items in sorted(by_task.items()):
+        lines.append(f"{task:<8} {len(items):>7} {sum(e.duration for e in items) / 3600:>10.3f}")
+    lines += ["", "duration (s)   items"]
+    bins = Counter(next((i for i, edge in enumerate(HISTOGRAM_EDGES) if e.duration < edge),
+                        len(HISTOGRAM_EDGES)) for e in entries)  # fmt: skip
+    bounds = (0, *HISTOGRAM_EDGES)
+    for i, low in enumerate(bounds):
+        label = f"{low}-{bounds[i + 1]}" if i + 1 < len(bounds) else f">={low}"
+        lines.append(f"{label:<12} {bins[i]:>7}")
+    for task, items in sorted(by_task.items()):
+        if get_task(task).metric in ("accuracy", "uar"):
+            counts = Counter(e.target for e in items).most_common(20)
+            lines += ["", f"labels of {task}: " + ", ".join(f"{t}={n}" for t, n in counts)]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="speechllm-data", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_cmd = commands.add_parser("check", help="validate manifests and their audio")
+    check_cmd.add_argument("manifests", nargs="+", help="JSONL manifest(s)")
+    check_cmd.add_argument(
+        "--audio", action=argparse.BooleanOptionalAction, default=True, help="decode all audio"
+    )
+    check_cmd.set_defaults(run=lambda a: int(check(a.manifests, a.audio) > 0))
+    imports = commands.add_parser("import", help="write a manifest from a corpus").add_subparsers(
+        dest="corpus", required=True
+    )
+    cmd = imports.add_parser("librispeech", help="LibriSpeech split -> asr")
+    cmd.add_argument("root", help="folder holding the split folders")
+    cmd.add_argument("split", help="e.g. train-clean-100")
+    cmd.add_argument("out", help="output JSONL")
+    cmd.set_defaults(importer=lambda a: librispeech.to_manifest(a.root, a.split, a.out))
+    cmd = imports.add_parser("slurp", help="SLURP split -> asr, ic, sf")
+    cmd.add_argument("annotations", help="slurp/dataset/slurp/<split>.jsonl")
+    cmd.add_argument("audio_dir", help="slurp_real folder")
+    cmd.add_argument("out", help="output JSONL")
+    cmd.add_argument("--tasks", nargs="+", default=["asr", "ic", "sf"])
+    cmd.set_defaults(
+        importer=lambda a: slurp.to_manifest(a.annotations, a.audio_dir, a.out, a.tasks)
+    )
+    cmd = imports.add_parser("covost2", help="CoVoST 2 TSV -> st (and asr)")
+    cmd.add_argument("tsv", help="CoVoST 2 split TSV")
+    cmd.add_argument("clips_dir", help="Common Voice clips folder")
+    cmd.add_argument("out", help="output JSONL")
+    cmd.add_argument("--src-lang", required=True)
+    cmd.add_argument("--tgt-lang", required=True)
+    cmd.add_argument("--tasks", nargs="+", default=["st"])
+    cmd.set_defaults(
+        importer=lambda a: covost2.to_manifest(
+            a.tsv, a.clips_dir, a.out, a.src_lang, a.tgt_lang, a.tasks
+        )
+    )
+    cmd = imports.add_parser("lhotse", help="lhotse cuts.jsonl.gz -> one task")
+    cmd.add_argument("cuts", help="cuts.jsonl.gz")
+    cmd.add_argument("out", help="output JSONL")
+    cmd.add_argument("--task", default="asr")
+    cmd.add_argument("--lang", default=None)
+    cmd.set_defaults(importer=lambda a: lhotse.to_manifest(a.cuts, a.out, a.task, a.lang))
+    for corpus in imports.choices.values():
+        corpus.set_defaults(run=_run_import)
+    return parser
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    count = args.importer(args)
+    print(f"wrote {count} line(s) to {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``speechllm-data``; returns the exit code (1 when problems were found)."""
+    args = _parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Config checks that run before anything is built: a typo fails in a second, not an hour."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from hydra._internal.utils import _locate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from speechllm.models.speech_llm import TRAINABLE_GROUPS
+
+HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+class ConfigError(ValueError):
+    """A config problem, named by its dotted key."""
+
+
+def _signature(target: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(target.__init__ if inspect.isclass(target) else target)
+
+
+def check_targets(cfg: Any, path: str = "") -> None:
+    """Every ``_target_`` resolves, and every key beside it is one of its parameters."""
+    if isinstance(cfg, ListConfig):
+        for i, item in enumerate(cfg):
+            check_targets(item, f"{path}[{i}]")
+        return
+    if not isinstance(cfg, DictConfig):
+        return
+    if "_target_" in cfg:
+        name = cfg._target_
+        try:
+            target = _locate(name)
+        except ImportError as err:
+            raise ConfigError(f"{path}._target_: cannot import {name!r} ({err})") from err
+        params = _signature(target).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        for key in cfg:
+            if key in HYDRA_KEYS or key in params or takes_any:
+                continue
+            close = difflib.get_close_matches(str(key), list(params), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}.{key}: {name} has no parameter {key!r}{hint}".lstrip("."))
+    for key in cfg:
+        if key not in HYDRA_KEYS:
+            check_targets(cfg._get_node(key), f"{path}.{key}".lstrip("."))
+
+
+def check_curriculum(cfg: DictConfig, known_tasks: set[str]) -> None:
+    """Stage tasks exist and trainable groups name declared adapters."""
+    adapters = set(OmegaConf.select(cfg, "llm.adapters") or {})
+    for i, stage in enumerate(OmegaConf.select(cfg, "curriculum.stages") or []):
+        where = f"curriculum.stages[{i}]"
+        unknown = set(stage.get("tasks", {})) - known_tasks
+        if unknown:
+            raise ConfigError(
+                f"{where}.tasks: unknown tasks {sorted(unknown)}; known: {sorted(known_tasks)}"
+            )
+        for group in stage.get("trainable", []):
+            if group.startswith("lora."):
+                if group[5:] not in adapters:
+                    raise ConfigError(
+                        f"{where}.trainable: adapter {group[5:]!r} is not declared "
+                        f"in llm.adapters ({sorted(adapters)})"
+                    )
+            elif group not in TRAINABLE_GROUPS:
+                raise ConfigError(
+                    f"{where}.trainable: unknown group {group!r}; use "
+                    f"{list(TRAINABLE_GROUPS)} or lora.<name>"
+                )
+            if group == "lora" and not adapters:
+                raise ConfigError(f"{where}.trainable: 'lora' but llm.adapters is empty")
+
+
+def validate(cfg: DictConfig) -> None:
+    """All checks, without building a model or reading data."""
+    from speechllm.data.tasks import TASKS
+
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        raise ConfigError(f"missing values for: {sorted(missing)}")
+    check_targets(cfg)
+    check_curriculum(cfg, set(TASKS))

@@ -1,0 +1,33 @@
+"""Data side of speechllm: manifests, audio, features, tasks, instructions, samplers.
+
+Names are imported on first use, so ``speechllm-data`` starts without loading Lightning or
+transformers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {
+    "speechllm.data.audio": ("SpecAugment", "load_audio"),
+    "speechllm.data.datamodule": ("BadItemReport", "SpeechDataModule"),
+    "speechllm.data.dataset": ("SpeechDataset", "collate"),
+    "speechllm.data.errors": ("AudioError", "DataError", "ManifestError"),
+    "speechllm.data.features": ("Featurizer", "collate_features"),
+    "speechllm.data.instructions": ("instruction_for", "sample_instruction"),
+    "speechllm.data.manifest": ("ManifestEntry", "read_manifest", "read_manifests",
+                                "write_manifest"),
+    "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
+                               "Schedule", "padding_efficiency"),
+    "speechllm.data.tasks": ("TASKS", "Task", "get_task", "register_task"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_MODULE_OF[name]), name)

@@ -1,0 +1,112 @@
+"""Decode audio to the encoder's rate, refusing audio that would silently poison training."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.transforms as T
+
+from speechllm.data.errors import AudioError
+
+TRUNCATION_TOLERANCE_S = 0.1
+"""Audio shorter than the manifest's duration by more than this is reported as truncated (the
+WAV reader silently stops at the end of a cut-off file)."""
+
+
+def load_audio(
+    path: str, sample_rate: int | None, offset: float = 0.0, duration: float | None = None
+) -> torch.Tensor:
+    """Read a (segment of a) WAV/FLAC/OGG/MP3 file as mono float32 at ``sample_rate``.
+
+    Args:
+        path: Audio file.
+        sample_rate: Rate to resample to (the encoder's); ``None`` keeps the file's rate.
+        offset: Segment start in seconds.
+        duration: Segment length in seconds; ``None`` reads to the end. Reading less than this
+            (beyond ``TRUNCATION_TOLERANCE_S``) raises a ``truncated`` error.
+
+    Returns:
+        A 1-D float32 tensor.
+
+    Raises:
+        AudioError: The file is missing, unreadable, truncated, empty or holds NaN/inf samples.
+    """
+    if not os.path.exists(path):
+        raise AudioError(f"audio file not found: {path}", reason="missing_file")
+    try:
+        with sf.SoundFile(path) as f:
+            rate = f.samplerate
+            start = round(offset * rate)
+            if start:
+                f.seek(min(start, f.frames))
+            frames = -1 if duration is None else round(duration * rate)
+            data = f.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(f"unreadable audio {path}: {error}", reason="unreadable") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"no samples in {path} (offset {offset} s)", reason="empty_audio")
+    if duration is not None and data.shape[0] / rate < duration - TRUNCATION_TOLERANCE_S:
+        raise AudioError(
+            f"truncated audio {path}: read {data.shape[0] / rate:.2f} s of {duration:.2f} s",
+            reason="truncated",
+        )
+    if not np.isfinite(data).all():
+        raise AudioError(f"NaN or inf samples in {path}", reason="nan_audio")
+    waveform = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
+    if sample_rate is not None and rate != sample_rate:
+        waveform = _resampler(rate, sample_rate)(waveform)
+    return waveform
+
+
+@lru_cache(maxsize=16)
+def _resampler(orig: int, new: int) -> T.Resample:
+    """Cached so the sinc kernel is built once per rate pair, not once per file."""
+    return T.Resample(orig, new)
+
+
+@dataclass(frozen=True)
+class SpecAugment:
+    """SpecAugment (Park et al., 2019) for log-mel features, applied to training items only.
+
+    Masks cover only the item's real frames so padding stays recognisable, and are filled with
+    the item's mean so a mask looks like flat noise rather than an impossible value.
+    """
+
+    freq_masks: int = 2
+    """Number of frequency masks."""
+    freq_width: int = 27
+    """Maximum width of a frequency mask in mel bins."""
+    time_masks: int = 2
+    """Number of time masks."""
+    time_width: int = 40
+    """Maximum width of a time mask in frames (40 frames = 0.4 s at Whisper's 10 ms hop)."""
+
+    def __post_init__(self) -> None:
+        if min(self.freq_masks, self.freq_width, self.time_masks, self.time_width) < 0:
+            raise ValueError("SpecAugment mask counts and widths must be >= 0")
+
+    def __call__(self, features: torch.Tensor, valid_length: int, seed: int) -> torch.Tensor:
+        """Mask a copy of ``features`` (n_mels, frames) within its first ``valid_length`` frames.
+
+        Args:
+            features: Log-mel features.
+            valid_length: Number of real (unpadded) frames.
+            seed: Seeds the masks, so a run is reproducible whatever worker loads the item.
+        """
+        out = features.clone()
+        real = out[:, :valid_length]
+        fill = float(real.mean())
+        n_mels, frames = real.shape
+        masks = [T.FrequencyMasking(min(self.freq_width, n_mels))] * self.freq_masks + [
+            T.TimeMasking(min(self.time_width, frames))
+        ] * self.time_masks
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for mask in masks:
+                real.copy_(mask(real, mask_value=fill))
+        return out

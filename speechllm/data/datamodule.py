@@ -1,0 +1,205 @@
+"""The Lightning data module: manifests in, contract batches out, resumable and DDP-safe."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from speechllm.data.audio import SpecAugment
+from speechllm.data.dataset import SpeechDataset, collate
+from speechllm.data.errors import DataError
+from speechllm.data.features import Featurizer
+from speechllm.data.manifest import read_manifests
+from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
+
+log = logging.getLogger(__name__)
+
+
+class SpeechDataModule(L.LightningDataModule):
+    """Training batches from an endless task mixture, eval batches ordered by duration.
+
+    Needs ``Trainer(use_distributed_sampler=False)`` (the samplers shard by rank themselves) and,
+    since the training stream is endless, ``max_steps`` with an integer ``val_check_interval``.
+
+    Args:
+        featurizer: The encoder's featurizer.
+        train_manifests: JSONL manifests for training.
+        val_manifests: JSONL manifests for validation (merged into one loader).
+        test_manifests: JSONL manifests for testing (merged into one loader).
+        max_batch_seconds: Cap on padded audio seconds per batch.
+        max_batch_items: Optional cap on items per batch.
+        pool_size: Items sorted together by duration when forming training batches.
+        num_workers: DataLoader worker processes.
+        seed: Seed of the training stream and of instruction sampling.
+        skip_bad: Skip, count and report bad lines and audio instead of raising.
+        spec_augment: SpecAugment training features (log-mel featurizers only).
+        instruction_split: Template split for validation and test (``seen`` or ``heldout``).
+        mixture_schedule: (first optimizer step, task weights) pairs; ``None`` weighs tasks by
+            hours of audio. Usually set by the curriculum via :meth:`set_mixture_schedule`.
+    """
+
+    def __init__(
+        self,
+        featurizer: Featurizer,
+        train_manifests: Sequence[str] = (),
+        val_manifests: Sequence[str] = (),
+        test_manifests: Sequence[str] = (),
+        *,
+        max_batch_seconds: float = 200.0,
+        max_batch_items: int | None = None,
+        pool_size: int = 1000,
+        num_workers: int = 2,
+        seed: int = 0,
+        skip_bad: bool = False,
+        spec_augment: bool = False,
+        instruction_split: str = "seen",
+        mixture_schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__()
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        if spec_augment and not featurizer.is_log_mel:
+            raise ValueError("spec_augment needs a log-mel (Whisper) featurizer")
+        if instruction_split not in ("seen", "heldout"):
+            raise ValueError(
+                f"instruction_split must be seen or heldout, not {instruction_split!r}"
+            )
+        self.featurizer = featurizer
+        self.manifests = {
+            "train": list(train_manifests),
+            "val": list(val_manifests),
+            "test": list(test_manifests),
+        }
+        self.batching = Batching(max_batch_seconds, max_batch_items, pool_size)
+        self.num_workers = num_workers
+        self.seed = seed
+        self.skip_bad = skip_bad
+        self.spec_augment = SpecAugment() if spec_augment else None
+        self.instruction_split = instruction_split
+        self.mixture_schedule = None if mixture_schedule is None else _plain(mixture_schedule)
+        self.datasets: dict[str, SpeechDataset] = {}
+        self._bad: dict[tuple[str | None, int | None, str], DataError] = {}
+        self._train_sampler: MultitaskBatchSampler | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read (once) the manifests the stage needs."""
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+        for split in splits.get(stage, ("train", "val", "test")):
+            if split in self.datasets or not self.manifests[split]:
+                continue
+            on_error = self._record if self.skip_bad else None
+            entries = read_manifests(self.manifests[split], on_error)
+            self.datasets[split] = SpeechDataset(
+                entries,
+                self.featurizer,
+                seed=self.seed,
+                instruction_split="seen" if split == "train" else self.instruction_split,
+                spec_augment=self.spec_augment if split == "train" else None,
+                skip_bad=self.skip_bad,
+            )
+
+    def set_mixture_schedule(self, schedule: Schedule) -> None:
+        """Set the task mixture; a training stream already running follows it from its next
+        batch on (batches the workers already prefetched keep the old mixture)."""
+        self.mixture_schedule = _plain(schedule)
+        if self._train_sampler is not None:
+            self._train_sampler.set_schedule(self.mixture_schedule)
+
+    def train_dataloader(self) -> DataLoader:
+        """The endless training stream, resumed at ``global_step * accumulate_grad_batches``."""
+        dataset = self._dataset("train")
+        trainer = self.trainer
+        accumulate = trainer.accumulate_grad_batches if trainer else 1
+        self._train_sampler = MultitaskBatchSampler(
+            [entry.task for entry in dataset.entries],
+            [entry.duration for entry in dataset.entries],
+            self.batching,
+            self.mixture_schedule,
+            accumulate_grad_batches=accumulate,
+            seed=self.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            start_batch=trainer.global_step * accumulate if trainer else 0,
+        )
+        return self._loader(dataset, self._train_sampler)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("test")
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Take the dropped items' errors out of the batch and count them."""
+        for error in batch.pop("bad_items", []):
+            self._record(error)
+        return batch
+
+    def bad_item_report(self) -> dict[str, list[str]]:
+        """Skipped lines by reason, each as ``file:line: message``; every bad line once."""
+        report: dict[str, list[str]] = {}
+        for error in self._bad.values():
+            report.setdefault(error.reason, []).append(str(error))
+        return dict(sorted(report.items()))
+
+    def _record(self, error: DataError) -> None:
+        key = (error.source, error.line, error.reason)
+        if key not in self._bad:
+            log.warning("skipping bad item: %s", error)
+            self._bad[key] = error
+
+    def _dataset(self, split: str) -> SpeechDataset:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        if split not in self.datasets:
+            raise ValueError(f"no {split} manifests were given")
+        return self.datasets[split]
+
+    def _eval_loader(self, split: str) -> DataLoader | list:
+        if not self.manifests[split]:
+            return []
+        dataset = self._dataset(split)
+        trainer = self.trainer
+        sampler = EvalBatchSampler(
+            [entry.duration for entry in dataset.entries],
+            self.batching,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+        )
+        return self._loader(dataset, sampler)
+
+    def _loader(self, dataset: SpeechDataset, sampler: Any) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+class BadItemReport(L.Callback):
+    """Logs the data module's skipped-item counts at the end of each validation run."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not isinstance(datamodule, SpeechDataModule):
+            return
+        report = datamodule.bad_item_report()
+        if report:
+            counts = ", ".join(f"{reason}={len(items)}" for reason, items in report.items())
+            log.warning("skipped bad items so far: %s; details: %s", counts, report)
+
+
+def _plain(schedule: Schedule) -> Schedule:
+    """Plain Python values from a schedule that may come from OmegaConf."""
+    return [
+        (int(step), {str(t): float(w) for t, w in dict(weights).items()})
+        for step, weights in schedule
+    ]

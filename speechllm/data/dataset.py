@@ -1,0 +1,108 @@
+"""Manifest entries to model-ready items, and items to contract batches (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from speechllm.data.audio import SpecAugment, load_audio
+from speechllm.data.errors import DataError
+from speechllm.data.features import Featurizer, collate_features
+from speechllm.data.instructions import SPLITS, instruction_for
+from speechllm.data.manifest import ManifestEntry
+from speechllm.data.sampler import ItemKey
+
+
+class SpeechDataset(Dataset):
+    """Loads, featurizes and instructs manifest entries, indexed by :class:`ItemKey`.
+
+    Randomness (template choice, SpecAugment) is seeded by (seed, batch, index), so an item looks
+    the same whichever worker loads it and whether or not the run was resumed.
+
+    Args:
+        entries: Validated manifest entries.
+        featurizer: The encoder's featurizer.
+        seed: Seed for per-item randomness.
+        instruction_split: Template split (``"seen"`` for training).
+        spec_augment: Masks for log-mel features (training only), or ``None``.
+        skip_bad: Return a bad item's :class:`DataError` instead of raising it, so the collator
+            can drop and report it.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[ManifestEntry],
+        featurizer: Featurizer,
+        *,
+        seed: int = 0,
+        instruction_split: str = "seen",
+        spec_augment: SpecAugment | None = None,
+        skip_bad: bool = False,
+    ) -> None:
+        if instruction_split not in SPLITS:
+            raise ValueError(
+                f"instruction_split must be one of {SPLITS}, got {instruction_split!r}"
+            )
+        if spec_augment is not None and not featurizer.is_log_mel:
+            raise ValueError("spec_augment needs a log-mel (Whisper) featurizer")
+        self.entries = list(entries)
+        self.featurizer = featurizer
+        self.seed = seed
+        self.instruction_split = instruction_split
+        self.spec_augment = spec_augment
+        self.skip_bad = skip_bad
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, key: ItemKey | int) -> dict[str, Any] | DataError:
+        index, batch = key if isinstance(key, ItemKey) else (key, 0)
+        entry = self.entries[index]
+        item_seed = (self.seed * 1_000_003 + batch) * 1_000_003 + index
+        try:
+            waveform = load_audio(
+                entry.audio, self.featurizer.sampling_rate, entry.offset, entry.duration
+            )
+        except DataError as error:
+            located = error.at(entry.source, entry.line)
+            if self.skip_bad:
+                return located
+            raise located from None
+        features, length = self.featurizer(waveform)
+        if self.spec_augment is not None:
+            features = self.spec_augment(features, length, item_seed)
+        return {
+            "features": features,
+            "length": length,
+            "instruction": instruction_for(entry, self.instruction_split, random.Random(item_seed)),
+            "target": entry.target,
+            "task": entry.task,
+            "id": entry.id,
+        }
+
+
+def collate(items: Sequence[dict[str, Any] | DataError]) -> dict[str, Any]:
+    """Build a contract batch, dropping bad items.
+
+    Besides the contract keys the batch has ``bad_items``: the :class:`DataError` of each dropped
+    item (the data module pops and counts them). When every item was bad the batch has zero rows
+    (``audio`` of shape ``(0,)``); the training step should skip it.
+    """
+    good = [item for item in items if not isinstance(item, DataError)]
+    if good:
+        audio, lengths = collate_features([(item["features"], item["length"]) for item in good])
+    else:
+        audio, lengths = torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    return {
+        "audio": audio,
+        "audio_lengths": lengths,
+        "instructions": [item["instruction"] for item in good],
+        "targets": [item["target"] for item in good],
+        "tasks": [item["task"] for item in good],
+        "ids": [item["id"] for item in good],
+        "bad_items": [item for item in items if isinstance(item, DataError)],
+    }

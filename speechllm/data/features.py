@@ -1,0 +1,124 @@
+"""Turn a waveform into the encoder's input with the encoder's own Hugging Face extractor.
+
+Two input kinds (see the batch contract in docs/architecture.md)::
+
+    waveform encoders (wav2vec2, WavLM, HuBERT)   (samples,)          valid = samples
+    Whisper                                        (n_mels, W * win)   valid = samples // hop
+                                                   W = whole windows covering the audio
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import AutoFeatureExtractor, SequenceFeatureExtractor, WhisperFeatureExtractor
+
+
+class Featurizer:
+    """Computes one item's encoder input independently of the other items in its batch.
+
+    Whisper audio is padded to a whole number of encoder windows rather than truncated to one, so
+    long audio keeps every frame (the encoder processes it window by window).
+
+    Args:
+        extractor: A ``WhisperFeatureExtractor`` or a waveform extractor with ``feature_size=1``
+            (``Wav2Vec2FeatureExtractor``).
+    """
+
+    def __init__(self, extractor: SequenceFeatureExtractor) -> None:
+        self.is_log_mel = isinstance(extractor, WhisperFeatureExtractor)
+        if not self.is_log_mel and extractor.feature_size != 1:
+            raise ValueError(
+                f"unsupported feature extractor {type(extractor).__name__}: expected Whisper "
+                "log-mel or a waveform extractor with feature_size=1"
+            )
+        self.extractor = extractor
+        self.sampling_rate: int = extractor.sampling_rate
+        self.frame_rate: float = (
+            extractor.sampling_rate / extractor.hop_length
+            if self.is_log_mel
+            else self.sampling_rate
+        )
+        """Units of ``valid_length`` per second of audio."""
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str) -> Featurizer:
+        """Wrap the feature extractor saved with an encoder checkpoint (local or on the Hub)."""
+        return cls(AutoFeatureExtractor.from_pretrained(name_or_path))
+
+    def __call__(self, waveform: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Featurize one item.
+
+        Args:
+            waveform: 1-D float tensor at ``self.sampling_rate``.
+
+        Returns:
+            ``(features, valid_length)``: ``(samples,)`` and ``samples`` for waveform encoders;
+            ``(n_mels, frames)`` padded to whole windows and the number of real frames for Whisper.
+        """
+        if waveform.dim() != 1 or waveform.numel() == 0:
+            raise ValueError(
+                f"expected a non-empty 1-D waveform, got shape {tuple(waveform.shape)}"
+            )
+        samples = waveform.numel()
+        if self.is_log_mel:
+            return self._log_mel(waveform), max(1, samples // self.extractor.hop_length)
+        out = self.extractor(
+            waveform.numpy(), sampling_rate=self.sampling_rate, return_tensors="pt"
+        )
+        return out["input_values"][0], samples
+
+    def _log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Whisper log-mel over whole windows.
+
+        The STFT runs on the audio plus two FFT lengths of zeros only (unless that nearly fills
+        the windows); later frames are all silence, so they copy the last computed one. Same
+        values as featurizing the fully padded audio (tested), several times faster for short
+        items. Dithered extractors add noise to the padding too, so they take the slow path.
+        """
+        extractor = self.extractor
+        samples = waveform.numel()
+        windows = math.ceil(samples / extractor.n_samples)
+        if extractor.dither:
+            out = extractor(
+                waveform.numpy(),
+                sampling_rate=self.sampling_rate,
+                padding="max_length",
+                max_length=windows * extractor.n_samples,
+                truncation=False,
+                return_tensors="pt",
+            )
+            return out["input_features"][0]
+        frames = windows * extractor.nb_max_frames
+        padded = windows * extractor.n_samples
+        length = samples + 2 * extractor.n_fft
+        if length + extractor.n_fft > padded:  # the STFT's end reflection would see real audio
+            length = padded
+        audio = np.zeros(length, dtype=np.float32)
+        audio[:samples] = waveform.numpy()
+        head = torch.from_numpy(extractor._torch_extract_fbank_features(audio))[:, :frames]
+        silence = head[:, -1:].expand(-1, frames - head.shape[-1])
+        return torch.cat([head, silence], dim=-1)
+
+
+def collate_features(
+    items: Sequence[tuple[torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack featurized items, zero-padding the last dimension to the longest.
+
+    Args:
+        items: ``(features, valid_length)`` pairs from one :class:`Featurizer`.
+
+    Returns:
+        ``audio`` (B, ..., max_len) and ``audio_lengths`` (B,) long.
+    """
+    if not items:
+        raise ValueError("cannot collate an empty list of items")
+    longest = max(features.shape[-1] for features, _ in items)
+    audio = items[0][0].new_zeros((len(items), *items[0][0].shape[:-1], longest))
+    for row, (features, _) in enumerate(items):
+        audio[row, ..., : features.shape[-1]] = features
+    return audio, torch.tensor([length for _, length in items], dtype=torch.long)

@@ -1,0 +1,1 @@
+"""Corpus importers: each ``to_manifest(...)`` writes a speechllm JSONL manifest."""

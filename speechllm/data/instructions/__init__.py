@@ -1,0 +1,97 @@
+"""Instruction templates: ``<task>.yaml`` files with ``seen:`` (training) and ``heldout:``
+(evaluating generalisation to unseen wordings) template lists.
+
+Templates may use ``{keyword}`` (``meta.keyword``), ``{tgt_lang}`` (language name from the
+``tgt_lang`` code) and ``{labels}`` (comma-separated label set); a template is only drawn when
+all of its placeholders are known for the item.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from speechllm.data.manifest import ManifestEntry
+from speechllm.data.tasks import get_task
+
+SPLITS = ("seen", "heldout")
+
+LANGUAGES = {
+    "ar": "Arabic", "ca": "Catalan", "cy": "Welsh", "de": "German", "en": "English",
+    "es": "Spanish", "et": "Estonian", "fa": "Persian", "fr": "French", "id": "Indonesian",
+    "it": "Italian", "ja": "Japanese", "lv": "Latvian", "mn": "Mongolian", "nl": "Dutch",
+    "pt": "Portuguese", "ru": "Russian", "sl": "Slovenian", "sv": "Swedish", "ta": "Tamil",
+    "tr": "Turkish", "zh": "Chinese",
+}  # fmt: skip
+"""Language names for ``{tgt_lang}`` (the CoVoST 2 languages); other codes are used verbatim."""
+
+__all__ = ["LANGUAGES", "SPLITS", "instruction_for", "load_templates", "sample_instruction"]
+
+
+@cache
+def load_templates(task: str) -> dict[str, tuple[str, ...]]:
+    """Templates of a task by split, read from ``speechllm/data/instructions/<task>.yaml``."""
+    path = resources.files(__name__) / f"{task}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no instruction templates for task {task!r}: add {task}.yaml")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    templates = {}
+    for split in SPLITS:
+        items = data.get(split) if isinstance(data, dict) else None
+        if not items or not all(isinstance(t, str) for t in items):
+            raise ValueError(f"{task}.yaml: {split!r} must be a non-empty list of strings")
+        templates[split] = tuple(items)
+    return templates
+
+
+def sample_instruction(
+    task: str, rng: random.Random, split: str = "seen", **fields: str | None
+) -> str:
+    """Draw one template of ``task`` whose placeholders are all given, and fill it.
+
+    Args:
+        task: Task name.
+        rng: Source of randomness (seeded by the caller for reproducibility).
+        split: ``"seen"`` for training, ``"heldout"`` to evaluate unseen wordings.
+        **fields: Placeholder values (``keyword``, ``tgt_lang``, ``labels``); ``None`` means
+            unknown, so templates using it are skipped.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    known = {key for key, value in fields.items() if value is not None}
+    usable = [t for t in load_templates(task)[split] if _placeholders(t) <= known]
+    if not usable:
+        raise ValueError(
+            f"no {split} template of task {task!r} can be filled with fields {sorted(known)}"
+        )
+    return rng.choice(usable).format(**fields)
+
+
+def instruction_for(entry: ManifestEntry, split: str, rng: random.Random) -> str:
+    """The instruction for a manifest entry: its own ``instruction`` or a sampled template.
+
+    Args:
+        entry: The manifest entry.
+        split: Template split, as in :func:`sample_instruction`.
+        rng: Source of randomness.
+    """
+    if entry.instruction:
+        return entry.instruction
+    labels = entry.labels or get_task(entry.task).labels
+    return sample_instruction(
+        entry.task,
+        rng,
+        split,
+        keyword=entry.meta.get("keyword"),
+        tgt_lang=LANGUAGES.get(entry.tgt_lang, entry.tgt_lang) if entry.tgt_lang else None,
+        labels=", ".join(labels) if labels else None,
+    )
+
+
+@cache
+def _placeholders(template: str) -> frozenset[str]:
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)

@@ -1,0 +1,208 @@
+"""JSONL manifests: one utterance-task pair per line, validated with file:line errors.
+
+A line looks like::
+
+    {"id": "utt-1", "audio": "wavs/utt-1.flac", "duration": 2.41, "task": "asr",
+     "target": "turn off the kitchen lights"}
+
+Relative ``audio`` paths resolve against the manifest's folder, so a corpus folder can move.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from speechllm.data.errors import DataError, ManifestError
+from speechllm.data.tasks import TASKS
+
+REQUIRED = ("id", "audio", "task", "target")
+OPTIONAL = ("duration", "offset", "instruction", "lang", "tgt_lang", "labels", "meta")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One validated manifest line; ``audio`` is an absolute path."""
+
+    id: str
+    audio: str
+    task: str
+    target: str
+    duration: float
+    offset: float = 0.0
+    instruction: str | None = None
+    lang: str | None = None
+    tgt_lang: str | None = None
+    labels: tuple[str, ...] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    """Manifest file the entry came from."""
+    line: int = 0
+    """1-based line number in ``source``."""
+
+
+def read_manifest(
+    path: str | os.PathLike, on_error: Callable[[DataError], None] | None = None
+) -> list[ManifestEntry]:
+    """Read and validate one JSONL manifest.
+
+    Args:
+        path: The manifest file.
+        on_error: Called with each bad line's error, which is then skipped; ``None`` raises the
+            first error instead.
+
+    Returns:
+        The valid entries in file order.
+    """
+    return read_manifests([path], on_error)
+
+
+def read_manifests(
+    paths: Sequence[str | os.PathLike], on_error: Callable[[DataError], None] | None = None
+) -> list[ManifestEntry]:
+    """Read several manifests, rejecting ids that repeat within or across them.
+
+    Args:
+        paths: Manifest files, read in order.
+        on_error: As in :func:`read_manifest`.
+    """
+    entries: list[ManifestEntry] = []
+    first_seen: dict[str, str] = {}
+    for path in paths:
+        source = str(path)
+        with open(path, encoding="utf-8") as f:
+            for number, text in enumerate(f, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    entry = parse_line(text, source, number)
+                    if entry.id in first_seen:
+                        raise ManifestError(
+                            f"duplicate id {entry.id!r} (first at {first_seen[entry.id]})",
+                            reason="duplicate_id",
+                            source=source,
+                            line=number,
+                        )
+                except DataError as error:
+                    if on_error is None:
+                        raise
+                    on_error(error)
+                    continue
+                first_seen[entry.id] = f"{source}:{number}"
+                entries.append(entry)
+    return entries
+
+
+def parse_line(text: str, source: str, line: int) -> ManifestEntry:
+    """Validate one manifest line; raises :class:`ManifestError` naming ``source:line``."""
+
+    def fail(message: str, reason: str) -> ManifestError:
+        return ManifestError(message, reason=reason, source=source, line=line)
+
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        message = f"malformed JSON: {error.msg} at column {error.colno}"
+        raise fail(message, "malformed_json") from None
+    if not isinstance(record, dict):
+        raise fail("a line must be a JSON object", "malformed_json")
+    missing = [key for key in REQUIRED if key not in record]
+    if missing:
+        raise fail(f"missing required field(s) {missing}", "missing_field")
+    unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise fail(f"unknown field(s) {unknown}; put free-form data under 'meta'", "bad_field")
+    for key in ("id", "audio", "task", "target", "instruction", "lang", "tgt_lang"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise fail(f"field {key!r} must be a string", "bad_field")
+    if not record["id"]:
+        raise fail("empty id", "bad_field")
+    if record["task"] not in TASKS:
+        raise fail(f"unknown task {record['task']!r}; known: {sorted(TASKS)}", "unknown_task")
+    if not record["target"].strip():
+        raise fail("empty target", "empty_target")
+    labels = record.get("labels")
+    if labels is not None and not (
+        isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)
+    ):
+        raise fail("'labels' must be a non-empty list of strings", "bad_field")
+    meta = record.get("meta", {})
+    if not isinstance(meta, dict):
+        raise fail("'meta' must be an object", "bad_field")
+    offset = _seconds(record.get("offset", 0.0), "offset", fail)
+    folder = os.path.dirname(os.path.abspath(source))
+    audio = os.path.normpath(os.path.join(folder, record["audio"]))
+    if record.get("duration") is None:
+        duration = _measure(audio, offset, fail)
+    else:
+        duration = _seconds(record["duration"], "duration", fail)
+        if duration == 0:
+            raise fail("duration is 0", "empty_audio")
+    return ManifestEntry(
+        id=record["id"],
+        audio=audio,
+        task=record["task"],
+        target=record["target"],
+        duration=duration,
+        offset=offset,
+        instruction=record.get("instruction"),
+        lang=record.get("lang"),
+        tgt_lang=record.get("tgt_lang"),
+        labels=tuple(labels) if labels is not None else None,
+        meta=meta,
+        source=source,
+        line=line,
+    )
+
+
+def _seconds(value: Any, key: str, fail: Callable[[str, str], ManifestError]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(f"field {key!r} must be a number of seconds", "bad_field")
+    if not math.isfinite(value) or value < 0:
+        raise fail(f"field {key!r} must be finite and >= 0, got {value}", "bad_field")
+    return float(value)
+
+
+def _measure(audio: str, offset: float, fail: Callable[[str, str], ManifestError]) -> float:
+    """Duration from the file header, for lines that omit ``duration``."""
+    if not os.path.exists(audio):
+        raise fail(f"audio file not found: {audio}", "missing_file")
+    try:
+        info = sf.info(audio)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise fail(f"unreadable audio {audio}: {error}", "unreadable") from None
+    duration = info.frames / info.samplerate - offset
+    if duration <= 0:
+        raise fail(f"no audio after offset {offset} s in {audio}", "empty_audio")
+    return duration
+
+
+def write_manifest(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:
+    """Write records as JSONL, making absolute ``audio`` paths relative to the manifest folder.
+
+    Args:
+        records: Manifest records (``id``, ``audio``, ``task``, ``target`` and optional fields).
+        path: Output file; its folder is created.
+
+    Returns:
+        The number of lines written.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = out.parent.resolve()
+    count = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for record in records:
+            audio = Path(record["audio"])
+            if audio.is_absolute():
+                record = {**record, "audio": os.path.relpath(audio, folder)}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -1,0 +1,129 @@
+"""Saving and loading a trained SpeechLLM as a folder (safetensors + config, no pickle).
+
+::
+
+    out/
+      config.json             how to rebuild the model: its Hydra node (+ seed, format)
+      trainable.safetensors   downsampler + layer weights
+      adapters/<name>/        each LoRA adapter as a standard peft folder
+      tokenizer/              the LLM's tokenizer
+      encoder/ llm/           the frozen bases, only when they cannot be loaded by id or path
+                              (built from a config) or when the adapters were merged into llm/
+      README.md               model card
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from safetensors.torch import load_file, save_file
+
+from speechllm.models.speech_llm import SpeechLLM
+
+FORMAT = 1
+LOADERS = {
+    "encoder": "speechllm.models.AudioEncoder.from_pretrained",
+    "llm": "speechllm.models.LLM.from_pretrained",
+}
+
+
+def _loadable(node: dict[str, Any]) -> bool:
+    return str(node.get("_target_", "")).endswith(".from_pretrained")
+
+
+def save_pretrained(
+    model: SpeechLLM, out: str | Path, config: dict[str, Any], merge_lora: bool = False
+) -> Path:
+    """Write ``model`` to ``out``; ``config`` is the Hydra node it was built from.
+
+    With ``merge_lora`` the active adapters are folded into the LLM (in place: the model in
+    memory is merged afterwards too) and the merged LLM is written to ``llm/``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    node = json.loads(json.dumps(config))  # a private, plain copy
+    trainable = {
+        k: v.contiguous()
+        for k, v in model.trainable_state_dict().items()
+        if k.startswith(("downsampler.", "encoder.layer_weights."))
+    }
+    save_file(trainable, out / "trainable.safetensors")
+    if not _loadable(node["encoder"]):
+        model.encoder.save_pretrained(out / "encoder")
+        node["encoder"] = _local(node["encoder"], "encoder")
+    llm_node = node["llm"]
+    if merge_lora and model.llm.attached_adapters:
+        model.llm.merge_adapters()
+    else:
+        for name in model.llm.attached_adapters:
+            model.llm.save_adapter(name, out / "adapters" / name)
+    if merge_lora or not _loadable(llm_node):
+        model.llm.save_base(out / "llm")
+        node["llm"] = _local(llm_node, "llm")
+        if merge_lora:
+            node["llm"]["adapters"] = {}
+    model.llm.tokenizer.save_pretrained(out / "tokenizer")
+    (out / "config.json").write_text(json.dumps({"format": FORMAT, "model": node}, indent=2))
+    (out / "README.md").write_text(_model_card(node, trainable, model, merge_lora))
+    return out
+
+
+def _local(node: dict[str, Any], folder: str) -> dict[str, Any]:
+    """The node rewritten to load the saved base from ``folder`` inside the export."""
+    kept = {
+        k: node[k] for k in ("last_layer_only", "adapters", "gradient_checkpointing") if k in node
+    }
+    return {"_target_": LOADERS[folder], "name_or_path": f"./{folder}", **kept}
+
+
+def load_pretrained(path: str | Path, **overrides: Any) -> SpeechLLM:
+    """Rebuild a model written by :func:`save_pretrained` (bases from their ids or paths)."""
+    path = Path(path)
+    meta = json.loads((path / "config.json").read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}/config.json: unknown export format {meta.get('format')!r}")
+    node = meta["model"]
+    for part in ("encoder", "llm"):
+        name = node[part].get("name_or_path", "")
+        if name.startswith("./"):
+            node[part]["name_or_path"] = str(path / name[2:])
+    node.update(overrides)
+    model: SpeechLLM = instantiate(node, _convert_="all")
+    adapters = sorted(p.name for p in (path / "adapters").glob("*") if p.is_dir())
+    for name in adapters:
+        model.llm.load_adapter(path / "adapters" / name, name)
+    state = load_file(path / "trainable.safetensors")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    expected = {k for k in model.trainable_state_dict() if not _is_adapter(k)}
+    if expected - set(state) or unexpected:
+        raise ValueError(
+            f"{path}: trainable weights do not match the model "
+            f"(missing {sorted(expected - set(state))}, unexpected {unexpected})"
+        )
+    return model.eval()
+
+
+def _is_adapter(key: str) -> bool:
+    return "lora_" in key
+
+
+def _model_card(
+    node: dict[str, Any], trainable: dict[str, torch.Tensor], model: SpeechLLM, merged: bool
+) -> str:
+    params = sum(v.numel() for v in trainable.values())
+    encoder = node["encoder"].get("name_or_path", node["encoder"]["_target_"])
+    adapters = ", ".join(model.llm.attached_adapters) or ("merged into llm/" if merged else "none")
+    return (
+        "# SpeechLLM export\n\n"
+        f"- encoder: `{encoder}` (frozen)\n"
+        f"- LLM: `{node['llm'].get('name_or_path', node['llm']['_target_'])}` (frozen)\n"
+        f"- downsampler + layer weights: {params:,} parameters (`trainable.safetensors`)\n"
+        f"- LoRA adapters: {adapters}\n"
+        f"- prompt template: `{node.get('prompt_template', '')}`\n\n"
+        "```python\nfrom speechllm import SpeechLLM\n"
+        'model = SpeechLLM.from_pretrained("<this folder>")\n```\n'
+    )

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from speechllm.models import SpeechLLM
+from speechllm.models.tiny import tiny_batches
+
+NODE = {
+    "_target_": "speechllm.models.SpeechLLM",
+    "encoder": {"_target_": "speechllm.models.tiny.tiny_encoder", "kind": "wavlm"},
+    "downsampler": {"_target_": "speechllm.models.ConvDownsampler", "_partial_": True},
+    "llm": {
+        "_target_": "speechllm.models.tiny.tiny_llm",
+        "kind": "llama",
+        "adapters": {
+            name: {
+                "_target_": "peft.LoraConfig",
+                "r": 4,
+                "lora_alpha": 8,
+                "target_modules": ["q_proj", "v_proj"],
+            }
+            for name in ("domain", "task")
+        },
+    },
+    "prompt_template": "<audio>{audio}</audio> {instruction}: ",
+}
+
+
+@pytest.fixture
+def trained() -> SpeechLLM:
+    """A tiny model whose trainable parts (adapters included) are far from their init."""
+    torch.manual_seed(0)
+    model: SpeechLLM = instantiate(NODE, _convert_="all")
+    model.set_trainable(["downsampler", "layer_weights", "lora"])
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.2 * torch.randn_like(p))
+    return model.eval()
+
+
+def outputs(model: SpeechLLM) -> tuple[torch.Tensor, list[str]]:
+    batch = tiny_batches(1, 3, seed=5)[0]
+    loss = model(**batch).item_loss_sum
+    text = model.generate(
+        batch["audio"],
+        batch["audio_lengths"],
+        batch["instructions"],
+        max_new_tokens=6,
+        suppress_tokens=[0, 1, 2, 3],
+    )
+    return loss, text
+
+
+def test_save_and_load_gives_the_same_model(trained, tmp_path) -> None:
+    out = trained.save_pretrained(tmp_path / "export", NODE)
+    assert sorted(p.name for p in (out / "adapters").iterdir()) == ["domain", "task"]
+    assert (out / "adapters" / "task" / "adapter_config.json").exists()
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))  # nothing to unpickle
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert config["encoder"]["name_or_path"] == "./encoder"  # tiny bases are written out
+    loaded = SpeechLLM.from_pretrained(out)
+    assert set(loaded.llm.active_adapters) == {"domain", "task"}
+    (loss_a, text_a), (loss_b, text_b) = outputs(trained), outputs(loaded)
+    torch.testing.assert_close(loss_a, loss_b)
+    assert text_a == text_b
+
+
+def test_merged_export_matches_unmerged(trained, tmp_path) -> None:
+    reference_loss, reference_text = outputs(trained)
+    out = trained.save_pretrained(tmp_path / "merged", NODE, merge_lora=True)
+    assert not (out / "adapters").exists()
+    merged = SpeechLLM.from_pretrained(out)
+    assert merged.llm.attached_adapters == []
+    loss, text = outputs(merged)
+    torch.testing.assert_close(loss, reference_loss, atol=1e-4, rtol=1e-4)
+    assert text == reference_text
+
+
+def test_missing_trainable_weights_are_an_error(trained) -> None:
+    state = trained.trainable_state_dict()
+    state.pop(next(k for k in state if k.startswith("downsampler")))
+    with pytest.raises(KeyError, match="missing"):
+        trained.load_trainable_state_dict(state, [])
