@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra._internal.utils import _locate
@@ -85,3 +86,21 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"missing values for: {sorted(missing)}")
     check_targets(cfg)
     check_curriculum(cfg, set(TASKS))
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def compose(overrides: list[str] | None = None, output_dir: str | Path | None = None) -> DictConfig:
+    """The training config as ``speechllm-train`` would compose it, for tests and scripts.
+
+    ``output_dir`` stands in for Hydra's run directory, which only exists under ``main()``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    overrides = list(overrides or [])
+    if output_dir is not None:
+        overrides.append(f"paths.output_dir={output_dir}")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("train", overrides=overrides)

@@ -80,7 +80,12 @@ for _task in (
     Task("kwe", "keyword extraction", "f1", target_format="`kw1, kw2` in order of appearance"),
     Task("er", "emotion recognition", "uar", target_format=_CLASS),
     Task("asc", "sentiment classification", "uar", target_format=_CLASS),
-    Task("sc", "speaker counting", "uar", target_format="number of speakers as digits"),
+    Task(
+        "sc",
+        "speaker counting",
+        "uar",
+        target_format="number of speakers as a word (one, two, ...)",
+    ),
     Task("ac", "accent classification", "uar", target_format=_CLASS),
     Task("sns", "speech / non-speech", "uar", ("speech", "non-speech"), _CLASS),
     Task("gr", "speaker gender", "uar", ("female", "male"), _CLASS),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from speechllm.data.tasks import TASKS
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
 from speechllm.training.rng import rng_state, set_rng_state
 from speechllm.training.schedule import warmup_decay
@@ -57,6 +57,8 @@ class SpeechLLMModule(L.LightningModule):
         self.model_config: dict[str, Any] | None = None  # the Hydra node, kept for export
         self.skipped_steps = 0
         self._nonfinite_run = 0
+        self._tasks = list(TASKS)
+        self._task_sums: dict[str, torch.Tensor] = {}
         self.strict_loading = False  # frozen bases are not in checkpoints; checked by hand
         self.model.set_trainable(list(trainable or ["downsampler", "layer_weights"]))
 
@@ -77,7 +79,7 @@ class SpeechLLMModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))) if grads else True
         if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
             self._skip("gradient")
             for group in optimizer.param_groups:  # AdamW leaves params without grads alone
@@ -102,19 +104,37 @@ class SpeechLLMModule(L.LightningModule):
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
         out = self(batch)
-        size = len(batch["tasks"])
+        show = split == "train" and self.trainer.progress_bar_callback is not None
         self.log(
-            f"{split}/loss", out.loss, batch_size=size, prog_bar=True, sync_dist=split == "val"
+            f"{split}/loss",
+            out.loss,
+            batch_size=len(batch["tasks"]),
+            prog_bar=show,
+            sync_dist=split == "val",
         )
-        sums: dict[str, list[torch.Tensor]] = defaultdict(list)
+        # Per-task token sums, logged per window rather than per step: one self.log per task
+        # per step costs more than the step itself on a tiny model.
+        sums = self._task_sums.setdefault(split, out.loss.new_zeros(len(self._tasks), 2))
         for i, task in enumerate(batch["tasks"]):
-            sums[task].append(i)
-        for task, idx in sums.items():
-            loss = out.item_loss_sum[idx].sum() / out.item_tokens[idx].sum()
-            self.log(
-                f"{split}/{task}/loss", loss.detach(), batch_size=len(idx), sync_dist=split == "val"
+            sums[self._tasks.index(task)] += torch.stack(
+                [out.item_loss_sum[i].detach(), out.item_tokens[i].to(sums.dtype)]
             )
+        if split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self._log_task_losses("train")
         return out.loss
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_task_losses("val")
+
+    def _log_task_losses(self, split: str) -> None:
+        sums = self._task_sums.pop(split, None)
+        if sums is None:
+            return
+        if split == "val":  # every rank holds a row per registered task: one all-reduce
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        for task, (loss, tokens) in zip(self._tasks, sums, strict=True):
+            if tokens > 0:
+                self.log(f"{split}/{task}/loss", loss / tokens, sync_dist=False)
 
     # ---------------------------------------------------------------- optimizers
     def configure_optimizers(self) -> dict[str, Any]:

@@ -1,0 +1,328 @@
+"""Decoding for evaluation: batched free generation, label-constrained decoding, label scores.
+
+Each item of a batch takes one of two routes, and each route runs batched::
+
+    batch ─┬─ task has labels and ──► constrained: a token trie of the labels (+ eos)
+           │  constrain_labels          restricts generation
+           └─ otherwise ────────────► free: greedy / beam search, length bounded by the audio
+
+    every item whose task has labels ─► each label scored (label_scores, for AUROC)
+
+With ``joint`` on, a model answers ``"ASR: <transcript> | <task>: <answer>"``; a trie cannot
+constrain an answer that follows a free transcript, so the label is chosen by scoring every
+label after the generated transcript (an exact search over the label set) instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from speechllm.evaluation.metrics import parse_joint
+from speechllm.models.speech_llm import SpeechLLM
+
+LENGTH_SLACK = 10
+"""Tokens allowed on top of the audio-length bound: short clips still get a whole answer."""
+
+Batch = dict[str, Any]
+
+
+@dataclass
+class DecodingConfig:
+    """How evaluation decodes; the defaults are deterministic (no sampling)."""
+
+    num_beams: int = 1
+    """Beam width; 1 is greedy search."""
+    max_new_tokens: int = 128
+    """Hard cap on generated tokens per item."""
+    repetition_penalty: float = 1.0
+    """Hugging Face's repetition penalty (1.0 = off); > 1 discourages loops."""
+    max_tokens_per_audio_second: float | None = 30.0
+    """Tokens allowed per second of audio (plus :data:`LENGTH_SLACK`), so a model stuck in a
+    loop stops near the length a real answer could have; speech runs at ~3 words/s, and 30
+    leaves room for byte-level tokenizers. None disables the bound."""
+    constrain_labels: bool = True
+    """Restrict classification answers to the task's label set."""
+    joint: bool = False
+    """The model answers ``"ASR: <transcript> | <task>: <answer>"`` (see :func:`joint_target`)."""
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.max_tokens_per_audio_second is not None and self.max_tokens_per_audio_second <= 0:
+            raise ValueError(
+                "max_tokens_per_audio_second must be > 0 or None, "
+                f"got {self.max_tokens_per_audio_second}"
+            )
+
+
+def joint_target(transcript: str, task: str, answer: str) -> str:
+    """The joint ``"ASR: <transcript> | <task>: <answer>"`` string, for training targets and
+    decoding alike, so both agree with :func:`speechllm.evaluation.metrics.parse_joint`.
+
+    Args:
+        transcript: What was said; must not contain ``|`` (the separator).
+        task: Task name.
+        answer: The task's answer.
+    """
+    if "|" in transcript:
+        raise ValueError(f"a joint transcript cannot contain '|': {transcript!r}")
+    return f"ASR: {transcript} | {task}: {answer}"
+
+
+def select(batch: Batch, indices: Sequence[int]) -> Batch:
+    """The sub-batch of ``indices``: tensors indexed on dim 0, lists picked item by item."""
+    return {
+        key: value[list(indices)]
+        if isinstance(value, torch.Tensor)
+        else [value[i] for i in indices]
+        for key, value in batch.items()
+    }
+
+
+def audio_seconds(model: SpeechLLM, audio_lengths: torch.Tensor) -> torch.Tensor:
+    """Duration of each item: ``audio_lengths`` counts samples, or mel frames for Whisper."""
+    encoder = model.encoder
+    hop = encoder.feature_extractor.hop_length if encoder.is_windowed else 1
+    return audio_lengths.double() * hop / encoder.sampling_rate
+
+
+def token_limits(
+    model: SpeechLLM, audio_lengths: torch.Tensor, config: DecodingConfig
+) -> list[int]:
+    """Per-item generation budget: ``max_new_tokens``, tightened by the audio-length bound."""
+    if config.max_tokens_per_audio_second is None:
+        return [config.max_new_tokens] * len(audio_lengths)
+    seconds = audio_seconds(model, audio_lengths).tolist()
+    return [
+        min(config.max_new_tokens, math.ceil(config.max_tokens_per_audio_second * s) + LENGTH_SLACK)
+        for s in seconds
+    ]
+
+
+def _generate(
+    model: SpeechLLM, batch: Batch, config: DecodingConfig, max_new_tokens: int, **kwargs: Any
+) -> list[list[int]]:
+    """New token ids per item, without the decoder start token and cut before ``eos``."""
+    embeds, mask = model.embed_prompts(
+        batch["audio"], batch["audio_lengths"], batch["instructions"]
+    )
+    out = model.llm.generate(
+        embeds,
+        mask,
+        max_new_tokens=max_new_tokens,
+        num_beams=config.num_beams,
+        repetition_penalty=config.repetition_penalty,
+        do_sample=False,
+        **kwargs,
+    )
+    eos, start = model.llm.eos_token_id, int(model.llm.is_encoder_decoder)
+    rows = [row[start:] for row in out.tolist()]
+    return [row[: row.index(eos)] if eos in row else row for row in rows]
+
+
+@torch.no_grad()
+def generate_free(
+    model: SpeechLLM, batch: Batch, config: DecodingConfig, **generate_kwargs: Any
+) -> list[str]:
+    """Greedy or beam-search answers for a batch, one string per item.
+
+    The batch runs to its longest item's budget (:func:`token_limits`) and each answer is then
+    cut to its own budget, so with greedy search an item's answer does not depend on the
+    items batched with it.
+
+    Args:
+        model: The speech LLM (in eval mode).
+        batch: A batch in the data contract.
+        config: Decoding settings.
+        **generate_kwargs: Further Hugging Face ``generate`` settings (e.g. ``suppress_tokens``).
+    """
+    limits = token_limits(model, batch["audio_lengths"], config)
+    rows = _generate(model, batch, config, max(limits), **generate_kwargs)
+    cut = [row[:limit] for row, limit in zip(rows, limits, strict=True)]
+    return model.llm.tokenizer.batch_decode(cut, skip_special_tokens=True)
+
+
+class LabelTrie:
+    """Every token prefix of ``labels`` (each ended by ``eos``) mapped to its allowed next tokens.
+
+    Labels sharing a prefix (``set_alarm`` / ``set_alarm_time``) share trie nodes; ``eos``
+    after a complete label is what tells them apart.
+
+    Args:
+        labels: The label set.
+        tokenize: Text -> token ids, as used for training targets.
+        eos_token_id: The token that ends every target.
+    """
+
+    def __init__(
+        self, labels: Sequence[str], tokenize: Callable[[str], list[int]], eos_token_id: int
+    ) -> None:
+        self.eos = eos_token_id
+        self.labels: dict[tuple[int, ...], str] = {}
+        self.next_tokens: dict[tuple[int, ...], set[int]] = defaultdict(set)
+        for label in labels:
+            ids = tuple(tokenize(label))
+            if not ids or ids in self.labels:
+                raise ValueError(f"label {label!r} is empty or tokenizes like another label")
+            self.labels[ids] = label
+            for i, token in enumerate((*ids, eos_token_id)):
+                self.next_tokens[ids[:i]].add(token)
+
+    def allowed(self, prefix: Sequence[int]) -> list[int]:
+        """Tokens that keep ``prefix`` inside the label set (``eos`` once it is finished)."""
+        return sorted(self.next_tokens.get(tuple(prefix), {self.eos}))
+
+    @property
+    def depth(self) -> int:
+        """Tokens of the longest label plus its ``eos``: enough steps for any label."""
+        return max(map(len, self.labels)) + 1
+
+
+@torch.no_grad()
+def generate_constrained(
+    model: SpeechLLM, batch: Batch, config: DecodingConfig, tries: Sequence[LabelTrie]
+) -> list[str]:
+    """Answers restricted to each item's label set, so every answer is one of its labels.
+
+    Args:
+        model: The speech LLM (in eval mode).
+        batch: A batch in the data contract.
+        config: Decoding settings (``num_beams``, ``repetition_penalty``).
+        tries: One label trie per item (items of different tasks can share a batch).
+    """
+    # Hugging Face passes the decoder ids: only the generated tokens for a decoder-only model
+    # fed inputs_embeds, the decoder start token first for an encoder-decoder.
+    start = int(model.llm.is_encoder_decoder)
+
+    def allowed(item: int, ids: torch.Tensor) -> list[int]:
+        return tries[item].allowed(ids[start:].tolist())
+
+    depth = max(trie.depth for trie in tries)
+    rows = _generate(model, batch, config, depth, prefix_allowed_tokens_fn=allowed)
+    return [trie.labels[tuple(row)] for trie, row in zip(tries, rows, strict=True)]
+
+
+@torch.no_grad()
+def score_labels(
+    model: SpeechLLM,
+    batch: Batch,
+    labels: Sequence[str],
+    prefixes: Sequence[str] | None = None,
+    max_rows: int = 64,
+) -> torch.Tensor:
+    """Log-probability of each label for each item, normalised over the label set.
+
+    A label's score is the summed log-likelihood of its tokens and ``eos`` (the log-probability
+    of the whole answer, the quantity decoding maximises), not the per-token mean: length
+    normalisation would favour long labels and is not a probability. A log-softmax over the
+    labels then gives a distribution whose argmax is a prediction and whose probabilities
+    feed :func:`speechllm.evaluation.metrics.auroc`.
+
+    Every (item, label) pair is one row of ``model.forward``, run ``max_rows`` rows at a time.
+
+    Args:
+        model: The speech LLM (in eval mode).
+        batch: A batch in the data contract (its ``targets`` are ignored).
+        labels: The label set (the columns).
+        prefixes: Text each item's answer starts with before the label (joint decoding's
+            ``"ASR: ... | task: "``); none by default.
+        max_rows: Rows per forward pass, to bound memory.
+
+    Returns:
+        ``(B, L)`` log-probabilities; ``exp`` of each row sums to 1.
+    """
+    n_items, n_labels = len(batch["instructions"]), len(labels)
+    total, prefixes = n_items * n_labels, prefixes or [""] * n_items
+    log_likelihood = []
+    for first in range(0, total, max_rows):
+        pairs = [divmod(r, n_labels) for r in range(first, min(first + max_rows, total))]
+        rows = select(batch, [b for b, _ in pairs])
+        rows["targets"] = [prefixes[b] + labels[j] for b, j in pairs]
+        log_likelihood.append(-model(**rows).item_loss_sum)
+    return torch.cat(log_likelihood).view(n_items, n_labels).log_softmax(-1)
+
+
+@torch.no_grad()
+def decode_batch(
+    model: SpeechLLM,
+    batch: Batch,
+    config: DecodingConfig,
+    labels_by_task: dict[str, list[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Decode a mixed-task batch, each item by its route, and return one record per item.
+
+    Items whose task has a label set are scored against it (``label_scores``: probabilities in
+    the order of ``labels_by_task[task]``) and, with ``constrain_labels``, answered with a
+    label; the rest are generated freely. With ``joint``, labelled items first generate their
+    transcript freely and the best-scoring label completes :func:`joint_target`.
+
+    Args:
+        model: The speech LLM (in eval mode).
+        batch: A batch in the data contract.
+        config: Decoding settings.
+        labels_by_task: Label set per classification task.
+
+    Returns:
+        Per item, in batch order: ``id``, ``task``, ``instruction``, ``prediction``, ``target``
+        and, for labelled tasks, ``label_scores``.
+    """
+    labels_by_task = labels_by_task or {}
+    records = [
+        {"id": i, "task": t, "instruction": ins, "target": tgt}
+        for i, t, ins, tgt in zip(
+            batch["ids"], batch["tasks"], batch["instructions"], batch["targets"], strict=True
+        )
+    ]
+    labelled = [b for b, r in enumerate(records) if r["task"] in labels_by_task]
+    constrained = labelled if config.constrain_labels and not config.joint else []
+    free = sorted(set(range(len(records))) - set(constrained))
+    if free:
+        for b, text in zip(free, generate_free(model, select(batch, free), config), strict=True):
+            records[b]["prediction"] = text
+    if constrained:
+        tries = {
+            task: LabelTrie(labels_by_task[task], model.llm.tokenize, model.llm.eos_token_id)
+            for task in {records[b]["task"] for b in constrained}
+        }
+        answers = generate_constrained(
+            model,
+            select(batch, constrained),
+            config,
+            [tries[records[b]["task"]] for b in constrained],
+        )
+        for b, answer in zip(constrained, answers, strict=True):
+            records[b]["prediction"] = answer
+    for task in {records[b]["task"] for b in labelled}:
+        _score_task(model, batch, config, records, task, labels_by_task[task])
+    return records
+
+
+def _score_task(
+    model: SpeechLLM,
+    batch: Batch,
+    config: DecodingConfig,
+    records: list[dict[str, Any]],
+    task: str,
+    labels: list[str],
+) -> None:
+    """Add ``label_scores`` to ``task``'s records (and, when joint, the best label's answer)."""
+    items = [b for b, r in enumerate(records) if r["task"] == task]
+    prefixes = None
+    if config.joint:
+        prefixes = [joint_target(parse_joint(records[b]["prediction"])[0], task, "") for b in items]
+    scores = score_labels(model, select(batch, items), labels, prefixes).exp()
+    best = scores.argmax(-1).tolist()
+    for k, b in enumerate(items):
+        records[b]["label_scores"] = scores[k].tolist()
+        if prefixes is not None and config.constrain_labels:
+            records[b]["prediction"] = prefixes[k] + labels[best[k]]

@@ -1,0 +1,147 @@
+"""speechllm-train end to end at tiny size: in process, under 2-process DDP, and killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from speechllm.cli.export import export
+from speechllm.config import compose
+from speechllm.models import SpeechLLM
+from speechllm.models.tiny import tiny_batches, write_tiny_manifest
+from speechllm.train import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return write_tiny_manifest(tmp_path_factory.mktemp("data"), 48)
+
+
+def data_overrides(manifest: Path) -> list[str]:
+    return [f"data.train_manifests=[{manifest}]", f"data.val_manifests=[{manifest}]"]
+
+
+def cli(args: list[str], run_dir: Path) -> subprocess.Popen:
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "speechllm.train",
+            *args,
+            f"hydra.run.dir={run_dir}",
+            "callbacks.progress.refresh_rate=0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def trainable(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_train_then_export_then_load(manifest: Path, tmp_path: Path) -> None:
+    cfg = compose(["experiment=tiny_smoke", *data_overrides(manifest)], output_dir=tmp_path)
+    metrics = train(cfg)
+    assert {"train/loss", "val/loss", "val/asr/loss", "val/ic/loss"} <= set(metrics)
+    ckpts = tmp_path / "checkpoints"
+    assert {p.name for p in ckpts.glob("*.ckpt")} >= {"step=3.ckpt", "step=9.ckpt", "last.ckpt"}
+    assert (tmp_path / "logs" / "metrics.csv").exists()
+    out = export(ckpts / "last.ckpt", tmp_path / "export")
+    model = SpeechLLM.from_pretrained(out)
+    state = trainable(ckpts / "last.ckpt")
+    for name, value in model.trainable_state_dict().items():
+        torch.testing.assert_close(value, state[f"model.{name}"])
+    batch = tiny_batches(1, 2)[0]
+    assert (
+        len(
+            model.generate(
+                batch["audio"], batch["audio_lengths"], batch["instructions"], max_new_tokens=4
+            )
+        )
+        == 2
+    )
+
+
+def test_ddp_two_processes_keep_ranks_identical_and_resume(manifest: Path, tmp_path: Path) -> None:
+    dump = tmp_path / "dump"
+    args = [
+        "experiment=tiny_smoke",
+        "trainer=ddp_cpu",
+        *data_overrides(manifest),
+        "+callbacks.dump._target_=tests.training.dump_trainable.DumpTrainable",
+        f"+callbacks.dump.out_dir={dump}",
+    ]
+    finish(cli([*args, "trainer.max_steps=6"], tmp_path / "run"))
+    rank0, rank1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
+    assert any("lora_" in k for k in rank0)  # stage 2 ran: LoRA attached after DDP was built
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    saved = trainable(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert set(saved) == {f"model.{k}" for k in rank0}  # LoRA + downsampler saved under DDP
+    for key in rank0:
+        torch.testing.assert_close(saved[f"model.{key}"], rank0[key])
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    finish(cli([*args, f"ckpt_path={ckpt}"], tmp_path / "resumed"))
+    assert (
+        torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)[
+            "global_step"
+        ]
+        == 9
+    )
+
+
+def test_sigkill_mid_stage_two_then_resume_matches_uninterrupted(manifest, tmp_path) -> None:
+    args = [
+        "experiment=tiny_smoke",
+        *data_overrides(manifest),
+        "trainer.max_steps=14",
+        "curriculum.stages.1.steps=8",
+        "callbacks.checkpoint.every_n_train_steps=1",
+        "trainer.val_check_interval=100",
+    ]
+    finish(cli(args, tmp_path / "full"))
+    victim = cli(args, tmp_path / "killed")
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 240
+    while not (ckpts / "step=6.ckpt").exists():  # stage 2 runs steps 3..10
+        assert victim.poll() is None and time.time() < deadline, "run ended before the kill"
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    last = trainable_step(ckpts / "last.ckpt")
+    assert 3 < last < 11, last  # in stage 2 (steps 3..10)
+    finish(cli([*args, f"ckpt_path={ckpts / 'last.ckpt'}"], tmp_path / "killed"))
+    expected = trainable(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    resumed = trainable(ckpts / "last.ckpt")
+    assert trainable_step(ckpts / "last.ckpt") == 14
+    assert set(expected) == set(resumed)
+    for key, value in expected.items():
+        torch.testing.assert_close(resumed[key], value, atol=1e-6, rtol=1e-5)
+
+
+def trainable_step(ckpt: Path) -> int:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
