@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,8 @@ class LayerWeights(nn.Module):
         self.last_only = last_only
         self.logits = None if last_only else nn.Parameter(torch.zeros(num_layers))
 
-    def forward(self, hidden_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Mix ``(layers, B, T, D)`` hidden states into ``(B, T, D)``."""
         if self.logits is None:
             return hidden_states[-1]
         if len(hidden_states) != self.logits.numel():
@@ -31,8 +33,8 @@ class LayerWeights(nn.Module):
                 f"LayerWeights holds {self.logits.numel()} weights but the encoder returned "
                 f"{len(hidden_states)} hidden states"
             )
-        weights = self.logits.softmax(0).to(hidden_states[0].dtype)
-        return torch.einsum("l,lbtd->btd", weights, torch.stack(tuple(hidden_states)))
+        weights = self.logits.softmax(0).to(hidden_states.dtype)
+        return torch.einsum("l,lbtd->btd", weights, hidden_states)
 
 
 class AudioEncoder(nn.Module):
@@ -49,6 +51,10 @@ class AudioEncoder(nn.Module):
             its encoder; the encoder is kept).
         feature_extractor: the model's Hugging Face feature extractor (the data side uses it).
         last_layer_only: use the top hidden state instead of the learned layer mix.
+        cache_hidden_states: keep every item's hidden states (float16, CPU) by utterance id
+            and reuse them: the encoder is frozen and deterministic, so after one pass over the
+            data the training steps skip it. Only for runs without audio augmentation; costs
+            ``layers x frames x hidden x 2`` bytes per utterance.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class AudioEncoder(nn.Module):
         model: PreTrainedModel,
         feature_extractor: FeatureExtractionMixin,
         last_layer_only: bool = False,
+        cache_hidden_states: bool = False,
     ) -> None:
         super().__init__()
         if getattr(model.config, "is_encoder_decoder", False):
@@ -65,10 +72,16 @@ class AudioEncoder(nn.Module):
         self.is_windowed = hasattr(model.config, "max_source_positions") and hasattr(model, "conv1")
         num_layers = model.config.num_hidden_layers + 1  # embeddings + every block
         self.layer_weights = LayerWeights(num_layers, last_only=last_layer_only)
+        self.cache_hidden_states = cache_hidden_states
+        self._cache: dict[str, torch.Tensor] = {}
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, last_layer_only: bool = False, **model_kwargs
+        cls,
+        name_or_path: str,
+        last_layer_only: bool = False,
+        cache_hidden_states: bool = False,
+        **model_kwargs: Any,
     ) -> AudioEncoder:
         """Load any HF audio model (Whisper, WavLM, HuBERT, wav2vec2) by hub id or local path.
 
@@ -83,7 +96,7 @@ class AudioEncoder(nn.Module):
             loader = getattr(import_module(f"transformers.models.{kind}.modeling_{kind}"), arch)
         model = loader.from_pretrained(name_or_path, **model_kwargs)
         extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
-        return cls(model, extractor, last_layer_only=last_layer_only)
+        return cls(model, extractor, last_layer_only, cache_hidden_states)
 
     def save_pretrained(self, path: str | Path) -> None:
         """The frozen model and its feature extractor, loadable by :meth:`from_pretrained`."""
@@ -122,22 +135,42 @@ class AudioEncoder(nn.Module):
         return self.model._get_feat_extract_output_lengths(input_lengths).long()
 
     def forward(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, keys: list[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode a padded batch.
+        """Encode a padded batch; ``keys`` (utterance ids) enable the hidden-state cache.
 
         Returns:
             frames ``(B, T, D)`` (the layer mix, zero on padding) and mask ``(B, T)`` (bool).
         """
+        lengths = self.output_lengths(audio_lengths)
+        use_cache = self.cache_hidden_states and keys is not None
         with torch.no_grad():
-            if self.is_windowed:
-                hidden = self._encode_windows(audio, audio_lengths)
+            if use_cache and all(k in self._cache for k in keys):
+                hidden = self._from_cache(keys, lengths, audio.device)
             else:
-                hidden = self._encode_waveform(audio, audio_lengths)
+                hidden = torch.stack(self._encode(audio, audio_lengths))
+                if use_cache:
+                    for b, key in enumerate(keys):
+                        self._cache[key] = hidden[:, b, : lengths[b]].to("cpu", torch.float16)
         frames = self.layer_weights(hidden)
-        lengths = self.output_lengths(audio_lengths).clamp(max=frames.shape[1])
+        lengths = lengths.clamp(max=frames.shape[1])
         mask = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
         return frames * mask[..., None].to(frames.dtype), mask
+
+    def _encode(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.is_windowed:
+            return self._encode_windows(audio, audio_lengths)
+        return self._encode_waveform(audio, audio_lengths)
+
+    def _from_cache(
+        self, keys: list[str], lengths: torch.Tensor, device: torch.device
+    ) -> torch.Tensor:
+        items = [self._cache[k] for k in keys]
+        layers, _, dim = items[0].shape
+        hidden = torch.zeros(layers, len(keys), int(lengths.max()), dim, device=device)
+        for b, item in enumerate(items):
+            hidden[:, b, : item.shape[1]] = item.to(device, hidden.dtype)
+        return hidden
 
     def _encode_waveform(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor

@@ -159,10 +159,13 @@ class SpeechLLM(nn.Module):
 
     # ---------------------------------------------------------------- splicing
     def encode_audio(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, ids: list[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio -> LLM-space embeddings ``(B, T', D)`` and their lengths ``(B,)``."""
-        frames, mask = self.encoder(audio, audio_lengths)
+        """Audio -> LLM-space embeddings ``(B, T', D)`` and their lengths ``(B,)``.
+
+        ``ids`` let a caching encoder skip utterances it has already encoded.
+        """
+        frames, mask = self.encoder(audio, audio_lengths, ids)
         embeds, mask = self.downsampler(frames, mask)
         return embeds, mask.sum(-1)
 
@@ -225,10 +228,11 @@ class SpeechLLM(nn.Module):
         audio_lengths: torch.Tensor,
         instructions: list[str],
         targets: list[str],
+        ids: list[str] | None = None,
         **_: Any,
     ) -> SpeechLLMOutput:
         """Teacher-forced loss on the targets; prompt, audio and padding are ignored."""
-        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
+        audio_embeds, lengths = self.encode_audio(audio, audio_lengths, ids)
         target_ids = self._target_ids(targets)
         embeds, mask, labels = self._splice(audio_embeds, lengths, instructions, target_ids)
         if self.llm.is_encoder_decoder:

@@ -79,7 +79,10 @@ def _wave_config(cls: type, overrides: dict[str, Any]) -> Any:
 
 
 def tiny_encoder(
-    kind: str = "whisper", last_layer_only: bool = False, **overrides: Any
+    kind: str = "whisper",
+    last_layer_only: bool = False,
+    cache_hidden_states: bool = False,
+    **overrides: Any,
 ) -> AudioEncoder:
     """A tiny randomly initialised encoder: ``whisper`` (log-mel, 1 s windows), ``wavlm``,
     ``hubert`` or ``wav2vec2`` (raw waveform, 20 ms frames)."""
@@ -104,23 +107,27 @@ def tiny_encoder(
         settings.update(overrides)
         config = WhisperConfig(**settings)
         extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, chunk_length=1)
-        return AudioEncoder(WhisperModel(config), extractor, last_layer_only)
-    models_by_kind = {
-        "wavlm": (WavLMConfig, WavLMModel),
-        "hubert": (HubertConfig, HubertModel),
-        "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
-    }
-    if kind not in models_by_kind:
-        raise ValueError(f"unknown tiny encoder {kind!r}; use whisper or {list(models_by_kind)}")
-    config_cls, model_cls = models_by_kind[kind]
-    extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=16000,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
-    )
-    return AudioEncoder(model_cls(_wave_config(config_cls, overrides)), extractor, last_layer_only)
+        model = WhisperModel(config)
+    else:
+        models_by_kind = {
+            "wavlm": (WavLMConfig, WavLMModel),
+            "hubert": (HubertConfig, HubertModel),
+            "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+        }
+        if kind not in models_by_kind:
+            raise ValueError(
+                f"unknown tiny encoder {kind!r}; use whisper or {list(models_by_kind)}"
+            )
+        config_cls, model_cls = models_by_kind[kind]
+        extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1,
+            sampling_rate=16000,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=True,
+        )
+        model = model_cls(_wave_config(config_cls, overrides))
+    return AudioEncoder(model, extractor, last_layer_only, cache_hidden_states)
 
 
 def tiny_llm(

@@ -56,3 +56,25 @@ def test_layer_weights_mix_all_hidden_states_and_last_only() -> None:
     torch.testing.assert_close(mixed[0], torch.stack(hidden).mean(0)[0], atol=1e-5, rtol=1e-5)
     last = tiny_encoder("wavlm", last_layer_only=True)
     assert list(last.layer_weights.parameters()) == []
+
+
+@pytest.mark.parametrize("kind", ["whisper", "wavlm"])
+def test_hidden_state_cache_reuses_encodings(kind: str) -> None:
+    enc = tiny_encoder(kind, cache_hidden_states=True).eval()
+    if kind == "whisper":
+        audio, lengths = torch.randn(2, 80, 200), torch.tensor([200, 70])
+    else:
+        audio, lengths = _wave_inputs([12000, 5000])
+    first, mask = enc(audio, lengths, keys=["a", "b"])
+    assert set(enc._cache) == {"a", "b"}
+    calls = []
+    enc.model.register_forward_hook(lambda *_: calls.append(1))
+    # the same utterances in the other order; their audio is not even looked at
+    again, again_mask = enc(torch.zeros_like(audio), lengths.flip(0), keys=["b", "a"])
+    assert not calls
+    n = int(mask.sum(-1).max())
+    torch.testing.assert_close(again[0, :n], first[1, :n], atol=1e-2, rtol=1e-2)  # float16
+    torch.testing.assert_close(again[1, :n], first[0, :n], atol=1e-2, rtol=1e-2)
+    assert torch.equal(again_mask[:, :n], mask[:, :n].flip(0))
+    enc(audio, lengths, keys=["a", "c"])  # one unseen key: encoded again, and cached
+    assert calls and "c" in enc._cache
