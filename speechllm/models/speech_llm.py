@@ -233,6 +233,19 @@ class SpeechLLM(nn.Module):
     ) -> SpeechLLMOutput:
         """Teacher-forced loss on the targets; prompt, audio and padding are ignored."""
         audio_embeds, lengths = self.encode_audio(audio, audio_lengths, ids)
+        return self.score(audio_embeds, lengths, instructions, targets)
+
+    def score(
+        self,
+        audio_embeds: torch.Tensor,
+        lengths: torch.Tensor,
+        instructions: list[str],
+        targets: list[str],
+    ) -> SpeechLLMOutput:
+        """The loss of ``targets`` given already encoded audio (from :meth:`encode_audio`).
+
+        Label scoring encodes each item once and repeats its embeddings across labels.
+        """
         target_ids = self._target_ids(targets)
         embeds, mask, labels = self._splice(audio_embeds, lengths, instructions, target_ids)
         if self.llm.is_encoder_decoder:
