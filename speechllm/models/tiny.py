@@ -282,5 +282,9 @@ def write_tiny_manifest(
             }
             if x["task"] != "asr":
                 line["labels"] = list(PARITY)
+            # fields some instruction templates need
+            line.update(
+                {"st": {"tgt_lang": "de"}, "kws": {"meta": {"keyword": "red"}}}.get(x["task"], {})
+            )
             f.write(json.dumps(line) + "\n")
     return manifest

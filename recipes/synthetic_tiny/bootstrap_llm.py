@@ -1,0 +1,166 @@
+"""Pretrain the demo's tiny Llama-style LLM on text forms of the TRAINING split, save it in
+Hugging Face format (``LLM.from_pretrained`` loads it like any real checkpoint).
+
+Each example is written exactly as stage 1 lays out a speech example, with the audio replaced
+by a noisy copy of the transcript (characters dropped, doubled, substituted)::
+
+    <s><audio>{noisy transcript}</audio> {instruction}: {target}</s>
+
+so the frozen LLM already knows the prompt format and how to copy from its context; plain
+training sentences (``<s>{sentence}</s>``) are mixed in. Instructions are drawn from the seen
+templates with ``instruction_for``, as the data module draws them.
+
+    python recipes/synthetic_tiny/bootstrap_llm.py --data data/synthetic_small --out runs/demo/llm
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from common import noisy, utterances  # noqa: I001  (script dir is on sys.path)
+from speechllm.data.instructions import instruction_for
+from speechllm.models.tiny import tiny_tokenizer
+
+PROMPT = "<audio>{audio}</audio> {instruction}: "
+"""Must equal the experiment's ``prompt_template``."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default="data/synthetic_small", help="benchmark folder (train.jsonl)")
+    p.add_argument("--out", required=True, help="output folder (HF model + tokenizer)")
+    p.add_argument("--steps", type=int, default=1200, help="optimizer steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop early after this long")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--hidden-size", type=int, default=192)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--intermediate-size", type=int, default=512)
+    p.add_argument("--max-noise", type=float, default=0.15, help="largest context noise rate")
+    p.add_argument("--plain-frac", type=float, default=0.1, help="share of plain sentences")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+class TextForms:
+    """An endless, seeded stream of text examples built from the training manifest."""
+
+    def __init__(self, manifest: Path, seed: int, max_noise: float, plain_frac: float) -> None:
+        groups = list(utterances(manifest).values())
+        self.sentences = [u.transcript for u in groups if u.transcript]
+        self.lines = [(u, line) for u in groups for line in u.lines]
+        self.rng = random.Random(seed)
+        self.max_noise, self.plain_frac = max_noise, plain_frac
+
+    def context(self, utt, task: str) -> str:
+        rng = self.rng
+        if task == "sns" and utt.transcript is None:  # non-speech: nothing to read, or junk
+            return "" if rng.random() < 0.5 else noisy(" " * rng.randint(1, 6), rng, 0.5)
+        if utt.transcript is None:  # two-turn clips (sc): the sentences are not in the manifest
+            text = f"{rng.choice(self.sentences)} {rng.choice(self.sentences)}"
+        else:
+            text = utt.transcript
+        return noisy(text, rng, rng.uniform(0.0, self.max_noise))
+
+    def __iter__(self):
+        rng = self.rng
+        while True:
+            if rng.random() < self.plain_frac:
+                yield "", rng.choice(self.sentences)
+                continue
+            utt, line = rng.choice(self.lines)
+            instruction = instruction_for(line, "seen", rng)
+            prompt = PROMPT.format(audio=self.context(utt, line.task), instruction=instruction)
+            yield prompt, line.target
+
+
+def encode(tokenizer, prompt: str, target: str) -> list[int]:
+    """Token ids as ``SpeechLLM`` builds them: bos, prompt, target, eos."""
+    ids = [tokenizer.bos_token_id] + tokenizer(prompt + target, add_special_tokens=False)[
+        "input_ids"
+    ]
+    return ids + [tokenizer.eos_token_id]
+
+
+def batch_tensors(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad)
+    for b, row in enumerate(rows):
+        ids[b, : len(row)] = torch.tensor(row)
+    labels = ids.masked_fill(ids == pad, -100)
+    return ids, labels
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.heads,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"bootstrap LLM: {n_params / 1e6:.2f}M parameters, {args.steps} steps", flush=True)
+    stream = iter(TextForms(Path(args.data) / "train.jsonl", args.seed, args.max_noise,
+                            args.plain_frac))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    warmup = max(1, args.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, args.steps - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    start, smooth = time.perf_counter(), None
+    bar = tqdm(range(args.steps), desc="llm pretrain", unit="step", mininterval=5)
+    for step in bar:
+        rows = [encode(tokenizer, *next(stream)) for _ in range(args.batch_size)]
+        ids, labels = batch_tensors(rows, tokenizer.pad_token_id)
+        loss = model(input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(),
+                     labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{smooth:.3f}")
+        if step % 100 == 0:
+            print(f"llm step {step} loss {smooth:.4f} ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+        if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
+            print(f"llm: time budget reached at step {step + 1}", flush=True)
+            break
+    out = Path(args.out)
+    model.eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    print(f"llm: final loss {smooth:.4f}, {time.perf_counter() - start:.0f} s -> {out}", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
