@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-METRICS = ("wer", "bleu", "accuracy", "slu_f1", "f1", "uar", "none")
+METRICS = ("wer", "bleu", "accuracy", "slu_f1", "f1", "uar", "auroc", "none")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,13 @@ for _task in (
     Task("ac", "accent classification", "uar", target_format=_CLASS),
     Task("sns", "speech / non-speech", "uar", ("speech", "non-speech"), _CLASS),
     Task("gr", "speaker gender", "uar", ("female", "male"), _CLASS),
+    Task(
+        "symptoms",
+        "symptom classes a clinical dictation mentions (multi-label)",
+        "auroc",
+        target_format="`label, label` from the label set, in label-set order; `none` if empty",
+    ),
+    Task("department", "clinical department a dictation belongs to", "uar", target_format=_CLASS),
     Task("instruct", "free-form instruction following", "none", target_format="free text"),
 ):
     register_task(_task)

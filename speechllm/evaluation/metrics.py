@@ -269,7 +269,8 @@ TASK_SCORERS: dict[str, Scorer] = {
     "sf": slu_f1,
     "kws": _classification,
     "kwe": _keywords,
-    **dict.fromkeys(("er", "asc", "sc", "ac", "sns", "gr"), _classification),
+    "symptoms": _keywords,
+    **dict.fromkeys(("er", "asc", "sc", "ac", "sns", "gr", "department"), _classification),
     "instruct": _translation,
 }
 """Which metrics each task family reports."""
@@ -281,7 +282,8 @@ PRIMARY_METRIC: dict[str, str] = {
     "sf": "slu_f1",
     "kws": "accuracy",
     "kwe": "f1",
-    **dict.fromkeys(("er", "asc", "sc", "ac", "sns", "gr"), "uar"),
+    "symptoms": "f1",  # of generated label lists; a head's scores give auroc
+    **dict.fromkeys(("er", "asc", "sc", "ac", "sns", "gr", "department"), "uar"),
     "instruct": "bleu",
 }
 """The headline metric per task (must agree with the task registry)."""

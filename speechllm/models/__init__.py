@@ -1,8 +1,17 @@
-"""Model pieces: frozen encoder + layer mix, conv downsampler, LLM with adapters, SpeechLLM."""
+"""Model pieces: frozen encoder + layer mix, downsampler, LLM with adapters, heads, SpeechLLM."""
 
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder, LayerWeights
+from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
 
-__all__ = ["LLM", "AudioEncoder", "ConvDownsampler", "LayerWeights", "SpeechLLM", "SpeechLLMOutput"]
+__all__ = [
+    "LLM",
+    "AudioEncoder",
+    "ClassificationHead",
+    "ConvDownsampler",
+    "LayerWeights",
+    "SpeechLLM",
+    "SpeechLLMOutput",
+]

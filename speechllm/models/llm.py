@@ -34,6 +34,10 @@ class LLM(nn.Module):
         tokenizer: its tokenizer.
         adapters: LoRA settings by adapter name (peft ``LoraConfig``), attached lazily.
         gradient_checkpointing: recompute the LLM's activations in backward to save memory.
+        adapter_paths: trained adapters to load now, by name (standard peft folders, e.g. a
+            domain adapter from step one of two-step PEFT); they are attached, active and
+            frozen until a curriculum stage makes them trainable. Their saved settings replace
+            any declared in ``adapters`` under the same name.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class LLM(nn.Module):
         tokenizer: PreTrainedTokenizerBase,
         adapters: dict[str, LoraConfig] | None = None,
         gradient_checkpointing: bool = False,
+        adapter_paths: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.model: PreTrainedModel | PeftModel = model.requires_grad_(False)
@@ -51,6 +56,8 @@ class LLM(nn.Module):
         if gradient_checkpointing:
             model.gradient_checkpointing_enable({"use_reentrant": False})
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        for name, path in (adapter_paths or {}).items():
+            self.load_adapter(path, name)
 
     @classmethod
     def from_pretrained(
@@ -58,6 +65,7 @@ class LLM(nn.Module):
         name_or_path: str,
         adapters: dict[str, LoraConfig] | None = None,
         gradient_checkpointing: bool = False,
+        adapter_paths: dict[str, str] | None = None,
         **model_kwargs: Any,
     ) -> LLM:
         """Load a causal or seq2seq LM and its tokenizer by hub id or local path."""
@@ -65,7 +73,7 @@ class LLM(nn.Module):
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         model = auto.from_pretrained(name_or_path, **model_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        return cls(model, tokenizer, adapters, gradient_checkpointing)
+        return cls(model, tokenizer, adapters, gradient_checkpointing, adapter_paths)
 
     @property
     def is_encoder_decoder(self) -> bool:
@@ -115,6 +123,10 @@ class LLM(nn.Module):
 
     def load_adapter(self, path: str | Path, name: str) -> None:
         """Load a standard peft adapter folder (``adapter_config.json`` + safetensors)."""
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise FileNotFoundError(
+                f"adapter {name!r}: {path} is not a peft adapter folder (no adapter_config.json)"
+            )
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(str(path), adapter_name=name)
         else:
@@ -195,6 +207,25 @@ class LLM(nn.Module):
             **kwargs,
         )
         return out.logits
+
+    def hidden_states(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Last-layer states ``(B, T, D)`` of the prompt (the encoder's, for seq2seq models)."""
+        model = self.base_model
+        if self.is_encoder_decoder:
+            encoder = model.get_encoder()
+            return encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)[0]
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
+        out = model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=True,
+            **kwargs,
+        )
+        return out.hidden_states[-1]
 
     def generate(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any

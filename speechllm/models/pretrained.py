@@ -4,7 +4,7 @@
 
     out/
       config.json             how to rebuild the model: its Hydra node (+ seed, format)
-      trainable.safetensors   downsampler + layer weights
+      trainable.safetensors   downsampler + layer weights + classification heads
       adapters/<name>/        each LoRA adapter as a standard peft folder
       tokenizer/              the LLM's tokenizer
       encoder/ llm/           the frozen bases, only when they cannot be loaded by id or path
@@ -49,13 +49,14 @@ def save_pretrained(
     trainable = {
         k: v.contiguous()
         for k, v in model.trainable_state_dict().items()
-        if k.startswith(("downsampler.", "encoder.layer_weights."))
+        if k.startswith(("downsampler.", "encoder.layer_weights.", "heads."))
     }
     save_file(trainable, out / "trainable.safetensors")
     if not _loadable(node["encoder"]):
         model.encoder.save_pretrained(out / "encoder")
         node["encoder"] = _local(node["encoder"], "encoder")
     llm_node = node["llm"]
+    llm_node.pop("adapter_paths", None)  # every adapter is written to adapters/ below
     if merge_lora and model.llm.attached_adapters:
         model.llm.merge_adapters()
     else:

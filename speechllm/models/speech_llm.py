@@ -12,11 +12,12 @@ from torch import nn
 
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
+from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
 
 AUDIO = "{audio}"
 IGNORE = -100
-TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora")
+TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads")
 
 
 @dataclass
@@ -39,7 +40,8 @@ class SpeechLLM(nn.Module):
                                                                                  └ labels ┘
 
     An encoder-decoder LLM gets the prompt (with ``eos``) as encoder input and the target as
-    decoder labels.
+    decoder labels. Items of a task with a classification head skip the target: the head
+    reads the LLM's pooled states of the prompt and audio instead.
 
     Args:
         encoder: the frozen audio encoder (with its learnable layer weights).
@@ -48,6 +50,8 @@ class SpeechLLM(nn.Module):
         llm: the frozen LLM with its named adapters.
         prompt_template: where the audio and the instruction go, with ``{audio}`` and
             ``{instruction}`` placeholders; chat markup for instruct models goes here too.
+        heads: classification heads by task name, or factories taking ``hidden_size`` (Hydra
+            ``_partial_``); those tasks train with BCE on the head instead of generating.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class SpeechLLM(nn.Module):
         downsampler: ConvDownsampler | Callable[..., ConvDownsampler],
         llm: LLM,
         prompt_template: str = "<audio>{audio}</audio> {instruction}: ",
+        heads: dict[str, ClassificationHead | Callable[..., ClassificationHead]] | None = None,
     ) -> None:
         super().__init__()
         if prompt_template.count(AUDIO) != 1 or "{instruction}" not in prompt_template:
@@ -75,6 +80,12 @@ class SpeechLLM(nn.Module):
         self.downsampler = downsampler
         self.llm = llm
         self.prompt_template = prompt_template
+        self.heads = nn.ModuleDict(
+            {
+                task: head if isinstance(head, nn.Module) else head(hidden_size=llm.hidden_size)
+                for task, head in (heads or {}).items()
+            }
+        )
 
     # ---------------------------------------------------------------- saving
     @classmethod
@@ -94,7 +105,9 @@ class SpeechLLM(nn.Module):
 
     # ---------------------------------------------------------------- trainable groups
     def group_parameters(self, group: str) -> list[nn.Parameter]:
-        """Parameters of ``downsampler``, ``layer_weights``, ``lora`` or ``lora.<name>``."""
+        """Parameters of ``downsampler``, ``layer_weights``, ``heads`` or ``lora[.<name>]``."""
+        if group == "heads":
+            return list(self.heads.parameters())
         if group == "downsampler":
             return list(self.downsampler.parameters())
         if group == "layer_weights":
@@ -128,12 +141,12 @@ class SpeechLLM(nn.Module):
                 self.llm.attach_adapter(name)
         active = self.llm.attached_adapters if active_adapters is None else active_adapters
         self.llm.set_adapters(active=list(active), trainable=wanted_adapters)
-        for group in ("downsampler", "layer_weights"):
+        for group in ("downsampler", "layer_weights", "heads"):
             for p in self.group_parameters(group):
                 p.requires_grad_(group in groups)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Downsampler, layer weights and every adapter: what a checkpoint must hold."""
+        """Downsampler, layer weights, heads and every adapter: what a checkpoint must hold."""
         keep = {id(p) for g in TRAINABLE_GROUPS for p in self.group_parameters(g)}
         return {n: p.detach() for n, p in self.named_parameters() if id(p) in keep}
 
@@ -229,11 +242,54 @@ class SpeechLLM(nn.Module):
         instructions: list[str],
         targets: list[str],
         ids: list[str] | None = None,
+        tasks: list[str] | None = None,
         **_: Any,
     ) -> SpeechLLMOutput:
-        """Teacher-forced loss on the targets; prompt, audio and padding are ignored."""
+        """Teacher-forced loss on the targets; prompt, audio and padding are ignored.
+
+        Items whose task has a head count its BCE (mean over labels) as one token's loss.
+        """
         audio_embeds, lengths = self.encode_audio(audio, audio_lengths, ids)
-        return self.score(audio_embeds, lengths, instructions, targets)
+        on_head = [i for i, task in enumerate(tasks or []) if task in self.heads]
+        if not on_head:
+            return self.score(audio_embeds, lengths, instructions, targets)
+        item_sum = audio_embeds.new_zeros(len(targets), dtype=torch.float32)
+        item_tokens = torch.zeros(len(targets), dtype=torch.long, device=item_sum.device)
+        on_lm = [i for i in range(len(targets)) if i not in on_head]
+        if on_lm:
+            out = self.score(
+                audio_embeds[on_lm],
+                lengths[on_lm],
+                [instructions[i] for i in on_lm],
+                [targets[i] for i in on_lm],
+            )
+            item_sum[on_lm], item_tokens[on_lm] = out.item_loss_sum, out.item_tokens
+        head_tasks = [tasks[i] for i in on_head]
+        logits = self._head_logits(
+            audio_embeds[on_head], lengths[on_head], [instructions[i] for i in on_head], head_tasks
+        )
+        for task, (rows, task_logits) in logits.items():
+            items = [on_head[r] for r in rows]
+            item_sum[items] = self.heads[task].loss(task_logits, [targets[i] for i in items])
+            item_tokens[items] = 1
+        return SpeechLLMOutput(item_sum.sum() / item_tokens.sum(), item_sum, item_tokens)
+
+    def _head_logits(
+        self,
+        audio_embeds: torch.Tensor,
+        lengths: torch.Tensor,
+        instructions: list[str],
+        tasks: list[str],
+    ) -> dict[str, tuple[list[int], torch.Tensor]]:
+        """One LLM pass over the prompts, then each task's head on its rows: ``task -> (rows,
+        logits)``."""
+        embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
+        hidden = self.llm.hidden_states(embeds, mask)
+        out = {}
+        for task in dict.fromkeys(tasks):
+            rows = [i for i, t in enumerate(tasks) if t == task]
+            out[task] = (rows, self.heads[task](hidden[rows], mask[rows]))
+        return out
 
     def score(
         self,
@@ -274,6 +330,18 @@ class SpeechLLM(nn.Module):
         audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
         embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
         return embeds, mask
+
+    @torch.no_grad()
+    def classify(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, instructions: list[str], task: str
+    ) -> torch.Tensor:
+        """Sigmoid label probabilities ``(B, n_labels)`` from ``task``'s head (for AUROC)."""
+        if task not in self.heads:
+            raise KeyError(f"task {task!r} has no classification head; heads: {list(self.heads)}")
+        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
+        tasks = [task] * len(instructions)
+        _, logits = self._head_logits(audio_embeds, lengths, instructions, tasks)[task]
+        return logits.float().sigmoid()
 
     @torch.no_grad()
     def generate(

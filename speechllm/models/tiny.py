@@ -133,9 +133,13 @@ def tiny_encoder(
 def tiny_llm(
     kind: str = "llama",
     adapters: dict[str, LoraConfig] | None = None,
+    adapter_paths: dict[str, str] | None = None,
     **overrides: Any,
 ) -> LLM:
-    """A tiny randomly initialised LLM over the byte tokenizer: ``llama``, ``gpt2`` or ``t5``."""
+    """A tiny randomly initialised LLM over the byte tokenizer: ``llama``, ``gpt2`` or ``t5``.
+
+    ``adapter_paths`` loads trained peft adapters by name (see :class:`LLM`).
+    """
     tokenizer = tiny_tokenizer()
     ids = dict(
         vocab_size=len(tokenizer),
@@ -181,7 +185,7 @@ def tiny_llm(
         model = T5ForConditionalGeneration(T5Config(**settings))
     else:
         raise ValueError(f"unknown tiny LLM {kind!r}; use llama, gpt2 or t5")
-    return LLM(model.eval(), tokenizer, adapters)
+    return LLM(model.eval(), tokenizer, adapters, adapter_paths=adapter_paths)
 
 
 def tiny_lora(r: int = 4, target_modules: list[str] | None = None) -> LoraConfig:
