@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from speechllm.training.module import SpeechLLMModule
 
@@ -104,7 +104,32 @@ class CurriculumCallback(L.Callback):
         if not isinstance(pl_module, SpeechLLMModule):
             raise TypeError("CurriculumCallback drives a SpeechLLMModule")
         self._module, self._trainer = pl_module, trainer
+        strategy = trainer.strategy
+        if not isinstance(strategy, (SingleDeviceStrategy, DDPStrategy)):
+            if "deepspeed" in type(strategy).__name__.lower() and len(self.stages) > 1:
+                raise ValueError(
+                    "DeepSpeed builds its optimizer once, so a multi-stage curriculum cannot "
+                    "change the trainable set under it: use trainer=ddp or fsdp, or a "
+                    "single-stage curriculum"
+                )
+            # Sharded strategies wrap the model once: attach every adapter a stage will use
+            # now (B starts at zero, so outputs do not change; they stay frozen until used).
+            for name in self._adapters_used():
+                if name not in pl_module.model.llm.attached_adapters:
+                    pl_module.model.llm.attach_adapter(name)
         self._apply(rebuild=False)
+
+    def _adapters_used(self) -> list[str]:
+        llm = self._module.model.llm
+        names: list[str] = []
+        for stage in self.stages:
+            for group in stage.trainable:
+                if group == "lora":
+                    names += list(llm.adapter_configs)
+                elif group.startswith("lora."):
+                    names.append(group[5:])
+            names += stage.active_adapters or []
+        return list(dict.fromkeys(names))
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
