@@ -41,10 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=None, help="stop early after this long")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--hidden-size", type=int, default=192)
+    p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--intermediate-size", type=int, default=512)
+    p.add_argument("--intermediate-size", type=int, default=384)
     p.add_argument("--max-noise", type=float, default=0.15, help="largest context noise rate")
     p.add_argument("--plain-frac", type=float, default=0.1, help="share of plain sentences")
     p.add_argument("--threads", type=int, default=1)
@@ -92,6 +92,16 @@ def encode(tokenizer, prompt: str, target: str) -> list[int]:
     return ids + [tokenizer.eos_token_id]
 
 
+def length_batches(stream, tokenizer, batch_size: int, pool: int = 16):
+    """Batches of similar length (less padding): sort a pool of examples, cut, shuffle."""
+    rng = random.Random(0)
+    while True:
+        rows = sorted((encode(tokenizer, *next(stream)) for _ in range(batch_size * pool)), key=len)
+        chunks = [rows[k : k + batch_size] for k in range(0, len(rows), batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
 def batch_tensors(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), pad)
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> Path:
         num_hidden_layers=args.layers,
         num_attention_heads=args.heads,
         num_key_value_heads=args.heads,
-        max_position_embeddings=1024,
+        max_position_embeddings=2048,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -122,8 +132,8 @@ def main(argv: list[str] | None = None) -> Path:
     model = LlamaForCausalLM(config)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"bootstrap LLM: {n_params / 1e6:.2f}M parameters, {args.steps} steps", flush=True)
-    stream = iter(TextForms(Path(args.data) / "train.jsonl", args.seed, args.max_noise,
-                            args.plain_frac))
+    forms = TextForms(Path(args.data) / "train.jsonl", args.seed, args.max_noise, args.plain_frac)
+    batches = length_batches(iter(forms), tokenizer, args.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     warmup = max(1, args.steps // 20)
 
@@ -138,8 +148,7 @@ def main(argv: list[str] | None = None) -> Path:
     start, smooth = time.perf_counter(), None
     bar = tqdm(range(args.steps), desc="llm pretrain", unit="step", mininterval=5)
     for step in bar:
-        rows = [encode(tokenizer, *next(stream)) for _ in range(args.batch_size)]
-        ids, labels = batch_tensors(rows, tokenizer.pad_token_id)
+        ids, labels = batch_tensors(next(batches), tokenizer.pad_token_id)
         loss = model(input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(),
                      labels=labels).loss
         opt.zero_grad(set_to_none=True)

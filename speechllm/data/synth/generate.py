@@ -6,6 +6,7 @@ Output layout::
     out/
       train.jsonl  dev.jsonl  test.jsonl  test_heldout_instructions.jsonl
       README.md    wavs/<split>-<index>.flac
+      domain_text.txt   (``domain: clinical`` only) step one's text corpus, train split only
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from typing import Any
 from tqdm import tqdm
 
 from speechllm.data.synth.card import write_card
+from speechllm.data.synth.clinical import plan_clinical_split, write_corpus
 from speechllm.data.synth.grammar import SENTENCE_KINDS
 from speechllm.data.synth.plan import SPLITS, Item, SplitSpec, plan_split
 from speechllm.data.synth.render import write_item
 from speechllm.data.synth.voices import split_variants
 
 HELDOUT_MANIFEST = "test_heldout_instructions"
+DOMAINS = {"general": plan_split, "clinical": plan_clinical_split}
+CORPUS = "domain_text.txt"
 
 
 @dataclass
@@ -44,6 +48,10 @@ class SynthConfig:
     """Audio files per split (each yields several task lines)."""
     n_dev: int = 300
     n_test: int = 300
+    domain: str = "general"
+    """``general`` (the multitask benchmark) or ``clinical`` (dictations, :mod:`.clinical`)."""
+    text_lines: int = 0
+    """Sentences in ``domain_text.txt``, the domain text corpus (clinical domain only)."""
     workers: int = 2
     """Synthesis processes; 1 synthesises in this process."""
     sentence_mix: dict[str, float] = field(
@@ -72,6 +80,10 @@ class SynthConfig:
         self.sentence_mix = dict(self.sentence_mix)
         if min(self.n_train, self.n_dev, self.n_test) < 1:
             raise ValueError("n_train, n_dev and n_test must be >= 1")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown domain {self.domain!r}; use one of {sorted(DOMAINS)}")
+        if self.text_lines and self.domain == "general":
+            raise ValueError("text_lines needs a domain with a text corpus (clinical)")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if unknown := set(self.sentence_mix) - set(SENTENCE_KINDS):
@@ -170,7 +182,7 @@ def generate(cfg: SynthConfig | Mapping[str, Any]) -> SynthReport:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     plans = {
-        spec.name: plan_split(spec, cfg.seed, cfg.dev_sentences, cfg.test_sentences)
+        spec.name: DOMAINS[cfg.domain](spec, cfg.seed, cfg.dev_sentences, cfg.test_sentences)
         for spec in _specs(cfg)
     }
     items = [item for split in SPLITS for item in plans[split]]
@@ -194,6 +206,8 @@ def generate(cfg: SynthConfig | Mapping[str, Any]) -> SynthReport:
     ]
     for name, lines in manifests.items():
         _write_jsonl(lines, out / f"{name}.jsonl")
+    if cfg.text_lines:
+        write_corpus(out / CORPUS, cfg.text_lines, cfg.seed, cfg.dev_sentences, cfg.test_sentences)
     write_card(
         out / "README.md", asdict(cfg), manifests, split_variants(cfg.seed, cfg.heldout_variants)
     )
