@@ -24,8 +24,16 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format speechllm tests benchmarks recipes
 	$(VENV)/bin/ruff check --fix speechllm tests benchmarks recipes
 
+demo: $(STAMP)
+	$(PY) recipes/synthetic_tiny/run_demo.py --preset full
+
+demo-smoke: $(STAMP)
+	$(PY) recipes/synthetic_tiny/run_demo.py --preset smoke
+
 bench: $(STAMP)
 	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/data_loading.py
+	$(PY) benchmarks/generation_throughput.py
 
 clean:
 	rm -rf $(VENV) outputs runs lightning_logs .pytest_cache
