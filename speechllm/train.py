@@ -13,7 +13,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm.config import validate
+from speechllm.config import CONF_DIR, validate
 from speechllm.data.features import Featurizer
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> Any:
     """Train a speech LLM; see ``--help`` for the config groups and ``--cfg job`` for values."""
     metrics = train(cfg)
