@@ -79,7 +79,9 @@ class SpeechLLMModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))) if grads else True
+        if not grads:  # the step was skipped in training_step: there is nothing to update
+            return
+        finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
         if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
             self._skip("gradient")
             for group in optimizer.param_groups:  # AdamW leaves params without grads alone

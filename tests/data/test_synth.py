@@ -188,6 +188,13 @@ def test_manifests_read_with_the_data_module(bench: Path) -> None:
     assert all(Path(entry.audio).exists() for entry in entries)
 
 
+def test_manifests_pass_speechllm_data_check(bench: Path, capsys) -> None:
+    from speechllm.cli.data import check
+
+    assert check([str(bench / f"{split}.jsonl") for split in SPLITS], audio=True) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+
+
 def test_rerun_skips_finished_files(bench: Path) -> None:
     wav = bench / "wavs" / "train-000003.flac"
     before = wav.stat().st_mtime_ns

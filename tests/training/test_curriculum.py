@@ -47,7 +47,7 @@ class Recorder(L.Callback):
         self.steps.append(
             {
                 "stage": self.curriculum.stage.name,
-                "loss": float(outputs["loss"]),
+                "loss": float(outputs["loss"]) if outputs else float("nan"),
                 "requires_grad": {n for n, p in pl_module.named_parameters() if p.requires_grad},
                 "in_optimizer": in_optimizer,
             }
@@ -150,3 +150,14 @@ def test_stage_validation() -> None:
         )
     with pytest.raises(ValueError, match="tasks"):
         Stage("a", ["downsampler"], {"asr": 0.0}, steps=2)
+
+
+def test_stage_ends_when_the_monitored_metric_plateaus(batches) -> None:
+    stages = [dict(STAGES[0], steps=None, monitor="val/loss", patience=2), STAGES[1]]
+    module = make_module(lr=0.0)  # nothing improves: the plateau is certain
+    _, curriculum, rec, _, _ = run(
+        stages, 8, batches, module, limit_val_batches=2, val_check_interval=1
+    )
+    # validations after steps 1, 2, 3: the first sets the best, two more without improvement
+    assert curriculum.progress.transitions == [(3, 1)]
+    assert [s["stage"] for s in rec.steps][:4] == ["align"] * 3 + ["lora_warmup"]

@@ -39,6 +39,9 @@ class FixedBatches(L.LightningDataModule):
     def set_mixture_schedule(self, schedule: list[tuple[int, dict[str, float]]]) -> None:
         self.schedules.append(schedule)
 
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.batches[:2], batch_size=None)
+
     def train_dataloader(self) -> DataLoader:
         start = self.trainer.global_step * self.trainer.accumulate_grad_batches
         return DataLoader(_Stream(self.batches, start), batch_size=None)
