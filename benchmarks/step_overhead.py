@@ -224,9 +224,9 @@ class _GradEncoder(AudioEncoder):
     """``AudioEncoder`` with the wrapped model run under grad: the trainable-encoder baseline."""
 
     def forward(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, keys: list[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = self.layer_weights(self._encode_waveform(audio, audio_lengths))
+        frames = self.layer_weights(torch.stack(self._encode(audio, audio_lengths)))
         lengths = self.output_lengths(audio_lengths).clamp(max=frames.shape[1])
         mask = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
         return frames * mask[..., None].to(frames.dtype), mask
