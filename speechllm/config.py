@@ -91,7 +91,11 @@ def validate(cfg: DictConfig) -> None:
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
-def compose(overrides: list[str] | None = None, output_dir: str | Path | None = None) -> DictConfig:
+def compose(
+    overrides: list[str] | None = None,
+    output_dir: str | Path | None = None,
+    config_name: str = "train",
+) -> DictConfig:
     """The training config as ``speechllm-train`` would compose it, for tests and scripts.
 
     ``output_dir`` stands in for Hydra's run directory, which only exists under ``main()``.
@@ -103,4 +107,4 @@ def compose(overrides: list[str] | None = None, output_dir: str | Path | None = 
     if output_dir is not None:
         overrides.append(f"paths.output_dir={output_dir}")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("train", overrides=overrides)
+        return hydra_compose(config_name, overrides=overrides)

@@ -101,6 +101,7 @@ class SpeechDataModule(L.LightningDataModule):
                 instruction_split="seen" if split == "train" else self.instruction_split,
                 spec_augment=self.spec_augment if split == "train" else None,
                 skip_bad=self.skip_bad,
+                item_splits=split != "train",
             )
 
     def set_mixture_schedule(self, schedule: Schedule) -> None:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from speechllm.data.audio import SpecAugment, load_audio
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer, collate_features
-from speechllm.data.instructions import SPLITS, instruction_for
+from speechllm.data.instructions import SPLITS, instruction_for, instruction_split_of
 from speechllm.data.manifest import ManifestEntry
 from speechllm.data.sampler import ItemKey
 
@@ -31,6 +31,8 @@ class SpeechDataset(Dataset):
         spec_augment: Masks for log-mel features (training only), or ``None``.
         skip_bad: Return a bad item's :class:`DataError` instead of raising it, so the collator
             can drop and report it.
+        item_splits: Prompt a line from its own ``meta.instruction_split`` when it has one
+            (evaluation sets only: training always uses seen templates).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class SpeechDataset(Dataset):
         instruction_split: str = "seen",
         spec_augment: SpecAugment | None = None,
         skip_bad: bool = False,
+        item_splits: bool = False,
     ) -> None:
         if instruction_split not in SPLITS:
             raise ValueError(
@@ -55,6 +58,7 @@ class SpeechDataset(Dataset):
         self.instruction_split = instruction_split
         self.spec_augment = spec_augment
         self.skip_bad = skip_bad
+        self.item_splits = item_splits
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -73,12 +77,15 @@ class SpeechDataset(Dataset):
                 return located
             raise located from None
         features, length = self.featurizer(waveform)
+        split = self.instruction_split
+        if self.item_splits:
+            split = instruction_split_of(entry, split)
         if self.spec_augment is not None:
             features = self.spec_augment(features, length, item_seed)
         return {
             "features": features,
             "length": length,
-            "instruction": instruction_for(entry, self.instruction_split, random.Random(item_seed)),
+            "instruction": instruction_for(entry, split, random.Random(item_seed)),
             "target": entry.target,
             "task": entry.task,
             "id": entry.id,

@@ -111,9 +111,9 @@ def write_report(
         "# Evaluation report",
         "Scores are percentages; lower is better for `wer` and `cer`, higher for the rest.",
         "## Per task",
-        _task_table(doc["tasks"]),
+        task_table(doc["tasks"]),
         "## Seen vs held-out instructions",
-        _split_table(doc["instruction_splits"]),
+        split_table(doc["instruction_splits"]),
     ]
     if doc["confusion_matrices"]:
         sections += ["## Confusion matrices", _confusion_section(doc["confusion_matrices"], out)]
@@ -161,7 +161,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
-def _task_table(tasks: dict[str, dict[str, float]]) -> str:
+def task_table(tasks: dict[str, dict[str, float]]) -> str:
     rows = []
     for task, scores in sorted(tasks.items()):
         primary = PRIMARY_METRIC[task]
@@ -172,7 +172,7 @@ def _task_table(tasks: dict[str, dict[str, float]]) -> str:
     return _table(["task", "n", "primary metric", "value", "other metrics"], rows)
 
 
-def _split_table(splits: dict[str, dict[str, dict[str, float]]]) -> str:
+def split_table(splits: dict[str, dict[str, dict[str, float]]]) -> str:
     rows = []
     for task, by_split in splits.items():
         primary = PRIMARY_METRIC[task]

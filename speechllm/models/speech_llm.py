@@ -346,14 +346,34 @@ class SpeechLLM(nn.Module):
     @torch.no_grad()
     def generate(
         self,
-        audio: torch.Tensor,
-        audio_lengths: torch.Tensor,
-        instructions: list[str],
+        audio: torch.Tensor | str | Path,
+        audio_lengths: torch.Tensor | str,
+        instructions: list[str] | None = None,
         max_new_tokens: int = 64,
         **generate_kwargs: Any,
-    ) -> list[str]:
-        """Greedy (or any ``generate`` setting) answers for a batch, one string per item."""
+    ) -> list[str] | str:
+        """Greedy (or any ``generate`` setting) answers for a batch, one string per item.
+
+        ``generate("clip.wav", "Transcribe the audio.")`` (a file or a 1-D waveform and one
+        instruction) is :meth:`answer`: one string for one recording.
+        """
+        if isinstance(audio_lengths, str):
+            return self.answer(
+                audio, audio_lengths, max_new_tokens=max_new_tokens, **generate_kwargs
+            )
         embeds, mask = self.embed_prompts(audio, audio_lengths, instructions)
         generate_kwargs.setdefault("do_sample", False)
         ids = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
         return self.llm.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    def answer(
+        self,
+        audio: torch.Tensor | str | Path,
+        instruction: str,
+        sampling_rate: int | None = None,
+        **generate_kwargs: Any,
+    ) -> str:
+        """One answer for one recording: a file, or a waveform at any rate (``sampling_rate``)."""
+        from speechllm.inference import answer
+
+        return answer(self, audio, instruction, sampling_rate, **generate_kwargs)

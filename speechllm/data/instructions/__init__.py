@@ -29,7 +29,14 @@ LANGUAGES = {
 }  # fmt: skip
 """Language names for ``{tgt_lang}`` (the CoVoST 2 languages); other codes are used verbatim."""
 
-__all__ = ["LANGUAGES", "SPLITS", "instruction_for", "load_templates", "sample_instruction"]
+__all__ = [
+    "LANGUAGES",
+    "SPLITS",
+    "instruction_for",
+    "instruction_split_of",
+    "load_templates",
+    "sample_instruction",
+]
 
 
 @cache
@@ -69,6 +76,18 @@ def sample_instruction(
             f"no {split} template of task {task!r} can be filled with fields {sorted(known)}"
         )
     return rng.choice(usable).format(**fields)
+
+
+def instruction_split_of(entry: ManifestEntry, default: str) -> str:
+    """The template split a line is prompted from: its ``meta.instruction_split``, else
+    ``default`` (held-out manifests mark their lines so they can be mixed with seen ones)."""
+    split = entry.meta.get("instruction_split", default)
+    if split not in SPLITS:
+        raise ValueError(
+            f"{entry.source}:{entry.line}: meta.instruction_split must be one of {SPLITS}, "
+            f"got {split!r}"
+        )
+    return split
 
 
 def instruction_for(entry: ManifestEntry, split: str, rng: random.Random) -> str:
