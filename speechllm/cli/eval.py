@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-from speechllm.config import validate
+from speechllm.config import CONF_DIR, validate
 from speechllm.evaluation.report import split_table, task_table
 from speechllm.evaluation.run import evaluate
 from speechllm.inference import load_model
@@ -40,7 +40,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
 
 
-@hydra.main(config_path="../../conf", config_name="eval", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Evaluate a trained speech LLM; see ``--help`` for the options, ``--cfg job`` for values."""
     metrics = run(cfg)
