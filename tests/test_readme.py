@@ -11,19 +11,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tested_blocks() -> list[str]:
+def readme_blocks(language: str) -> list[str]:
     text = (ROOT / "README.md").read_text()
-    return re.findall(r"<!-- tested -->\s*```bash\n(.*?)```", text, flags=re.S)
+    return re.findall(rf"<!-- tested -->\s*```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_example_runs(tmp_path: Path) -> None:
+    blocks = readme_blocks("python")
+    assert blocks, "README lost its tested Python example"
+    for block in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_readme_tour_runs(tmp_path: Path) -> None:
-    blocks = tested_blocks()
+    blocks = readme_blocks("bash")
     assert blocks, "README lost its tested tour"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     for block in blocks:
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert (tmp_path / "exports" / "tour" / "trainable.safetensors").exists()
     report = (tmp_path / "runs" / "tour" / "eval" / "report.md").read_text()
