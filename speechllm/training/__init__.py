@@ -1,7 +1,16 @@
-"""Training: the thin LightningModule, the curriculum callback and LR schedules."""
+"""Training: the thin LightningModules, the curriculum and adapter callbacks, LR schedules."""
 
+from speechllm.training.adapter_saver import SaveAdapters
 from speechllm.training.curriculum import CurriculumCallback, Stage
 from speechllm.training.module import SpeechLLMModule
 from speechllm.training.schedule import warmup_decay
+from speechllm.training.text_lm import TextLMModule
 
-__all__ = ["CurriculumCallback", "SpeechLLMModule", "Stage", "warmup_decay"]
+__all__ = [
+    "CurriculumCallback",
+    "SaveAdapters",
+    "SpeechLLMModule",
+    "Stage",
+    "TextLMModule",
+    "warmup_decay",
+]

@@ -1,0 +1,53 @@
+"""speechllm-train-text: step one of two-step PEFT, a domain adapter trained on text alone.
+
+    speechllm-train-text corpus=data/clinical/domain_text.txt trainer.max_steps=500
+
+The adapter ends up in ``<run dir>/adapters/<adapter>/`` (a standard peft folder), which step
+two loads with ``two_step.domain_adapter_path=...`` (``conf/curriculum/two_step_peft.yaml``).
+Only :func:`main` knows about Hydra's command line; tests and recipes call :func:`train_text`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from speechllm.config import CONF_DIR, validate
+
+log = logging.getLogger(__name__)
+
+
+def build_text(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.Trainer]:
+    """Module, data module and trainer (with callbacks and loggers), from a checked config."""
+    validate(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    module = instantiate(cfg.module)
+    datamodule = instantiate(cfg.data)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return module, datamodule, trainer
+
+
+def train_text(cfg: DictConfig) -> dict[str, float]:
+    """Fit the domain adapter from ``cfg``; returns the final metrics."""
+    module, datamodule, trainer = build_text(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train_text", version_base="1.3")
+def main(cfg: DictConfig) -> Any:
+    """Train a domain LoRA adapter on a text corpus (causal LM, no audio)."""
+    metrics = train_text(cfg)
+    log.info("final metrics: %s", metrics)
+    return metrics.get("train/loss")
+
+
+if __name__ == "__main__":
+    main()
