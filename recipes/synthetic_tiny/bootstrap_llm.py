@@ -10,22 +10,20 @@ so the frozen LLM already knows the prompt format and how to copy from its conte
 training sentences (``<s>{sentence}</s>``) are mixed in. Instructions are drawn from the seen
 templates with ``instruction_for``, as the data module draws them.
 
-    python recipes/synthetic_tiny/bootstrap_llm.py --data data/synthetic_small --out runs/demo/llm
+    python recipes/synthetic_tiny/bootstrap_llm.py --out runs/demo/llm
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import random
-import time
 from pathlib import Path
 
 import torch
+from common import Budget, noisy, utterances
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from common import noisy, utterances  # noqa: I001  (script dir is on sys.path)
 from speechllm.data.instructions import instruction_for
 from speechllm.models.tiny import tiny_tokenizer
 
@@ -38,8 +36,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default="data/synthetic_small", help="benchmark folder (train.jsonl)")
     p.add_argument("--out", required=True, help="output folder (HF model + tokenizer)")
     p.add_argument("--steps", type=int, default=1200, help="optimizer steps")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop early after this long")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="CPU-time budget (this process): the schedule decays by max(step, time)\n"
+        "progress and stops when either runs out (step counts are then machine-dependent)",
+    )
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
@@ -47,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--intermediate-size", type=int, default=384)
     p.add_argument("--max-noise", type=float, default=0.15, help="largest context noise rate")
     p.add_argument("--plain-frac", type=float, default=0.1, help="share of plain sentences")
+    p.add_argument("--asr-frac", type=float, default=0.3, help="share of transcription lines")
+    p.add_argument("--init", default=None, help="continue from a folder this script wrote")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -55,10 +61,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class TextForms:
     """An endless, seeded stream of text examples built from the training manifest."""
 
-    def __init__(self, manifest: Path, seed: int, max_noise: float, plain_frac: float) -> None:
+    def __init__(
+        self, manifest: Path, seed: int, max_noise: float, plain_frac: float, asr_frac: float
+    ) -> None:
         groups = list(utterances(manifest).values())
         self.sentences = [u.transcript for u in groups if u.transcript]
         self.lines = [(u, line) for u in groups for line in u.lines]
+        self.asr_lines = [(u, line) for u, line in self.lines if line.task == "asr"]
+        self.asr_frac = asr_frac
         self.rng = random.Random(seed)
         self.max_noise, self.plain_frac = max_noise, plain_frac
 
@@ -78,36 +88,43 @@ class TextForms:
             if rng.random() < self.plain_frac:
                 yield "", rng.choice(self.sentences)
                 continue
-            utt, line = rng.choice(self.lines)
+            pool = self.asr_lines if rng.random() < self.asr_frac else self.lines
+            utt, line = rng.choice(pool)
             instruction = instruction_for(line, "seen", rng)
             prompt = PROMPT.format(audio=self.context(utt, line.task), instruction=instruction)
             yield prompt, line.target
 
 
-def encode(tokenizer, prompt: str, target: str) -> list[int]:
-    """Token ids as ``SpeechLLM`` builds them: bos, prompt, target, eos."""
-    ids = [tokenizer.bos_token_id] + tokenizer(prompt + target, add_special_tokens=False)[
-        "input_ids"
-    ]
-    return ids + [tokenizer.eos_token_id]
+def encode(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
+    """Token ids as ``SpeechLLM`` builds them (bos, prompt, target, eos) and the prompt's length
+    (bos included), whose tokens are not scored."""
+    prompt_ids = [tokenizer.bos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    return prompt_ids + target_ids + [tokenizer.eos_token_id], len(prompt_ids)
 
 
 def length_batches(stream, tokenizer, batch_size: int, pool: int = 16):
     """Batches of similar length (less padding): sort a pool of examples, cut, shuffle."""
     rng = random.Random(0)
     while True:
-        rows = sorted((encode(tokenizer, *next(stream)) for _ in range(batch_size * pool)), key=len)
+        rows = sorted(
+            (encode(tokenizer, *next(stream)) for _ in range(batch_size * pool)),
+            key=lambda row: len(row[0]),
+        )
         chunks = [rows[k : k + batch_size] for k in range(0, len(rows), batch_size)]
         rng.shuffle(chunks)
         yield from chunks
 
 
-def batch_tensors(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, rows))
+def batch_tensors(rows: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and labels; only target tokens (and eos) are scored: the noisy
+    context and the instruction are given, the answer is what the LLM must learn to produce."""
+    width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad)
-    for b, row in enumerate(rows):
+    labels = torch.full((len(rows), width), -100)
+    for b, (row, n_prompt) in enumerate(rows):
         ids[b, : len(row)] = torch.tensor(row)
-    labels = ids.masked_fill(ids == pad, -100)
+        labels[b, n_prompt : len(row)] = ids[b, n_prompt : len(row)]
     return ids, labels
 
 
@@ -129,45 +146,39 @@ def main(argv: list[str] | None = None) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM.from_pretrained(args.init) if args.init else LlamaForCausalLM(config)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"bootstrap LLM: {n_params / 1e6:.2f}M parameters, {args.steps} steps", flush=True)
-    forms = TextForms(Path(args.data) / "train.jsonl", args.seed, args.max_noise, args.plain_frac)
+    forms = TextForms(
+        Path(args.data) / "train.jsonl", args.seed, args.max_noise, args.plain_frac, args.asr_frac
+    )
     batches = length_batches(iter(forms), tokenizer, args.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    warmup = max(1, args.steps // 20)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, args.steps - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    budget = Budget(args.steps, args.max_minutes)
     model.train()
-    start, smooth = time.perf_counter(), None
+    smooth = None
     bar = tqdm(range(args.steps), desc="llm pretrain", unit="step", mininterval=5)
     for step in bar:
         ids, labels = batch_tensors(next(batches), tokenizer.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(),
-                     labels=labels).loss
+        loss = model(
+            input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(), labels=labels
+        ).loss
+        budget.set_lr(opt, args.lr, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sched.step()
         smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
         bar.set_postfix(loss=f"{smooth:.3f}")
         if step % 100 == 0:
-            print(f"llm step {step} loss {smooth:.4f} ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
-        if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
-            print(f"llm: time budget reached at step {step + 1}", flush=True)
+            print(f"llm step {step} loss {smooth:.4f} ({budget.elapsed:.0f} CPU s)", flush=True)
+        if budget.exhausted(step):
+            print(f"llm: stopping after {step + 1} steps", flush=True)
             break
     out = Path(args.out)
     model.eval().save_pretrained(out)
     tokenizer.save_pretrained(out)
-    print(f"llm: final loss {smooth:.4f}, {time.perf_counter() - start:.0f} s -> {out}", flush=True)
+    print(f"llm: final loss {smooth:.4f}, {budget.elapsed:.0f} CPU s -> {out}", flush=True)
     return out
 
 

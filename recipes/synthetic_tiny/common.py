@@ -1,15 +1,11 @@
-"""Shared pieces of the synthetic_tiny demo: utterance grouping, noisy text forms, and the
-encoder whose hidden-state cache is shared by every task line of one audio file.
-
-The synthetic benchmark gives each audio file several manifest lines (``train-000123-asr``,
-``train-000123-gr``, ...). ``AudioEncoder``'s cache is keyed by line id, so every line would be
-encoded (and stored) again; :class:`UtteranceCachedEncoder` keys it by utterance instead.
-"""
+"""Shared pieces of the synthetic_tiny demo: utterance grouping, noisy text forms, the
+bootstraps' time budget and the per-stage log."""
 
 from __future__ import annotations
 
+import json
+import math
 import random
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,9 +21,7 @@ if str(REPO) not in sys.path:  # so Hydra can locate ``recipes.synthetic_tiny.co
     sys.path.insert(0, str(REPO))
 
 from speechllm.data.manifest import ManifestEntry, read_manifests  # noqa: E402
-from speechllm.models.encoder import AudioEncoder  # noqa: E402
 
-UTTERANCE_ID = re.compile(r"^[^-]+-\d+")
 """``train-000123`` in ``train-000123-st-es``: the synthetic benchmark's utterance id."""
 
 CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'"
@@ -34,31 +29,6 @@ CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'"
 
 PARALINGUISTIC = ("ac", "gr", "er", "sc", "sns")
 """Utterance-level tasks the encoder gets auxiliary heads for (train labels only)."""
-
-
-def utterance_key(line_id: str) -> str:
-    """The utterance a manifest line belongs to (the line id itself if it has no such prefix)."""
-    match = UTTERANCE_ID.match(line_id)
-    return match.group(0) if match else line_id
-
-
-class UtteranceCachedEncoder(AudioEncoder):
-    """``AudioEncoder`` whose hidden-state cache is keyed by utterance, not by manifest line.
-
-    Local workaround until the batch carries an audio key (see the recipe README).
-    """
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> UtteranceCachedEncoder:
-        encoder = AudioEncoder.from_pretrained(name_or_path, **kwargs)
-        encoder.__class__ = cls
-        return encoder
-
-    def forward(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor, keys: list[str] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        keys = None if keys is None else [utterance_key(k) for k in keys]
-        return super().forward(audio, audio_lengths, keys)
 
 
 @dataclass
@@ -118,3 +88,103 @@ def noisy(text: str, rng: random.Random, rate: float) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+class Budget:
+    """Warm-up then cosine decay to 5 %, over ``steps`` or ``max_minutes``, whichever ends first.
+
+    ``max_minutes`` counts this process's CPU time, not wall time: on a shared machine the run
+    does the same work, only later. The decay follows ``max(step progress, time progress)``, so
+    a slow machine still ends its run at a low learning rate instead of mid-schedule.
+    """
+
+    def __init__(self, steps: int, max_minutes: float | None, warmup_frac: float = 0.05) -> None:
+        import time
+
+        self.steps, self.seconds = steps, None if not max_minutes else 60.0 * max_minutes
+        self.warmup = max(1, int(steps * warmup_frac))
+        self._clock, self.start = time.process_time, time.process_time()
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self.start
+
+    def progress(self, step: int) -> float:
+        done = (step - self.warmup) / max(1, self.steps - self.warmup)
+        if self.seconds:
+            done = max(done, self.elapsed / self.seconds)
+        return min(1.0, done)
+
+    def lr_factor(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self.progress(step)))
+
+    def exhausted(self, step: int) -> bool:
+        return step + 1 >= self.steps or (self.seconds is not None and self.elapsed >= self.seconds)
+
+    def set_lr(self, optimizer: torch.optim.Optimizer, base_lr: float, step: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = base_lr * self.lr_factor(step)
+
+
+class StageLog(L.Callback):
+    """Prints one line per finished stage (steps, wall time, mean training loss of its last
+    steps) and writes them to ``stages.json``: the demo's per-stage log."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self._stage: tuple[int, str] | None = None
+        self._start = (0, 0.0)
+        self._losses: list[float] = []
+        self.summary: list[dict[str, Any]] = []
+
+    @staticmethod
+    def _curriculum(trainer: L.Trainer) -> Any:
+        return next(
+            cb for cb in trainer.callbacks if hasattr(cb, "stages") and hasattr(cb, "progress")
+        )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # after the curriculum's own batch-start hook: the stage that trained this batch
+        curriculum = self._curriculum(trainer)
+        stage = (curriculum.progress.index, curriculum.stage.name)
+        step = trainer.global_step - 1  # the optimizer step this batch made
+        if stage != self._stage:
+            self._finish(step)
+            self._stage, self._start, self._losses = stage, (step, self._clock()), []
+            print(
+                f"\n[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: "
+                f"trainable {curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}",
+                flush=True,
+            )
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self._losses.append(float(loss))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._finish(trainer.global_step)
+        out = Path(trainer.default_root_dir) / "stages.json"
+        out.write_text(json.dumps(self.summary, indent=2) + "\n")
+
+    def _finish(self, step: int) -> None:
+        if self._stage is None:
+            return
+        tail = self._losses[-20:] or [float("nan")]
+        row = {
+            "stage": self._stage[1],
+            "steps": step - self._start[0],
+            "seconds": round(self._clock() - self._start[1], 1),
+            "first_loss": round(self._losses[0], 4) if self._losses else float("nan"),
+            "final_loss": round(sum(tail) / len(tail), 4),
+        }
+        self.summary.append(row)
+        print(
+            f"\n[curriculum] stage {self._stage[1]!r} done: {row['steps']} steps in "
+            f"{row['seconds']} s, train loss {row['first_loss']} -> {row['final_loss']} "
+            "(mean of its last 20 steps)",
+            flush=True,
+        )
+        self._stage = None

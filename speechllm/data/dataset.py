@@ -89,6 +89,8 @@ class SpeechDataset(Dataset):
             "target": entry.target,
             "task": entry.task,
             "id": entry.id,
+            # lines of one recording (one per task) share it: the encoder cache keys on it
+            "audio_key": f"{entry.audio}@{entry.offset}",
         }
 
 
@@ -111,5 +113,6 @@ def collate(items: Sequence[dict[str, Any] | DataError]) -> dict[str, Any]:
         "targets": [item["target"] for item in good],
         "tasks": [item["task"] for item in good],
         "ids": [item["id"] for item in good],
+        "audio_keys": [item["audio_key"] for item in good],
         "bad_items": [item for item in items if isinstance(item, DataError)],
     }

@@ -243,13 +243,16 @@ class SpeechLLM(nn.Module):
         targets: list[str],
         ids: list[str] | None = None,
         tasks: list[str] | None = None,
+        audio_keys: list[str] | None = None,
         **_: Any,
     ) -> SpeechLLMOutput:
         """Teacher-forced loss on the targets; prompt, audio and padding are ignored.
 
         Items whose task has a head count its BCE (mean over labels) as one token's loss.
+        ``audio_keys`` (else ``ids``) name the recordings for a caching encoder.
         """
-        audio_embeds, lengths = self.encode_audio(audio, audio_lengths, ids)
+        keys = audio_keys if audio_keys is not None else ids
+        audio_embeds, lengths = self.encode_audio(audio, audio_lengths, keys)
         on_head = [i for i, task in enumerate(tasks or []) if task in self.heads]
         if not on_head:
             return self.score(audio_embeds, lengths, instructions, targets)

@@ -140,6 +140,8 @@ class CurriculumCallback(L.Callback):
         plateaued = stage.monitor is not None and p.bad_evals >= stage.patience
         if not last and (done or plateaued):
             self._advance(trainer)
+        # the report marks stage starts on the training curves from this column
+        pl_module.log("stage", float(self.progress.index), on_step=True, on_epoch=False)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         stage, p = self.stage, self.progress

@@ -13,7 +13,7 @@ from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.errors import DataError
 from speechllm.data.instructions import load_templates
 
-CONTRACT = {"audio", "audio_lengths", "instructions", "targets", "tasks", "ids"}
+CONTRACT = {"audio", "audio_lengths", "instructions", "targets", "tasks", "ids", "audio_keys"}
 
 
 @pytest.fixture
