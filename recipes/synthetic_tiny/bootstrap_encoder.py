@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 
 import torch
-from common import CTC_CHARS, Budget, label_sets, utterances
+from common import CTC_CHARS, Budget, bootstrap_parser, label_sets, utterances
 from torch import nn
 from tqdm import tqdm
 from transformers import WhisperConfig, WhisperFeatureExtractor
@@ -34,22 +34,7 @@ HEADS = "pretraining_heads.pt"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", default="data/synthetic_small", help="benchmark folder (train.jsonl)")
-    p.add_argument("--out", required=True, help="output folder (HF encoder + feature extractor)")
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps")
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="CPU-time budget (this process): the schedule decays by max(step, time)\n"
-        "progress and stops when either runs out (step counts are then machine-dependent)",
-    )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--hidden-size", type=int, default=192)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
+    p = bootstrap_parser(__doc__, "HF encoder + feature extractor", steps=600, hidden_size=192)
     p.add_argument("--window-seconds", type=int, default=2, help="encoder window (Whisper chunk)")
     p.add_argument("--aux-layer", type=int, default=2, help="hidden state for utterance heads")
     p.add_argument("--aux-weight", type=float, default=0.1)

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 
 import torch
-from common import Budget, noisy, utterances
+from common import Budget, bootstrap_parser, noisy, utterances
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -32,22 +32,7 @@ PROMPT = "<audio>{audio}</audio> {instruction}: "
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", default="data/synthetic_small", help="benchmark folder (train.jsonl)")
-    p.add_argument("--out", required=True, help="output folder (HF model + tokenizer)")
-    p.add_argument("--steps", type=int, default=1200, help="optimizer steps")
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="CPU-time budget (this process): the schedule decays by max(step, time)\n"
-        "progress and stops when either runs out (step counts are then machine-dependent)",
-    )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
+    p = bootstrap_parser(__doc__, "HF model + tokenizer", steps=1200, hidden_size=128)
     p.add_argument("--intermediate-size", type=int, default=384)
     p.add_argument("--max-noise", type=float, default=0.15, help="largest context noise rate")
     p.add_argument("--plain-frac", type=float, default=0.1, help="share of plain sentences")

@@ -3,6 +3,7 @@ bootstraps' time budget and the per-stage log."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
@@ -188,3 +189,24 @@ class StageLog(L.Callback):
             flush=True,
         )
         self._stage = None
+
+
+def bootstrap_parser(doc: str, what: str, steps: int, hidden_size: int) -> argparse.ArgumentParser:
+    """The options both bootstraps share: data, output, budget, optimiser and model size."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default="data/synthetic_small", help="benchmark folder (train.jsonl)")
+    p.add_argument("--out", required=True, help=f"output folder ({what})")
+    p.add_argument("--steps", type=int, default=steps, help="optimizer steps")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="CPU-time budget (this process): the schedule decays by max(step, time)\n"
+        "progress and stops when either runs out (step counts are then machine-dependent)",
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--hidden-size", type=int, default=hidden_size)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    return p
