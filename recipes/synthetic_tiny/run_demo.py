@@ -30,6 +30,20 @@ sys.path.insert(0, str(HERE))
 
 from common import REPO  # noqa: E402,I001
 
+TOY_BASE = [
+    "--steps",
+    "3",
+    "--batch-size",
+    "4",
+    "--hidden-size",
+    "32",
+    "--layers",
+    "2",
+    "--heads",
+    "2",
+]
+"""Bootstrap options of the smoke preset shared by both bases."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "synth": {"preset": "small", "n_train": 5000, "n_dev": 300, "n_test": 300},
@@ -42,32 +56,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "smoke": {  # every phase for real, at toy size: CI checks the wiring, not the quality
         "synth": {"preset": "tiny", "n_train": 60, "n_dev": 12, "n_test": 12, "workers": 1},
-        "llm": [
-            "--steps",
-            "3",
-            "--batch-size",
-            "4",
-            "--hidden-size",
-            "32",
-            "--layers",
-            "2",
-            "--heads",
-            "2",
-            "--intermediate-size",
-            "64",
-        ],
-        "encoder": [
-            "--steps",
-            "3",
-            "--batch-size",
-            "4",
-            "--hidden-size",
-            "32",
-            "--layers",
-            "2",
-            "--heads",
-            "2",
-        ],
+        "llm": [*TOY_BASE, "--intermediate-size", "64"],
+        "encoder": TOY_BASE,
         "train": [
             "curriculum.stages.0.steps=4",
             "curriculum.stages.1.steps=3",
