@@ -30,18 +30,32 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     }
     featurizer = Featurizer(module.model.encoder.feature_extractor)
     datamodule = instantiate(cfg.data, featurizer=featurizer)
+    return module, datamodule, build_trainer(cfg, [instantiate(cfg.curriculum)])
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    """The trainer with the config's callbacks (plus ``extra_callbacks``) and loggers."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    callbacks.append(instantiate(cfg.curriculum))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return module, datamodule, trainer
+    return instantiate(
+        cfg.trainer, callbacks=callbacks + list(extra_callbacks or []), logger=loggers or False
+    )
+
+
+def fit(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    ckpt_path: str | None = None,
+) -> dict[str, float]:
+    """Fit and return the final logged metrics as floats."""
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit from ``cfg`` (resuming from ``cfg.ckpt_path`` if set); returns the final metrics."""
-    module, datamodule, trainer = build(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return fit(*build(cfg), ckpt_path=cfg.get("ckpt_path"))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speechllm.config import CONF_DIR, validate
+from speechllm.train import build_trainer, fit
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +27,12 @@ def build_text(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModul
     """Module, data module and trainer (with callbacks and loggers), from a checked config."""
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    module = instantiate(cfg.module)
-    datamodule = instantiate(cfg.data)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return module, datamodule, trainer
+    return instantiate(cfg.module), instantiate(cfg.data), build_trainer(cfg)
 
 
 def train_text(cfg: DictConfig) -> dict[str, float]:
     """Fit the domain adapter from ``cfg``; returns the final metrics."""
-    module, datamodule, trainer = build_text(cfg)
-    trainer.fit(module, datamodule=datamodule)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return fit(*build_text(cfg))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train_text", version_base="1.3")
