@@ -28,16 +28,21 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from speechllm.data.audio import load_audio
 from speechllm.data.features import Featurizer
+from speechllm.evaluation.metrics import cer
 
 HEADS = "pretraining_heads.pt"
 """CTC and utterance heads, saved beside the encoder so ``--init`` can continue training."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = bootstrap_parser(__doc__, "HF encoder + feature extractor", steps=600, hidden_size=192)
-    p.add_argument("--window-seconds", type=int, default=2, help="encoder window (Whisper chunk)")
+    p = bootstrap_parser(
+        __doc__, "HF encoder + feature extractor", steps=2500, hidden_size=96, lr=5e-3
+    )
+    p.add_argument("--window-seconds", type=int, default=1, help="encoder window (Whisper chunk)")
     p.add_argument("--aux-layer", type=int, default=2, help="hidden state for utterance heads")
     p.add_argument("--aux-weight", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--spec-augment", action="store_true", help="mask frequency bands and times")
     p.add_argument("--init", default=None, help="continue from a folder this script wrote")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -80,6 +85,31 @@ def spec_augment(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return x
 
 
+def greedy_ctc(logits: torch.Tensor) -> str:
+    """Best path, repeats merged, blanks dropped."""
+    chars, prev = [], 0
+    for i in logits.argmax(-1).tolist():
+        if i not in (prev, 0):
+            chars.append(CTC_CHARS[i - 1])
+        prev = i
+    return "".join(chars)
+
+
+@torch.no_grad()
+def dev_cer(model: Pretrainer, featurizer: Featurizer, manifest: Path, window: int) -> float:
+    """Character error rate of greedy CTC on the dev split's first 100 transcripts: whether the
+    encoder hears words (the speech LLM cannot read what the encoder never learned)."""
+    model.eval()
+    dev = [u for u in utterances(manifest).values() if u.transcript][:100]
+    hyps = []
+    for utt in dev:
+        feats, length = featurizer(load_audio(utt.audio, featurizer.sampling_rate))
+        n_win = feats.shape[-1] // window
+        top, _ = model(feats.reshape(80, n_win, window).transpose(0, 1), n_win)
+        hyps.append(greedy_ctc(model.ctc(top[0, : (length + 1) // 2])))
+    return cer(hyps, [u.transcript for u in dev])
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -109,7 +139,7 @@ def main(argv: list[str] | None = None) -> Path:
         decoder_attention_heads=args.heads,
         decoder_ffn_dim=4 * args.hidden_size,
         max_source_positions=window // 2,
-        dropout=0.1,
+        dropout=args.dropout,
         vocab_size=len(CTC_CHARS) + 1,
         pad_token_id=0,
         bos_token_id=1,
@@ -155,7 +185,7 @@ def main(argv: list[str] | None = None) -> Path:
     for step in bar:
         chosen = [items[i] for i in next(stream)]
         n_win = chosen[0][0].shape[-1] // window
-        x = torch.stack([spec_augment(f, rng) for f, *_ in chosen])
+        x = torch.stack([spec_augment(f, rng) if args.spec_augment else f for f, *_ in chosen])
         windows = x.reshape(len(chosen), 80, n_win, window).permute(0, 2, 1, 3).flatten(0, 1)
         top, aux = model(windows, n_win)
         frames = torch.tensor([(length + 1) // 2 for _, length, *_ in chosen])
@@ -189,6 +219,9 @@ def main(argv: list[str] | None = None) -> Path:
         if budget.exhausted(step):
             print(f"encoder: stopping after {step + 1} steps", flush=True)
             break
+    dev = Path(args.data) / "dev.jsonl"
+    if dev.is_file():
+        print(f"encoder: dev CER {dev_cer(model, featurizer, dev, window):.1f}% (greedy CTC)")
     out = Path(args.out)
     encoder.eval().save_pretrained(out)
     extractor.save_pretrained(out)

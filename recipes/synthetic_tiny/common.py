@@ -1,29 +1,21 @@
-"""Shared pieces of the synthetic_tiny demo: utterance grouping, noisy text forms, the
-bootstraps' time budget and the per-stage log."""
+"""Shared pieces of the synthetic_tiny demo: utterance grouping, noisy text forms and the
+bootstraps' options and time budget."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import lightning as L
 import torch
 
+from speechllm.data.manifest import ManifestEntry, read_manifests
+
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # so Hydra can locate ``recipes.synthetic_tiny.common``
-    sys.path.insert(0, str(REPO))
-
-from speechllm.data.manifest import ManifestEntry, read_manifests  # noqa: E402
-
-"""``train-000123`` in ``train-000123-st-es``: the synthetic benchmark's utterance id."""
 
 CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'"
 """The encoder's CTC alphabet (index 0 is blank, then these characters)."""
@@ -129,69 +121,9 @@ class Budget:
             group["lr"] = base_lr * self.lr_factor(step)
 
 
-class StageLog(L.Callback):
-    """Prints one line per finished stage (steps, wall time, mean training loss of its last
-    steps) and writes them to ``stages.json``: the demo's per-stage log."""
-
-    def __init__(self) -> None:
-        import time
-
-        self._clock = time.perf_counter
-        self._stage: tuple[int, str] | None = None
-        self._start = (0, 0.0)
-        self._losses: list[float] = []
-        self.summary: list[dict[str, Any]] = []
-
-    @staticmethod
-    def _curriculum(trainer: L.Trainer) -> Any:
-        return next(
-            cb for cb in trainer.callbacks if hasattr(cb, "stages") and hasattr(cb, "progress")
-        )
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        # after the curriculum's own batch-start hook: the stage that trained this batch
-        curriculum = self._curriculum(trainer)
-        stage = (curriculum.progress.index, curriculum.stage.name)
-        step = trainer.global_step - 1  # the optimizer step this batch made
-        if stage != self._stage:
-            self._finish(step)
-            self._stage, self._start, self._losses = stage, (step, self._clock()), []
-            print(
-                f"\n[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: "
-                f"trainable {curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}",
-                flush=True,
-            )
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            self._losses.append(float(loss))
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._finish(trainer.global_step)
-        out = Path(trainer.default_root_dir) / "stages.json"
-        out.write_text(json.dumps(self.summary, indent=2) + "\n")
-
-    def _finish(self, step: int) -> None:
-        if self._stage is None:
-            return
-        tail = self._losses[-20:] or [float("nan")]
-        row = {
-            "stage": self._stage[1],
-            "steps": step - self._start[0],
-            "seconds": round(self._clock() - self._start[1], 1),
-            "first_loss": round(self._losses[0], 4) if self._losses else float("nan"),
-            "final_loss": round(sum(tail) / len(tail), 4),
-        }
-        self.summary.append(row)
-        print(
-            f"\n[curriculum] stage {self._stage[1]!r} done: {row['steps']} steps in "
-            f"{row['seconds']} s, train loss {row['first_loss']} -> {row['final_loss']} "
-            "(mean of its last 20 steps)",
-            flush=True,
-        )
-        self._stage = None
-
-
-def bootstrap_parser(doc: str, what: str, steps: int, hidden_size: int) -> argparse.ArgumentParser:
+def bootstrap_parser(
+    doc: str, what: str, steps: int, hidden_size: int, lr: float
+) -> argparse.ArgumentParser:
     """The options both bootstraps share: data, output, budget, optimiser and model size."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="data/synthetic_small", help="benchmark folder (train.jsonl)")
@@ -205,7 +137,7 @@ def bootstrap_parser(doc: str, what: str, steps: int, hidden_size: int) -> argpa
         "progress and stops when either runs out (step counts are then machine-dependent)",
     )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=lr, help="peak learning rate")
     p.add_argument("--hidden-size", type=int, default=hidden_size)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)

@@ -47,9 +47,9 @@ TOY_BASE = [
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "synth": {"preset": "small", "n_train": 5000, "n_dev": 300, "n_test": 300},
-        # CPU-minute budgets (one thread each): ~1500 and ~800 steps on an idle core
-        "llm": ["--steps", "1500", "--batch-size", "16", "--max-minutes", "9"],
-        "encoder": ["--steps", "800", "--batch-size", "16", "--max-minutes", "9"],
+        # CPU-minute budgets (one thread each): ~1,900 and ~2,200 steps on an idle core
+        "llm": ["--steps", "3000", "--max-minutes", "8"],
+        "encoder": ["--steps", "3000", "--max-minutes", "8"],
         "train": [],
         "eval_limit": None,
         "max_new_tokens": 128,
@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="benchmark folder (default data/synthetic_small, smoke: data/synthetic_tiny)",
     )
     p.add_argument("--experiment", default="synthetic_tiny", help="conf/experiment/<name>.yaml")
+    p.add_argument(
+        "--bases",
+        default=None,
+        help="folder with the bootstrapped llm/ and encoder/ (default: --out); point ablations\n"
+        "at the main run's bases to compare like with like",
+    )
     p.add_argument("--rebootstrap", action="store_true", help="redo bases that already exist")
     p.add_argument("--threads", type=int, default=2, help="torch threads for training and eval")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for training")
@@ -161,7 +167,9 @@ def bootstrap(data: Path, out: Path, preset: dict[str, Any], again: bool) -> Non
             raise SystemExit(f"bootstrap of the {name} failed: see {log.name}")
 
 
-def train_curriculum(data: Path, out: Path, args: argparse.Namespace, preset: dict[str, Any]):
+def train_curriculum(
+    data: Path, bases: Path, out: Path, args: argparse.Namespace, preset: dict[str, Any]
+):
     """``speechllm.train.train`` on the experiment; returns the exported model's folder."""
     from speechllm.cli.export import export
     from speechllm.config import compose
@@ -171,7 +179,7 @@ def train_curriculum(data: Path, out: Path, args: argparse.Namespace, preset: di
         [
             f"experiment={args.experiment}",
             f"paths.data_dir={data}",
-            f"paths.bootstrap_dir={out}",
+            f"paths.bootstrap_dir={bases}",
             *preset["train"],
             *args.overrides,
         ],
@@ -215,12 +223,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     phases = Phases()
     phases.run("synth", synthesise, data, preset["synth"])
-    phases.run("bootstrap", bootstrap, data, out, preset, args.rebootstrap)
+    bases = Path(args.bases or out)
+    bases.mkdir(parents=True, exist_ok=True)
+    phases.run("bootstrap", bootstrap, data, bases, preset, args.rebootstrap)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    model_dir = phases.run("train", train_curriculum, data, out, args, preset)
+    model_dir = phases.run("train", train_curriculum, data, bases, out, args, preset)
     metrics = phases.run(
         "evaluate",
         evaluate_model,

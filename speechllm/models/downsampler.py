@@ -21,6 +21,11 @@ class ConvDownsampler(nn.Module):
         hidden_size: channels between blocks (default: ``output_size``).
         final_activation: apply GELU after the last block too (off: the LLM's embedding space
             is not rectified).
+        output_scale: gain the last LayerNorm starts at. A LayerNorm's output has RMS 1 while
+            an LLM's token embeddings are often ~30x smaller; audio embeddings that loud swamp
+            the residual stream at their positions, and the frozen LLM cannot read them as it
+            reads text. None: 1, unless ``SpeechLLM`` builds this module, which starts it at
+            the LLM's embedding RMS (see :meth:`scale_output`).
     """
 
     def __init__(
@@ -31,6 +36,7 @@ class ConvDownsampler(nn.Module):
         kernel_size: int = 3,
         hidden_size: int | None = None,
         final_activation: bool = False,
+        output_scale: float | None = None,
     ) -> None:
         super().__init__()
         if not strides or any(s < 1 for s in strides):
@@ -47,6 +53,16 @@ class ConvDownsampler(nn.Module):
         )
         self.norms = nn.ModuleList(nn.LayerNorm(sizes[i + 1]) for i in range(len(strides)))
         self.final_activation = final_activation
+        self.output_scale = output_scale
+        if output_scale is not None:
+            self.scale_output(output_scale)
+
+    @torch.no_grad()
+    def scale_output(self, rms: float) -> None:
+        """Start the outputs at RMS ``rms`` (the last LayerNorm's gain; its bias stays 0)."""
+        if rms <= 0:
+            raise ValueError(f"output scale must be > 0, got {rms}")
+        self.norms[-1].weight.fill_(rms)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Exact output frames for ``lengths`` input frames."""

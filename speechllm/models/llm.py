@@ -84,6 +84,12 @@ class LLM(nn.Module):
         return self.base_model.get_input_embeddings().embedding_dim
 
     @property
+    def embedding_rms(self) -> float:
+        """Root mean square of the token embeddings: the scale audio embeddings should match."""
+        weight = self.base_model.get_input_embeddings().weight
+        return weight.detach().float().pow(2).mean().sqrt().item()
+
+    @property
     def base_model(self) -> PreTrainedModel:
         """The Hugging Face model (LoRA layers, once attached, live inside it)."""
         return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model

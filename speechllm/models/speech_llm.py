@@ -46,7 +46,8 @@ class SpeechLLM(nn.Module):
     Args:
         encoder: the frozen audio encoder (with its learnable layer weights).
         downsampler: a ``ConvDownsampler`` or a factory taking ``input_size``/``output_size``
-            (the sizes come from the encoder and LLM, so they cannot disagree).
+            (the sizes come from the encoder and LLM, so they cannot disagree). One built here
+            with no ``output_scale`` starts at the LLM's token-embedding RMS.
         llm: the frozen LLM with its named adapters.
         prompt_template: where the audio and the instruction go, with ``{audio}`` and
             ``{instruction}`` placeholders; chat markup for instruct models goes here too.
@@ -70,6 +71,8 @@ class SpeechLLM(nn.Module):
             )
         if not isinstance(downsampler, nn.Module):
             downsampler = downsampler(input_size=encoder.hidden_size, output_size=llm.hidden_size)
+            if downsampler.output_scale is None:
+                downsampler.scale_output(llm.embedding_rms)
         in_size, out_size = downsampler.convs[0].in_channels, downsampler.convs[-1].out_channels
         if (in_size, out_size) != (encoder.hidden_size, llm.hidden_size):
             raise ValueError(

@@ -4,6 +4,7 @@ from speechllm.training.adapter_saver import SaveAdapters
 from speechllm.training.curriculum import CurriculumCallback, Stage
 from speechllm.training.module import SpeechLLMModule
 from speechllm.training.schedule import warmup_decay
+from speechllm.training.stage_summary import StageSummary
 from speechllm.training.text_lm import TextLMModule
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "SaveAdapters",
     "SpeechLLMModule",
     "Stage",
+    "StageSummary",
     "TextLMModule",
     "warmup_decay",
 ]

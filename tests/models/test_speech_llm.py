@@ -101,3 +101,20 @@ def test_set_trainable_attaches_and_selects_adapters() -> None:
     assert any(".domain." in n for n in trainable) and any(".task." in n for n in trainable)
     with pytest.raises(ValueError, match="unknown trainable group"):
         model.set_trainable(["encoder"])
+
+
+@pytest.mark.parametrize("kind", ["llama", "t5"])
+def test_audio_embeddings_start_as_loud_as_token_embeddings(kind: str) -> None:
+    model = build(kind).eval()
+    rms = model.llm.embedding_rms
+    frames = torch.randn(2, 40, model.encoder.hidden_size)
+    embeds, mask = model.downsampler(frames, torch.ones(2, 40, dtype=torch.bool))
+    assert embeds[mask].pow(2).mean().sqrt().item() == pytest.approx(rms, rel=0.05)
+
+
+def test_explicit_output_scale_is_kept() -> None:
+    down = partial(ConvDownsampler, strides=[2], output_scale=0.7)
+    model = SpeechLLM(tiny_encoder("whisper"), down, tiny_llm("llama"))
+    assert torch.all(model.downsampler.norms[-1].weight == 0.7)
+    with pytest.raises(ValueError, match="output scale"):
+        ConvDownsampler(4, 4, output_scale=0.0)

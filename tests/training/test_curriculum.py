@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import lightning as L
@@ -7,7 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from speechllm.training.curriculum import CurriculumCallback, Stage
+from speechllm.training import CurriculumCallback, Stage, StageSummary
 from tests.training.tiny_world import FixedBatches, make_module, make_trainer
 
 STAGES = [
@@ -161,3 +162,17 @@ def test_stage_ends_when_the_monitored_metric_plateaus(batches) -> None:
     # validations after steps 1, 2, 3: the first sets the best, two more without improvement
     assert curriculum.progress.transitions == [(3, 1)]
     assert [s["stage"] for s in rec.steps][:4] == ["align"] * 3 + ["lora_warmup"]
+
+
+def test_stage_summary_reports_every_stage(batches, tmp_path) -> None:
+    summary = StageSummary(tail=2)
+    _, _, rec, _, _ = run(STAGES, 8, batches, extra=[summary], default_root_dir=tmp_path)
+    rows = json.loads((tmp_path / "stages.json").read_text())
+    assert [(r["stage"], r["steps"]) for r in rows] == [
+        ("align", 3),
+        ("lora_warmup", 3),
+        ("multitask", 2),
+    ]
+    multitask = [s["loss"] for s in rec.steps if s["stage"] == "multitask"]
+    assert rows[2]["first_loss"] == pytest.approx(multitask[0], abs=1e-4)
+    assert rows[2]["final_loss"] == pytest.approx(sum(multitask) / 2, abs=1e-4)

@@ -1,0 +1,74 @@
+"""One line per finished curriculum stage, and ``stages.json`` beside the run's checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+
+from speechllm.training.curriculum import CurriculumCallback
+
+
+class StageSummary(L.Callback):
+    """Prints each stage's steps, wall time and training loss (first step, mean of its last
+    ``tail`` steps) when it ends, and writes them all to ``<default_root_dir>/stages.json``.
+
+    The per-step losses are in the logger already; this is the summary a user reads at the end
+    of a run to see whether every stage ran and learned. Does nothing without a curriculum.
+    """
+
+    def __init__(self, tail: int = 20) -> None:
+        self.tail = tail
+        self.summary: list[dict[str, Any]] = []
+        self._stage: tuple[int, str] | None = None
+        self._start = (0, 0.0)
+        self._losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        curriculum = next(
+            (cb for cb in trainer.callbacks if isinstance(cb, CurriculumCallback)), None
+        )
+        if curriculum is None:
+            return
+        # after the curriculum's batch-start hook: the stage that trained this batch
+        stage = (curriculum.progress.index, curriculum.stage.name)
+        step = trainer.global_step - 1  # the optimizer step this batch made
+        if stage != self._stage:
+            self._finish(step)
+            self._stage, self._start, self._losses = stage, (step, time.perf_counter()), []
+            rank_zero_info(
+                f"[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: trainable "
+                f"{curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}"
+            )
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self._losses.append(float(loss))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._finish(trainer.global_step)
+        if trainer.is_global_zero and self.summary:
+            out = Path(trainer.default_root_dir) / "stages.json"
+            out.write_text(json.dumps(self.summary, indent=2) + "\n")
+
+    def _finish(self, step: int) -> None:
+        if self._stage is None:
+            return
+        tail = self._losses[-self.tail :] or [float("nan")]
+        row = {
+            "stage": self._stage[1],
+            "steps": step - self._start[0],
+            "seconds": round(time.perf_counter() - self._start[1], 1),
+            "first_loss": round(self._losses[0], 4) if self._losses else float("nan"),
+            "final_loss": round(sum(tail) / len(tail), 4),
+        }
+        self.summary.append(row)
+        rank_zero_info(
+            f"[curriculum] stage {row['stage']!r} done: {row['steps']} steps in "
+            f"{row['seconds']} s, train loss {row['first_loss']} -> {row['final_loss']} "
+            f"(mean of its last {self.tail} steps)"
+        )
+        self._stage = None
