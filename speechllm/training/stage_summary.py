@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 
 from speechllm.training.curriculum import CurriculumCallback
+
+log = logging.getLogger(__name__)
 
 
 class StageSummary(L.Callback):
@@ -38,23 +40,29 @@ class StageSummary(L.Callback):
         stage = (curriculum.progress.index, curriculum.stage.name)
         step = trainer.global_step - 1  # the optimizer step this batch made
         if stage != self._stage:
-            self._finish(step)
+            self._finish(step, trainer.is_global_zero)
             self._stage, self._start, self._losses = stage, (step, time.perf_counter()), []
-            rank_zero_info(
+            self._say(
+                trainer.is_global_zero,
                 f"[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: trainable "
-                f"{curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}"
+                f"{curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}",
             )
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self._losses.append(float(loss))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self._finish(trainer.global_step)
+        self._finish(trainer.global_step, trainer.is_global_zero)
         if trainer.is_global_zero and self.summary:
             out = Path(trainer.default_root_dir) / "stages.json"
             out.write_text(json.dumps(self.summary, indent=2) + "\n")
 
-    def _finish(self, step: int) -> None:
+    @staticmethod
+    def _say(rank_zero: bool, message: str) -> None:
+        if rank_zero:
+            log.info(message)
+
+    def _finish(self, step: int, rank_zero: bool) -> None:
         if self._stage is None:
             return
         tail = self._losses[-self.tail :] or [float("nan")]
@@ -66,9 +74,10 @@ class StageSummary(L.Callback):
             "final_loss": round(sum(tail) / len(tail), 4),
         }
         self.summary.append(row)
-        rank_zero_info(
+        self._say(
+            rank_zero,
             f"[curriculum] stage {row['stage']!r} done: {row['steps']} steps in "
             f"{row['seconds']} s, train loss {row['first_loss']} -> {row['final_loss']} "
-            f"(mean of its last {self.tail} steps)"
+            f"(mean of its last {self.tail} steps)",
         )
         self._stage = None
