@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from speechllm.training.curriculum import CurriculumCallback
 
@@ -28,7 +30,9 @@ class StageSummary(L.Callback):
         self.summary: list[dict[str, Any]] = []
         self._stage: tuple[int, str] | None = None
         self._start = (0, 0.0)
-        self._losses: list[float] = []
+        # detached tensors, read once per stage: no device sync in the training step
+        self._first: torch.Tensor | None = None
+        self._last: deque[torch.Tensor] = deque(maxlen=tail)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         curriculum = next(
@@ -41,7 +45,8 @@ class StageSummary(L.Callback):
         step = trainer.global_step - 1  # the optimizer step this batch made
         if stage != self._stage:
             self._finish(step, trainer.is_global_zero)
-            self._stage, self._start, self._losses = stage, (step, time.perf_counter()), []
+            self._stage, self._start = stage, (step, time.perf_counter())
+            self._first, self._last = None, deque(maxlen=self.tail)
             self._say(
                 trainer.is_global_zero,
                 f"[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: trainable "
@@ -49,7 +54,9 @@ class StageSummary(L.Callback):
             )
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
-            self._losses.append(float(loss))
+            loss = loss.detach()
+            self._first = loss if self._first is None else self._first
+            self._last.append(loss)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._finish(trainer.global_step, trainer.is_global_zero)
@@ -65,13 +72,15 @@ class StageSummary(L.Callback):
     def _finish(self, step: int, rank_zero: bool) -> None:
         if self._stage is None:
             return
-        tail = self._losses[-self.tail :] or [float("nan")]
+        nan = float("nan")
         row = {
             "stage": self._stage[1],
             "steps": step - self._start[0],
             "seconds": round(time.perf_counter() - self._start[1], 1),
-            "first_loss": round(self._losses[0], 4) if self._losses else float("nan"),
-            "final_loss": round(sum(tail) / len(tail), 4),
+            "first_loss": round(float(self._first), 4) if self._first is not None else nan,
+            "final_loss": round(float(torch.stack(list(self._last)).mean()), 4)
+            if self._last
+            else nan,
         }
         self.summary.append(row)
         self._say(
