@@ -85,6 +85,13 @@ def spec_augment(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return x
 
 
+def to_windows(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:
+    """``(B, mels, n_win * window)`` log-mels -> ``(B * n_win, mels, window)`` encoder inputs."""
+    batch, mels, frames = x.shape
+    n_win = frames // window
+    return x.reshape(batch, mels, n_win, window).permute(0, 2, 1, 3).flatten(0, 1), n_win
+
+
 def greedy_ctc(logits: torch.Tensor) -> str:
     """Best path, repeats merged, blanks dropped."""
     chars, prev = [], 0
@@ -104,8 +111,7 @@ def dev_cer(model: Pretrainer, featurizer: Featurizer, manifest: Path, window: i
     hyps = []
     for utt in dev:
         feats, length = featurizer(load_audio(utt.audio, featurizer.sampling_rate))
-        n_win = feats.shape[-1] // window
-        top, _ = model(feats.reshape(80, n_win, window).transpose(0, 1), n_win)
+        top, _ = model(*to_windows(feats[None], window))
         hyps.append(greedy_ctc(model.ctc(top[0, : (length + 1) // 2])))
     return cer(hyps, [u.transcript for u in dev])
 
@@ -184,10 +190,8 @@ def main(argv: list[str] | None = None) -> Path:
     bar = tqdm(range(args.steps), desc="encoder pretrain", unit="step", mininterval=5)
     for step in bar:
         chosen = [items[i] for i in next(stream)]
-        n_win = chosen[0][0].shape[-1] // window
         x = torch.stack([spec_augment(f, rng) if args.spec_augment else f for f, *_ in chosen])
-        windows = x.reshape(len(chosen), 80, n_win, window).permute(0, 2, 1, 3).flatten(0, 1)
-        top, aux = model(windows, n_win)
+        top, aux = model(*to_windows(x, window))
         frames = torch.tensor([(length + 1) // 2 for _, length, *_ in chosen])
         mask = torch.arange(top.shape[1])[None, :] < frames[:, None]
         loss = top.new_zeros(())
