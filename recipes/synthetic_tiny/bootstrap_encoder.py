@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{smooth:.3f}")
+        bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
         if step % 50 == 0:
             print(f"encoder step {step} loss {smooth:.4f} ({budget.elapsed:.0f} CPU s)", flush=True)
         if budget.exhausted(step):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,16 +35,29 @@ PROMPT = "<audio>{audio}</audio> {instruction}: "
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = bootstrap_parser(__doc__, "HF model + tokenizer", steps=2000, hidden_size=96, lr=2e-3)
-    p.add_argument("--intermediate-size", type=int, default=288)
+    p = bootstrap_parser(__doc__, "HF model + tokenizer", steps=5000, hidden_size=64, lr=3e-3)
+    p.add_argument("--intermediate-size", type=int, default=192)
     p.add_argument("--max-noise", type=float, default=0.1, help="largest context noise rate")
     p.add_argument("--plain-frac", type=float, default=0.05, help="share of plain sentences")
     p.add_argument(
         "--asr-frac",
         type=float,
         default=0.9,
-        help="share of transcription lines (the rest: any task's line); copying is the skill\n"
-        "stage 1 needs most and the slowest to learn",
+        help="share of transcription lines at first (the rest: any task's line); copying is\n"
+        "the skill stage 1 needs most and the slowest to learn",
+    )
+    p.add_argument(
+        "--final-asr-frac",
+        type=float,
+        default=0.3,
+        help="share of transcription lines at the end: the other tasks' text forms teach the\n"
+        "frozen LLM which answer each instruction asks for (without them it copies for all)",
+    )
+    p.add_argument(
+        "--mix-from",
+        type=float,
+        default=0.4,
+        help="progress (0-1) from which the share falls linearly to --final-asr-frac",
     )
     p.add_argument("--init", default=None, help="continue from a folder this script wrote")
     p.add_argument("--threads", type=int, default=1)
@@ -54,13 +69,19 @@ class TextForms:
     """An endless, seeded stream of text examples built from the training manifest."""
 
     def __init__(
-        self, manifest: Path, seed: int, max_noise: float, plain_frac: float, asr_frac: float
+        self,
+        manifest: Path,
+        seed: int,
+        max_noise: float,
+        plain_frac: float,
+        asr_frac: Callable[[float], float],
     ) -> None:
         groups = list(utterances(manifest).values())
         self.sentences = [u.transcript for u in groups if u.transcript]
         self.lines = [(u, line) for u in groups for line in u.lines]
         self.asr_lines = [(u, line) for u, line in self.lines if line.task == "asr"]
         self.asr_frac = asr_frac
+        self.progress = 0.0  # of the run, set by the training loop: drives ``asr_frac``
         self.rng = random.Random(seed)
         self.max_noise, self.plain_frac = max_noise, plain_frac
 
@@ -80,7 +101,8 @@ class TextForms:
             if rng.random() < self.plain_frac:
                 yield "", rng.choice(self.sentences)
                 continue
-            pool = self.asr_lines if rng.random() < self.asr_frac else self.lines
+            asr_frac = self.asr_frac(self.progress)
+            pool = self.asr_lines if rng.random() < asr_frac else self.lines
             utt, line = rng.choice(pool)
             instruction = instruction_for(line, "seen", rng)
             prompt = PROMPT.format(audio=self.context(utt, line.task), instruction=instruction)
@@ -120,6 +142,31 @@ def batch_tensors(rows: list[tuple[list[int], int]], pad: int) -> tuple[torch.Te
     return ids, labels
 
 
+def asr_share(start: float, final: float, mix_from: float) -> Callable[[float], float]:
+    """Share of transcription lines at a given progress: ``start`` until ``mix_from``, then
+    linearly down to ``final``."""
+
+    def share(progress: float) -> float:
+        if progress <= mix_from:
+            return start
+        return start + (final - start) * (progress - mix_from) / max(1e-9, 1.0 - mix_from)
+
+    return share
+
+
+def answer(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """Greedy answer to a text prompt laid out as :func:`encode` lays it out."""
+    ids, n_prompt = encode(tokenizer, prompt, "")
+    out = model.generate(
+        torch.tensor([ids[:n_prompt]]),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True).strip()
+
+
 @torch.no_grad()
 def copy_wer(model, tokenizer, manifest: Path, noise: float, n: int = 50) -> float:
     """WER of transcribing the dev split's first ``n`` sentences from a noisy text context: the
@@ -127,20 +174,35 @@ def copy_wer(model, tokenizer, manifest: Path, noise: float, n: int = 50) -> flo
     model.eval()
     rng = random.Random(0)
     dev = [u.transcript for u in utterances(manifest).values() if u.transcript][:n]
-    instruction = "Transcribe the audio."
     hyps = []
     for sentence in dev:
-        prompt = PROMPT.format(audio=noisy(sentence, rng, noise), instruction=instruction)
-        ids, n_prompt = encode(tokenizer, prompt, "")
-        out = model.generate(
-            torch.tensor([ids[:n_prompt]]),
-            max_new_tokens=2 * len(sentence) + 10,
-            do_sample=False,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
+        prompt = PROMPT.format(
+            audio=noisy(sentence, rng, noise), instruction="Transcribe the audio."
         )
-        hyps.append(tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True).strip())
+        hyps.append(answer(model, tokenizer, prompt, 2 * len(sentence) + 10))
     return wer(hyps, dev)
+
+
+@torch.no_grad()
+def task_match(model, tokenizer, manifest: Path, n: int = 10) -> dict[str, float]:
+    """Exact-match rate per task of text-form answers (clean context, seen instructions) on the
+    dev split's first ``n`` lines of each task: whether the frozen LLM answers what each
+    instruction asks for (paralinguistic tasks can only hit chance from text)."""
+    model.eval()
+    forms = TextForms(manifest, 0, 0.0, 0.0, lambda _: 0.0)
+    rng, by_task = random.Random(0), defaultdict(list)
+    for utt, line in forms.lines:
+        if len(by_task[line.task]) < n:
+            by_task[line.task].append((utt, line))
+    scores = {}
+    for task, rows in sorted(by_task.items()):
+        hits = 0
+        for utt, line in rows:
+            instruction = instruction_for(line, "seen", rng)
+            prompt = PROMPT.format(audio=forms.context(utt, task), instruction=instruction)
+            hits += answer(model, tokenizer, prompt, 2 * len(line.target) + 10) == line.target
+        scores[task] = 100.0 * hits / len(rows)
+    return scores
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -164,8 +226,9 @@ def main(argv: list[str] | None = None) -> Path:
     model = LlamaForCausalLM.from_pretrained(args.init) if args.init else LlamaForCausalLM(config)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"bootstrap LLM: {n_params / 1e6:.2f}M parameters, {args.steps} steps", flush=True)
+    share = asr_share(args.asr_frac, args.final_asr_frac, args.mix_from)
     forms = TextForms(
-        Path(args.data) / "train.jsonl", args.seed, args.max_noise, args.plain_frac, args.asr_frac
+        Path(args.data) / "train.jsonl", args.seed, args.max_noise, args.plain_frac, share
     )
     batches = length_batches(iter(forms), tokenizer, args.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -179,12 +242,13 @@ def main(argv: list[str] | None = None) -> Path:
             input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(), labels=labels
         ).loss
         budget.set_lr(opt, args.lr, step)
+        forms.progress = budget.progress(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{smooth:.3f}")
+        bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
         if step % 100 == 0:
             print(f"llm step {step} loss {smooth:.4f} ({budget.elapsed:.0f} CPU s)", flush=True)
         if budget.exhausted(step):
@@ -194,6 +258,8 @@ def main(argv: list[str] | None = None) -> Path:
     if dev.is_file():
         clean, rough = (copy_wer(model, tokenizer, dev, noise) for noise in (0.0, 0.1))
         print(f"llm: dev copy WER {clean:.1f}% (clean context), {rough:.1f}% (10% noise)")
+        scores = " ".join(f"{t} {v:.0f}" for t, v in task_match(model, tokenizer, dev).items())
+        print(f"llm: dev text-form exact match % per task: {scores}")
     out = Path(args.out)
     model.eval().save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -8,9 +8,11 @@ from speechllm.models.speech_llm import IGNORE, SpeechLLM
 from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
 
 
-def build(llm_kind: str = "llama", **adapters) -> SpeechLLM:
+def build(llm_kind: str = "llama", summary_tokens: int = 0, **adapters) -> SpeechLLM:
     return SpeechLLM(
-        tiny_encoder("wavlm"), partial(ConvDownsampler), tiny_llm(llm_kind, adapters=adapters)
+        tiny_encoder("wavlm"),
+        partial(ConvDownsampler, summary_tokens=summary_tokens),
+        tiny_llm(llm_kind, adapters=adapters),
     ).eval()
 
 
@@ -21,8 +23,9 @@ def test_downsampler_sizes_must_match() -> None:
         SpeechLLM(tiny_encoder("wavlm"), partial(ConvDownsampler), tiny_llm(), "{instruction}")
 
 
-def test_labels_cover_exactly_target_and_eos() -> None:
-    model = build()
+@pytest.mark.parametrize("summary", [0, 2])
+def test_labels_cover_exactly_target_and_eos(summary: int) -> None:
+    model = build(summary_tokens=summary)
     batch = tiny_batches(1, 3)[0]
     embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
     targets = model._target_ids(batch["targets"])
@@ -67,10 +70,11 @@ def test_seq2seq_loss_equals_hugging_face_loss() -> None:
     torch.testing.assert_close(out.loss, reference, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("summary", [0, 2])
 @pytest.mark.parametrize("kind", ["llama", "gpt2", "t5"])
-def test_batched_generate_equals_unbatched(kind: str) -> None:
+def test_batched_generate_equals_unbatched(kind: str, summary: int) -> None:
     torch.manual_seed(1)
-    model = build(kind)
+    model = build(kind, summary_tokens=summary)
     batch = tiny_batches(1, 4, seed=3)[0]
     instructions = ["transcribe this", "what colour?", "x", "say the word you hear, please"]
     settings = {"max_new_tokens": 8, "suppress_tokens": [0, 1, 2, 3]}  # random weights: no specials
@@ -103,9 +107,10 @@ def test_set_trainable_attaches_and_selects_adapters() -> None:
         model.set_trainable(["encoder"])
 
 
+@pytest.mark.parametrize("summary", [0, 2])
 @pytest.mark.parametrize("kind", ["llama", "t5"])
-def test_audio_embeddings_start_as_loud_as_token_embeddings(kind: str) -> None:
-    model = build(kind).eval()
+def test_audio_embeddings_start_as_loud_as_token_embeddings(kind: str, summary: int) -> None:
+    model = build(kind, summary_tokens=summary).eval()
     rms = model.llm.embedding_rms
     frames = torch.randn(2, 40, model.encoder.hidden_size)
     embeds, mask = model.downsampler(frames, torch.ones(2, 40, dtype=torch.bool))
