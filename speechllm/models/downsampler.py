@@ -30,8 +30,8 @@ class ConvDownsampler(nn.Module):
             linear map of the masked mean of the input frames. Speaker, accent and emotion are
             properties of the whole utterance; an LLM reads them from a few positions far
             sooner than it learns to pool them out of every frame embedding (on the CPU demo,
-            gender was linearly separable in the pooled frames yet stayed at chance after
-            hundreds of multitask steps without them). 0: frame embeddings only.
+            speech/non-speech went from chance to 98 % dev UAR with them). 0: frame embeddings
+            only.
     """
 
     def __init__(
