@@ -33,6 +33,12 @@ class StageSummary(L.Callback):
         # detached tensors, read once per stage: no device sync in the training step
         self._first: torch.Tensor | None = None
         self._last: deque[torch.Tensor] = deque(maxlen=tail)
+        self._batch_step = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # the optimizer step this batch contributes to (global_step only moves on the last
+        # batch of an accumulation window)
+        self._batch_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         curriculum = next(
@@ -42,7 +48,7 @@ class StageSummary(L.Callback):
             return
         # after the curriculum's batch-start hook: the stage that trained this batch
         stage = (curriculum.progress.index, curriculum.stage.name)
-        step = trainer.global_step - 1  # the optimizer step this batch made
+        step = self._batch_step
         if stage != self._stage:
             self._finish(step, trainer.is_global_zero)
             self._stage, self._start = stage, (step, time.perf_counter())
@@ -53,8 +59,8 @@ class StageSummary(L.Callback):
                 f"{curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}",
             )
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            loss = loss.detach()
+        if loss is not None:  # Lightning hands over the loss divided by the accumulation
+            loss = loss.detach() * trainer.accumulate_grad_batches
             self._first = loss if self._first is None else self._first
             self._last.append(loss)
 
@@ -62,6 +68,7 @@ class StageSummary(L.Callback):
         self._finish(trainer.global_step, trainer.is_global_zero)
         if trainer.is_global_zero and self.summary:
             out = Path(trainer.default_root_dir) / "stages.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(self.summary, indent=2) + "\n")
 
     @staticmethod

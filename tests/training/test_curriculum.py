@@ -176,3 +176,25 @@ def test_stage_summary_reports_every_stage(batches, tmp_path) -> None:
     multitask = [s["loss"] for s in rec.steps if s["stage"] == "multitask"]
     assert rows[2]["first_loss"] == pytest.approx(multitask[0], abs=1e-4)
     assert rows[2]["final_loss"] == pytest.approx(sum(multitask) / 2, abs=1e-4)
+
+
+def test_stage_summary_counts_optimizer_steps_and_unscaled_loss(batches, tmp_path) -> None:
+    plain, accumulated = tmp_path / "plain", tmp_path / "accumulated"
+    run(STAGES, 8, batches, extra=[StageSummary()], default_root_dir=plain)
+    run(
+        STAGES,
+        8,
+        batches,
+        extra=[StageSummary()],
+        default_root_dir=accumulated,
+        accumulate_grad_batches=2,
+    )
+    rows = json.loads((accumulated / "stages.json").read_text())
+    assert [(r["stage"], r["steps"]) for r in rows] == [
+        ("align", 3),
+        ("lora_warmup", 3),
+        ("multitask", 2),
+    ]
+    # the first batch is the same in both runs: Lightning's 1/accumulate scaling is undone
+    reference = json.loads((plain / "stages.json").read_text())
+    assert rows[0]["first_loss"] == pytest.approx(reference[0]["first_loss"], abs=1e-4)
