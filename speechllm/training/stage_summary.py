@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class StageSummary(L.Callback):
-    """Prints each stage's steps, wall time and training loss (first step, mean of its last
-    ``tail`` steps) when it ends, and writes them all to ``<default_root_dir>/stages.json``.
+    """Prints each stage's optimizer steps, wall time and training loss (first batch, mean of
+    its last ``tail`` batches) when it ends, and writes them all to
+    ``<default_root_dir>/stages.json``.
 
     The per-step losses are in the logger already; this is the summary a user reads at the end
     of a run to see whether every stage ran and learned. Does nothing without a curriculum.
@@ -94,6 +95,6 @@ class StageSummary(L.Callback):
             rank_zero,
             f"[curriculum] stage {row['stage']!r} done: {row['steps']} steps in "
             f"{row['seconds']} s, train loss {row['first_loss']} -> {row['final_loss']} "
-            f"(mean of its last {self.tail} steps)",
+            f"(mean of its last {self.tail} batches)",
         )
         self._stage = None
