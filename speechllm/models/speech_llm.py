@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
 
 AUDIO = "{audio}"
+SUMMARY = "{summary}"
 IGNORE = -100
 TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads")
 
@@ -39,6 +41,11 @@ class SpeechLLM(nn.Module):
         [pad..][bos][ prompt before {audio} ][ audio embeddings ][ prompt after ][ target ][eos]
                                                                                  └ labels ┘
 
+    A downsampler's utterance embeddings (``summary_tokens``) follow the frame embeddings,
+    unless the template places them with ``{summary}``: at the end of the prompt, the position
+    that predicts the answer's first token reads them directly, without first having to learn
+    to attend back into the audio.
+
     An encoder-decoder LLM gets the prompt (with ``eos``) as encoder input and the target as
     decoder labels. Items of a task with a classification head skip the target: the head
     reads the LLM's pooled states of the prompt and audio instead.
@@ -50,7 +57,8 @@ class SpeechLLM(nn.Module):
             with no ``output_scale`` starts at the LLM's token-embedding RMS.
         llm: the frozen LLM with its named adapters.
         prompt_template: where the audio and the instruction go, with ``{audio}`` and
-            ``{instruction}`` placeholders; chat markup for instruct models goes here too.
+            ``{instruction}`` placeholders and an optional ``{summary}``; chat markup for
+            instruct models goes here too.
         heads: classification heads by task name, or factories taking ``hidden_size`` (Hydra
             ``_partial_``); those tasks train with BCE on the head instead of generating.
     """
@@ -64,10 +72,14 @@ class SpeechLLM(nn.Module):
         heads: dict[str, ClassificationHead | Callable[..., ClassificationHead]] | None = None,
     ) -> None:
         super().__init__()
-        if prompt_template.count(AUDIO) != 1 or "{instruction}" not in prompt_template:
+        if (
+            prompt_template.count(AUDIO) != 1
+            or prompt_template.count(SUMMARY) > 1
+            or "{instruction}" not in prompt_template
+        ):
             raise ValueError(
-                "prompt_template needs exactly one {audio} and an {instruction} placeholder, "
-                f"got {prompt_template!r}"
+                "prompt_template needs exactly one {audio}, an {instruction} placeholder and "
+                f"at most one {{summary}}, got {prompt_template!r}"
             )
         if not isinstance(downsampler, nn.Module):
             downsampler = downsampler(input_size=encoder.hidden_size, output_size=llm.hidden_size)
@@ -79,10 +91,17 @@ class SpeechLLM(nn.Module):
                 f"downsampler maps {in_size} -> {out_size} but the encoder gives "
                 f"{encoder.hidden_size} and the LLM embeds {llm.hidden_size}"
             )
+        if SUMMARY in prompt_template and not downsampler.summary_tokens:
+            raise ValueError(
+                "prompt_template places {summary} but the downsampler makes no utterance "
+                "embeddings (set downsampler.summary_tokens)"
+            )
         self.encoder = encoder
         self.downsampler = downsampler
         self.llm = llm
         self.prompt_template = prompt_template
+        pieces = re.split(f"({re.escape(AUDIO)}|{re.escape(SUMMARY)})", prompt_template)
+        self._text_pieces, self._slots = pieces[0::2], pieces[1::2]
         self.heads = nn.ModuleDict(
             {
                 task: head if isinstance(head, nn.Module) else head(hidden_size=llm.hidden_size)
@@ -185,15 +204,22 @@ class SpeechLLM(nn.Module):
         embeds, mask = self.downsampler(frames, mask)
         return embeds, mask.sum(-1)
 
-    def _prompt_ids(self, instruction: str) -> tuple[list[int], list[int]]:
-        before, after = self.prompt_template.split(AUDIO)
-        before_ids = self.llm.tokenize(before.format(instruction=instruction))
-        after_ids = self.llm.tokenize(after.format(instruction=instruction))
+    def _prompt_ids(self, instruction: str) -> list[list[int]]:
+        """Token ids of the template's text around its slots: one list more than slots."""
+        texts = [text.format(instruction=instruction) for text in self._text_pieces]
+        ids = [self.llm.tokenize(text) for text in texts]
         if self.llm.is_encoder_decoder:
-            after_ids = after_ids + [self.llm.eos_token_id]
+            ids[-1] = ids[-1] + [self.llm.eos_token_id]
         elif self.llm.tokenizer.bos_token_id is not None:
-            before_ids = [self.llm.tokenizer.bos_token_id] + before_ids
-        return before_ids, after_ids
+            ids[0] = [self.llm.tokenizer.bos_token_id] + ids[0]
+        return ids
+
+    def _slot_embeds(self, audio_embeds: torch.Tensor, n_audio: int) -> dict[str, torch.Tensor]:
+        """One item's embeddings per template slot (``{summary}`` takes the last ones)."""
+        if SUMMARY not in self._slots:
+            return {AUDIO: audio_embeds[:n_audio]}
+        n_frames = n_audio - self.downsampler.summary_tokens
+        return {AUDIO: audio_embeds[:n_frames], SUMMARY: audio_embeds[n_frames:n_audio]}
 
     def _splice(
         self,
@@ -204,22 +230,25 @@ class SpeechLLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Left-padded ``inputs_embeds``, ``attention_mask`` and (decoder-only) ``labels``."""
         device = audio_embeds.device
-        pieces = [self._prompt_ids(ins) for ins in instructions]
         with_target = target_ids is not None and not self.llm.is_encoder_decoder
         tails = target_ids if with_target else [[] for _ in instructions]
-        text_ids = [
-            ids
-            for (before, after), tail in zip(pieces, tails, strict=True)
-            for ids in (before, after + tail)
-        ]
+        text_ids = []
+        for instruction, tail in zip(instructions, tails, strict=True):
+            pieces = self._prompt_ids(instruction)
+            text_ids.extend([*pieces[:-1], pieces[-1] + tail])
         flat = torch.tensor([i for ids in text_ids for i in ids], dtype=torch.long, device=device)
         text_embeds = (
             self.llm.embed(flat).to(audio_embeds.dtype).split([len(ids) for ids in text_ids])
         )
+        n_text = len(self._text_pieces)
         rows, label_rows = [], []
         for b, n_audio in enumerate(audio_lengths.tolist()):
-            before, after = text_embeds[2 * b], text_embeds[2 * b + 1]
-            rows.append(torch.cat([before, audio_embeds[b, :n_audio], after]))
+            texts = text_embeds[b * n_text : (b + 1) * n_text]
+            slots = self._slot_embeds(audio_embeds[b], n_audio)
+            parts = [texts[0]]
+            for slot, text in zip(self._slots, texts[1:], strict=True):
+                parts += [slots[slot], text]
+            rows.append(torch.cat(parts))
             if with_target:
                 n_target = len(tails[b])
                 label_rows.append([IGNORE] * (rows[-1].shape[0] - n_target) + list(tails[b]))

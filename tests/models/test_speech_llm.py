@@ -7,12 +7,17 @@ from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import IGNORE, SpeechLLM
 from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
 
+SUMMARY_LAST = "<audio>{audio}</audio> {instruction}: {summary}"
 
-def build(llm_kind: str = "llama", summary_tokens: int = 0, **adapters) -> SpeechLLM:
+
+def build(
+    llm_kind: str = "llama", summary_tokens: int = 0, template: str | None = None, **adapters
+) -> SpeechLLM:
     return SpeechLLM(
         tiny_encoder("wavlm"),
         partial(ConvDownsampler, summary_tokens=summary_tokens),
         tiny_llm(llm_kind, adapters=adapters),
+        **({"prompt_template": template} if template else {}),
     ).eval()
 
 
@@ -21,11 +26,32 @@ def test_downsampler_sizes_must_match() -> None:
         SpeechLLM(tiny_encoder("wavlm"), ConvDownsampler(32, 16), tiny_llm("llama"))
     with pytest.raises(ValueError, match="placeholder"):
         SpeechLLM(tiny_encoder("wavlm"), partial(ConvDownsampler), tiny_llm(), "{instruction}")
+    with pytest.raises(ValueError, match="summary_tokens"):
+        build(template=SUMMARY_LAST)
 
 
-@pytest.mark.parametrize("summary", [0, 2])
-def test_labels_cover_exactly_target_and_eos(summary: int) -> None:
-    model = build(summary_tokens=summary)
+@pytest.mark.parametrize("kind", ["llama", "t5"])
+def test_summary_slot_puts_utterance_embeddings_right_before_the_answer(kind: str) -> None:
+    model = build(kind, summary_tokens=2, template=SUMMARY_LAST)
+    batch = tiny_batches(1, 3)[0]
+    embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
+    targets = model._target_ids(batch["targets"])
+    inputs, mask, labels = model._splice(embeds, lengths, batch["instructions"], targets)
+    for b, n in enumerate(lengths.tolist()):
+        summary = embeds[b, n - 2 : n]
+        if kind == "t5":  # the encoder input ends with the summary and eos
+            assert torch.equal(inputs[b, -3:-1], summary)
+        else:  # the answer's first token is predicted from the last summary embedding
+            first_target = int((labels[b] != IGNORE).nonzero()[0])
+            assert torch.equal(inputs[b, first_target - 2 : first_target], summary)
+        frames = embeds[b, : n - 2]  # frame embeddings stay inside <audio>...</audio>
+        start = int((mask[b] == 0).sum()) + len(model._prompt_ids("")[0])
+        assert torch.equal(inputs[b, start : start + n - 2], frames)
+
+
+@pytest.mark.parametrize("summary, template", [(0, None), (2, None), (2, SUMMARY_LAST)])
+def test_labels_cover_exactly_target_and_eos(summary: int, template: str | None) -> None:
+    model = build(summary_tokens=summary, template=template)
     batch = tiny_batches(1, 3)[0]
     embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
     targets = model._target_ids(batch["targets"])
@@ -34,8 +60,7 @@ def test_labels_cover_exactly_target_and_eos(summary: int) -> None:
         row = labels[b][labels[b] != IGNORE].tolist()
         assert row == ids and row[-1] == model.llm.eos_token_id
         assert labels[b, -len(ids) :].tolist() == ids  # targets end the row (left padding)
-        prompt = len(model._prompt_ids(batch["instructions"][b])[0]) + int(lengths[b])
-        prompt += len(model._prompt_ids(batch["instructions"][b])[1])
+        prompt = sum(map(len, model._prompt_ids(batch["instructions"][b]))) + int(lengths[b])
         assert int(mask[b].sum()) == prompt + len(ids)
 
 
@@ -70,11 +95,11 @@ def test_seq2seq_loss_equals_hugging_face_loss() -> None:
     torch.testing.assert_close(out.loss, reference, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("summary", [0, 2])
+@pytest.mark.parametrize("summary, template", [(0, None), (2, None), (2, SUMMARY_LAST)])
 @pytest.mark.parametrize("kind", ["llama", "gpt2", "t5"])
-def test_batched_generate_equals_unbatched(kind: str, summary: int) -> None:
+def test_batched_generate_equals_unbatched(kind: str, summary: int, template: str | None) -> None:
     torch.manual_seed(1)
-    model = build(kind, summary_tokens=summary)
+    model = build(kind, summary_tokens=summary, template=template)
     batch = tiny_batches(1, 4, seed=3)[0]
     instructions = ["transcribe this", "what colour?", "x", "say the word you hear, please"]
     settings = {"max_new_tokens": 8, "suppress_tokens": [0, 1, 2, 3]}  # random weights: no specials
