@@ -83,6 +83,11 @@ def test_train_then_export_then_load(manifest: Path, tmp_path: Path) -> None:
         )
         == 2
     )
+    # a new run in the same folder: last.ckpt is now its checkpoint, not the first run's
+    train(compose(["experiment=tiny_smoke", "seed=1", *data_overrides(manifest)], tmp_path))
+    assert not list(ckpts.glob("*-v1.ckpt"))
+    rerun = trainable(ckpts / "last.ckpt")
+    assert any(not torch.equal(rerun[k], v) for k, v in state.items())
 
 
 def test_ddp_two_processes_keep_ranks_identical_and_resume(manifest: Path, tmp_path: Path) -> None:
