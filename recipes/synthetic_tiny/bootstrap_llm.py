@@ -30,8 +30,14 @@ from speechllm.data.instructions import instruction_for
 from speechllm.evaluation.metrics import wer
 from speechllm.models.tiny import tiny_tokenizer
 
-PROMPT = "<audio>{audio}</audio> {instruction}: "
+PROMPT = "<audio>{audio}</audio> {instruction}: {summary}"
 """Must equal the experiment's ``prompt_template``."""
+
+
+def text_prompt(context: str, instruction: str) -> str:
+    """A speech prompt's text form: the transcript stands in for the frame embeddings, and the
+    utterance embeddings (``{summary}``), which text has no counterpart for, are left out."""
+    return PROMPT.format(audio=context, instruction=instruction, summary="")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,8 +111,7 @@ class TextForms:
             pool = self.asr_lines if rng.random() < asr_frac else self.lines
             utt, line = rng.choice(pool)
             instruction = instruction_for(line, "seen", rng)
-            prompt = PROMPT.format(audio=self.context(utt, line.task), instruction=instruction)
-            yield prompt, line.target
+            yield text_prompt(self.context(utt, line.task), instruction), line.target
 
 
 def encode(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
@@ -176,9 +181,7 @@ def copy_wer(model, tokenizer, manifest: Path, noise: float, n: int = 50) -> flo
     dev = [u.transcript for u in utterances(manifest).values() if u.transcript][:n]
     hyps = []
     for sentence in dev:
-        prompt = PROMPT.format(
-            audio=noisy(sentence, rng, noise), instruction="Transcribe the audio."
-        )
+        prompt = text_prompt(noisy(sentence, rng, noise), "Transcribe the audio.")
         hyps.append(answer(model, tokenizer, prompt, 2 * len(sentence) + 10))
     return wer(hyps, dev)
 
@@ -199,7 +202,7 @@ def task_match(model, tokenizer, manifest: Path, n: int = 10) -> dict[str, float
         hits = 0
         for utt, line in rows:
             instruction = instruction_for(line, "seen", rng)
-            prompt = PROMPT.format(audio=forms.context(utt, task), instruction=instruction)
+            prompt = text_prompt(forms.context(utt, task), instruction)
             hits += answer(model, tokenizer, prompt, 2 * len(line.target) + 10) == line.target
         scores[task] = 100.0 * hits / len(rows)
     return scores

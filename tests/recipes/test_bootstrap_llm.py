@@ -9,7 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes" / "synthetic_tiny"))
 
-from bootstrap_llm import asr_share, parse_args  # noqa: E402
+from bootstrap_llm import PROMPT, asr_share, parse_args, text_prompt  # noqa: E402
+
+from speechllm.config import compose  # noqa: E402
 
 
 def test_share_holds_then_falls_linearly_to_the_final_share() -> None:
@@ -23,3 +25,8 @@ def test_defaults_are_the_demo_recipe() -> None:
     args = parse_args(["--out", "x"])
     share = asr_share(args.asr_frac, args.final_asr_frac, args.mix_from)
     assert share(0.0) > 0.8 and share(1.0) < 0.5  # copying first, instructions at the end
+
+
+def test_text_forms_are_laid_out_as_the_experiment_lays_out_speech() -> None:
+    assert compose(["experiment=synthetic_tiny"]).prompt_template == PROMPT
+    assert text_prompt("a cat", "Transcribe.") == "<audio>a cat</audio> Transcribe.: "
