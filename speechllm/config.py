@@ -88,7 +88,9 @@ def validate(cfg: DictConfig) -> None:
     check_curriculum(cfg, set(TASKS))
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).parent / "conf"
+"""The Hydra config groups: the top-level ``conf/`` (linked from here in a checkout, copied into
+an installed wheel)."""
 
 
 def compose(

@@ -70,3 +70,18 @@ def test_missing_value_is_named(tmp_path: Path) -> None:
     cfg = compose(["encoder=pretrained"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match="encoder.name_or_path"):
         validate(cfg)
+
+
+def test_package_data_ships_every_config_group() -> None:
+    """A wheel carries ``speechllm/conf`` (the checkout's link to ``conf/``): every yaml under it
+    must match the package-data globs, or an installed ``speechllm-train`` misses that file."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(__file__).resolve().parents[1]
+    assert CONF_DIR.resolve() == (root / "conf").resolve()
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["speechllm"]
+    package = CONF_DIR.parent
+    shipped = {p for pattern in globs for p in package.glob(pattern)}
+    assert set(CONF_DIR.rglob("*.yaml")) <= shipped
