@@ -234,7 +234,9 @@ class MultitaskBatchSampler:
 
 
 class EvalBatchSampler:
-    """Every item exactly once, longest batches first, split round-robin over ranks.
+    """Every item exactly once, split round-robin over ranks; each rank runs its longest batch
+    first (memory problems show at once), then the others in a fixed shuffled order, so that a
+    prefix (``limit_val_batches``) samples every duration rather than only the longest clips.
 
     The batch count is made a multiple of ``world_size`` (by halving the largest batches) so every
     rank runs the same number of steps and collective ops cannot hang.
@@ -262,7 +264,9 @@ class EvalBatchSampler:
                 )
             half = math.ceil(len(batch) / 2)
             batches[largest : largest + 1] = [batch[:half], batch[half:]]
-        self.batches = batches[rank::world_size]
+        mine = batches[rank::world_size]
+        rest = np.random.default_rng(0).permutation(len(mine) - 1) + 1
+        self.batches = [mine[0], *(mine[i] for i in rest)]
 
     def __len__(self) -> int:
         return len(self.batches)
