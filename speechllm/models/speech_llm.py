@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,13 @@ AUDIO = "{audio}"
 SUMMARY = "{summary}"
 IGNORE = -100
 TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads")
+
+
+@cache
+def _template_parts(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A prompt template's text pieces and, between them, its slots (``{audio}``, ``{summary}``)."""
+    pieces = re.split(f"({re.escape(AUDIO)}|{re.escape(SUMMARY)})", template)
+    return tuple(pieces[0::2]), tuple(pieces[1::2])
 
 
 @dataclass
@@ -100,8 +108,6 @@ class SpeechLLM(nn.Module):
         self.downsampler = downsampler
         self.llm = llm
         self.prompt_template = prompt_template
-        pieces = re.split(f"({re.escape(AUDIO)}|{re.escape(SUMMARY)})", prompt_template)
-        self._text_pieces, self._slots = pieces[0::2], pieces[1::2]
         self.heads = nn.ModuleDict(
             {
                 task: head if isinstance(head, nn.Module) else head(hidden_size=llm.hidden_size)
@@ -206,8 +212,8 @@ class SpeechLLM(nn.Module):
 
     def _prompt_ids(self, instruction: str) -> list[list[int]]:
         """Token ids of the template's text around its slots: one list more than slots."""
-        texts = [text.format(instruction=instruction) for text in self._text_pieces]
-        ids = [self.llm.tokenize(text) for text in texts]
+        pieces, _ = _template_parts(self.prompt_template)
+        ids = [self.llm.tokenize(text.format(instruction=instruction)) for text in pieces]
         if self.llm.is_encoder_decoder:
             ids[-1] = ids[-1] + [self.llm.eos_token_id]
         elif self.llm.tokenizer.bos_token_id is not None:
@@ -216,7 +222,7 @@ class SpeechLLM(nn.Module):
 
     def _slot_embeds(self, audio_embeds: torch.Tensor, n_audio: int) -> dict[str, torch.Tensor]:
         """One item's embeddings per template slot (``{summary}`` takes the last ones)."""
-        if SUMMARY not in self._slots:
+        if SUMMARY not in self.prompt_template:
             return {AUDIO: audio_embeds[:n_audio]}
         n_frames = n_audio - self.downsampler.summary_tokens
         return {AUDIO: audio_embeds[:n_frames], SUMMARY: audio_embeds[n_frames:n_audio]}
@@ -240,13 +246,14 @@ class SpeechLLM(nn.Module):
         text_embeds = (
             self.llm.embed(flat).to(audio_embeds.dtype).split([len(ids) for ids in text_ids])
         )
-        n_text = len(self._text_pieces)
+        _, slot_names = _template_parts(self.prompt_template)
+        n_text = len(slot_names) + 1
         rows, label_rows = [], []
         for b, n_audio in enumerate(audio_lengths.tolist()):
             texts = text_embeds[b * n_text : (b + 1) * n_text]
             slots = self._slot_embeds(audio_embeds[b], n_audio)
             parts = [texts[0]]
-            for slot, text in zip(self._slots, texts[1:], strict=True):
+            for slot, text in zip(slot_names, texts[1:], strict=True):
                 parts += [slots[slot], text]
             rows.append(torch.cat(parts))
             if with_target:
