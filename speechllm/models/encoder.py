@@ -112,6 +112,18 @@ class AudioEncoder(nn.Module):
         return int(self.feature_extractor.sampling_rate)
 
     @property
+    def masks_padding(self) -> bool:
+        """Whether a padded batch encodes each item as if it were alone.
+
+        Not for wav2vec2-style models with ``feat_extract_norm="group"`` (wav2vec2-base,
+        hubert-base, wavlm-base): their first convolution's GroupNorm normalises over the
+        whole padded time axis, which no attention mask reaches, so the padding would change
+        every real frame and the features would depend on the batch. Those are encoded one
+        item at a time.
+        """
+        return getattr(self.model.config, "feat_extract_norm", "layer") != "group"
+
+    @property
     def window_frames(self) -> int | None:
         """Input frames per encoder window (Whisper), or None for unwindowed encoders."""
         if not self.is_windowed:
@@ -175,11 +187,28 @@ class AudioEncoder(nn.Module):
     def _encode_waveform(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
+        if not self.masks_padding:
+            return self._encode_one_by_one(audio, audio_lengths)
         attention_mask = (
             torch.arange(audio.shape[1], device=audio.device)[None, :] < audio_lengths[:, None]
         ).long()
         out = self.model(audio, attention_mask=attention_mask, output_hidden_states=True)
         return out.hidden_states
+
+    def _encode_one_by_one(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Each item at its own length, zero-padded afterwards (see :attr:`masks_padding`)."""
+        items = [
+            torch.stack(self.model(audio[b : b + 1, :n], output_hidden_states=True).hidden_states)
+            for b, n in enumerate(audio_lengths.tolist())
+        ]
+        layers, _, _, dim = items[0].shape
+        frames = max(item.shape[2] for item in items)
+        hidden = items[0].new_zeros(layers, len(items), frames, dim)
+        for b, item in enumerate(items):
+            hidden[:, b, : item.shape[2]] = item[:, 0]
+        return tuple(hidden)
 
     def _encode_windows(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor

@@ -20,9 +20,13 @@ def _wave_inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return audio, torch.tensor(lengths)
 
 
+@pytest.mark.parametrize("norm", ["layer", "group"])  # group: wav2vec2-base, hubert-base
 @pytest.mark.parametrize("kind", ["wavlm", "hubert", "wav2vec2"])
-def test_waveform_padding_does_not_leak(kind: str) -> None:
-    enc = tiny_encoder(kind).train()  # train mode must not enable dropout
+def test_waveform_padding_does_not_leak(kind: str, norm: str) -> None:
+    stable = norm == "layer"  # the base models pair GroupNorm with post-norm blocks
+    enc = tiny_encoder(kind, feat_extract_norm=norm, do_stable_layer_norm=stable)
+    enc.train()  # train mode must not enable dropout
+    assert enc.masks_padding == (norm == "layer")
     audio, lengths = _wave_inputs([16000, 9000, 4000])
     frames, mask = enc(audio, lengths)
     for i, n in enumerate(lengths.tolist()):
