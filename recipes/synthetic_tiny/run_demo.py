@@ -47,10 +47,10 @@ TOY_BASE = [
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "synth": {"preset": "small", "n_train": 5000, "n_dev": 300, "n_test": 300},
-        # CPU-minute budgets (one thread each): ~3,300 and ~2,500 steps on an idle core; the
+        # CPU-minute budgets (one thread each): ~3,000 and ~2,300 steps on an idle core; the
         # encoder's dev probe is short, so it ends with the LLM's longer probes anyway
-        "llm": ["--steps", "5000", "--max-minutes", "8.5"],
-        "encoder": ["--steps", "3400", "--max-minutes", "8.5"],
+        "llm": ["--steps", "5000", "--max-minutes", "8.0"],
+        "encoder": ["--steps", "3400", "--max-minutes", "8.0"],
         "train": [],
         "eval_limit": None,
         "max_new_tokens": 128,
