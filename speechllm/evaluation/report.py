@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
@@ -36,7 +37,11 @@ SPLITS = ("seen", "heldout")
 
 PREDICTION_FIELDS = ("id", "task", "instruction", "instruction_split", "prediction", "target")
 
-_CURVE_COLUMN = re.compile(r"train/loss|val/loss|val/[^/]+/[^/]+")
+_CURVE_COLUMN = re.compile(r"(train|val)/loss|(train|val)/[^/]+/[^/]+")
+
+SMOOTHING = 0.9
+"""Exponential-moving-average weight for curves of 50 points or more. A batch holds one task,
+so a raw per-step loss shows mostly which task the step drew."""
 
 
 @dataclass
@@ -52,7 +57,7 @@ class TrainingCurves:
 def load_csv_curves(path: str | Path) -> TrainingCurves:
     """Read a Lightning ``CSVLogger`` ``metrics.csv``.
 
-    Keeps ``train/loss``, ``val/loss`` and ``val/<task>/<metric>`` columns; CSVLogger writes
+    Keeps ``train/loss``, ``val/loss`` and ``<train|val>/<task>/<metric>`` columns; CSVLogger writes
     one sparse row per logging call, so empty cells are skipped. A ``stage`` column, if
     present, marks the stage boundaries.
 
@@ -216,13 +221,47 @@ def _confusion_section(matrices: dict[str, dict[str, Any]], out: Path) -> str:
     return "\n\n".join(parts)
 
 
+def curve_family(name: str) -> str:
+    """``val/asr/wer`` -> ``val/*/wer``: the tasks' series of one metric share a plot."""
+    parts = name.split("/")
+    return f"{parts[0]}/*/{parts[2]}" if len(parts) == 3 else name
+
+
+def _ema(values: tuple[float, ...]) -> list[float]:
+    smoothed, average = [], values[0]
+    for value in values:
+        average = SMOOTHING * average + (1 - SMOOTHING) * value
+        smoothed.append(average)
+    return smoothed
+
+
 def _curves_section(curves: TrainingCurves, out: Path) -> str:
-    links = []
+    families: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
     for name, points in curves.series.items():
-        fig = _figure(6, 3.5)
+        families[curve_family(name)][name] = points
+    tasks = sorted({name.split("/")[1] for name in curves.series if name.count("/") == 2})
+    palette = colormaps["tab20"].colors[0::2] + colormaps["tab20"].colors[1::2]  # dark first
+    color = {task: palette[i % len(palette)] for i, task in enumerate(tasks)}
+    links = []
+    for family, series in families.items():
+        fig = _figure(7, 4)
         ax = fig.add_subplot()
-        steps, values = zip(*points, strict=True)
-        ax.plot(steps, values, marker="." if len(points) < 50 else None)
+        smoothed = False
+        for name, points in series.items():
+            steps, values = zip(*points, strict=True)
+            task = name.split("/")[1] if name.count("/") == 2 else None
+            style = {"color": color[task], "label": task} if task else {"label": name}
+            if len(points) < 50:
+                ax.plot(steps, values, marker=".", **style)
+                continue
+            smoothed = True
+            if task is None:
+                ax.plot(steps, values, color="lightgrey", linewidth=0.8, label="raw")
+                style["label"] = "moving average"
+            ax.plot(steps, _ema(values), **style)
+        values = [v for points in series.values() for _, v in points]
+        if family.endswith("loss") and len(series) > 1 and min(values) > 0:
+            ax.set_yscale("log")  # label tasks end near 0.01, ASR near 0.5
         for step, stage in curves.stage_starts:
             ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
             ax.annotate(
@@ -234,8 +273,11 @@ def _curves_section(curves: TrainingCurves, out: Path) -> str:
                 ha="right",
                 fontsize=7,
             )
-        ax.set(xlabel="step", ylabel=name, title=name)
-        png = Path("curves") / f"{name.replace('/', '_')}.png"
+        title = family + (f" (moving average, weight {SMOOTHING})" if smoothed else "")
+        ax.set(xlabel="step", ylabel=family, title=title)
+        if len(series) > 1 or smoothed:  # one colour per task in every plot
+            ax.legend(fontsize=7, ncol=2 if len(series) > 6 else 1)
+        png = Path("curves") / f"{family.replace('/*/', '_tasks_').replace('/', '_')}.png"
         _save(fig, out / png)
-        links.append(f"![{name}]({png.as_posix()})")
+        links.append(f"![{family}]({png.as_posix()})")
     return "\n\n".join(links)

@@ -14,13 +14,13 @@ from speechllm.evaluation.report import (
 )
 
 # Lightning CSVLogger style: one sparse row per logging call; the curriculum logs `stage`.
-METRICS_CSV = """epoch,step,stage,train/loss,train/lr,val/loss,val/asr/wer
-0,9,1.0,2.5,0.001,,
-0,19,1.0,2.0,0.001,,
-0,19,,,,1.9,40.0
-1,29,2.0,1.5,0.001,,
-1,39,2.0,1.2,0.001,,
-1,39,,,,1.1,25.0
+METRICS_CSV = """step,stage,train/loss,train/lr,train/asr/loss,train/gr/loss,val/loss,val/asr/wer
+9,1.0,2.5,0.001,2.5,,,
+19,1.0,2.0,0.001,2.1,0.7,,
+19,,,,,,1.9,40.0
+29,2.0,1.5,0.001,1.4,0.5,,
+39,2.0,1.2,0.001,,0.4,,
+39,,,,,,1.1,25.0
 """
 
 
@@ -61,7 +61,14 @@ def test_load_csv_curves(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
     path.write_text(METRICS_CSV)
     curves = load_csv_curves(path)
-    assert set(curves.series) == {"train/loss", "val/loss", "val/asr/wer"}
+    assert set(curves.series) == {
+        "train/loss",
+        "train/asr/loss",
+        "train/gr/loss",
+        "val/loss",
+        "val/asr/wer",
+    }
+    assert curves.series["train/gr/loss"] == [(19, 0.7), (29, 0.5), (39, 0.4)]
     assert curves.series["train/loss"] == [(9, 2.5), (19, 2.0), (29, 1.5), (39, 1.2)]
     assert curves.series["val/asr/wer"] == [(19, 40.0), (39, 25.0)]
     assert curves.stage_starts == [(9, "1"), (29, "2")]
@@ -86,9 +93,11 @@ def test_write_report(tmp_path: Path, predictions: list[dict[str, Any]]) -> None
     assert set(links) >= {
         "confusion/er.png",
         "curves/train_loss.png",
+        "curves/train_tasks_loss.png",  # every task's loss in one plot
         "curves/val_loss.png",
-        "curves/val_asr_wer.png",
+        "curves/val_tasks_wer.png",
     }
+    assert len([link for link in links if link.startswith("curves/")]) == 4
     for link in links:
         assert (out / link).read_bytes().startswith(b"\x89PNG")
 

@@ -57,7 +57,7 @@ def test_writes_one_prediction_per_line_in_manifest_order(report, tiny_run: Tiny
     for name in (
         "report.md",
         "confusion/ic.png",
-        "curves/val_asr_wer.png",
+        "curves/val_tasks_wer.png",
         "curves/train_loss.png",
     ):
         assert (out / name).is_file(), name
