@@ -30,7 +30,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     }
     featurizer = Featurizer(module.model.encoder.feature_extractor)
     datamodule = instantiate(cfg.data, featurizer=featurizer)
-    return module, datamodule, build_trainer(cfg, [instantiate(cfg.curriculum)])
+    trainer = build_trainer(cfg, [instantiate(cfg.curriculum)])
+    # the run's whole resolved config, whatever the entry point (Hydra writes .hydra/ only
+    # under main()): CSVLogger puts it in hparams.yaml beside metrics.csv
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return module, datamodule, trainer
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -59,7 +60,8 @@ def load_csv_curves(path: str | Path) -> TrainingCurves:
 
     Keeps ``train/loss``, ``val/loss`` and ``<train|val>/<task>/<metric>`` columns; CSVLogger writes
     one sparse row per logging call, so empty cells are skipped. A ``stage`` column, if
-    present, marks the stage boundaries.
+    present, marks the stage boundaries, named from the run's config when an ``hparams.yaml``
+    beside the file holds it (``speechllm.train`` logs it there).
 
     Args:
         path: The ``metrics.csv`` file.
@@ -68,6 +70,7 @@ def load_csv_curves(path: str | Path) -> TrainingCurves:
         The curves, in file order.
     """
     curves = TrainingCurves()
+    names = _stage_names(Path(path).with_name("hparams.yaml"))
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             step = int(float(row["step"]))
@@ -75,9 +78,18 @@ def load_csv_curves(path: str | Path) -> TrainingCurves:
                 if value and _CURVE_COLUMN.fullmatch(name):
                     curves.series.setdefault(name, []).append((step, float(value)))
             stage = (row.get("stage") or "").removesuffix(".0")
+            stage = names[int(stage)] if stage.isdigit() and int(stage) < len(names) else stage
             if stage and (not curves.stage_starts or curves.stage_starts[-1][1] != stage):
                 curves.stage_starts.append((step, stage))
     return curves
+
+
+def _stage_names(hparams: Path) -> list[str]:
+    """Curriculum stage names from a logged run config; none if it has no curriculum."""
+    if not hparams.is_file():
+        return []
+    stages = ((yaml.safe_load(hparams.read_text()) or {}).get("curriculum") or {}).get("stages")
+    return [str(stage.get("name", i)) for i, stage in enumerate(stages or [])]
 
 
 def write_report(
@@ -260,12 +272,12 @@ def _curves_section(curves: TrainingCurves, out: Path) -> str:
                 style["label"] = "moving average"
             ax.plot(steps, _ema(values), **style)
         values = [v for points in series.values() for _, v in points]
-        if family.endswith("loss") and len(series) > 1 and min(values) > 0:
+        if family.endswith("loss") and min(values) > 0 and max(values) > 10 * min(values):
             ax.set_yscale("log")  # label tasks end near 0.01, ASR near 0.5
         for step, stage in curves.stage_starts:
             ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
             ax.annotate(
-                f"stage {stage}",
+                stage if not stage.isdigit() else f"stage {stage}",
                 (step, 1),
                 xycoords=("data", "axes fraction"),
                 rotation=90,

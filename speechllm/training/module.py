@@ -121,9 +121,13 @@ class SpeechLLMModule(L.LightningModule):
             sums[self._tasks.index(task)] += torch.stack(
                 [out.item_loss_sum[i].detach(), out.item_tokens[i].to(sums.dtype)]
             )
-        if split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self._log_task_losses("train")
         return out.loss
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        # once per logging window, after the last batch its final optimizer step accumulated
+        window_end = (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0
+        if window_end and self.global_step % self.trainer.log_every_n_steps == 0:
+            self._log_task_losses("train")
 
     def on_validation_epoch_end(self) -> None:
         self._log_task_losses("val")
@@ -134,9 +138,19 @@ class SpeechLLMModule(L.LightningModule):
             return
         if split == "val":  # every rank holds a row per registered task: one all-reduce
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        for task, (loss, tokens) in zip(self._tasks, sums, strict=True):
-            if tokens > 0:
-                self.log(f"{split}/{task}/loss", loss / tokens, sync_dist=False)
+        losses = {
+            f"{split}/{task}/loss": loss / tokens
+            for task, (loss, tokens) in zip(self._tasks, sums.tolist(), strict=True)
+            if tokens > 0
+        }
+        if split == "val":
+            for name, value in losses.items():
+                self.log(name, value, sync_dist=False)
+            return
+        # Straight to the loggers: through self.log, Lightning would log a task's last value
+        # again in every later window that has no batch of the task.
+        for logger in self.loggers:  # at the step Lightning logs this window's train/loss
+            logger.log_metrics(losses, step=self.global_step - 1)
 
     # ---------------------------------------------------------------- optimizers
     def configure_optimizers(self) -> dict[str, Any]:

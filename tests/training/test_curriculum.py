@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from typing import Any
 
@@ -7,7 +8,9 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
+from speechllm.models.tiny import tiny_batches
 from speechllm.training import CurriculumCallback, Stage, StageSummary
 from tests.training.tiny_world import FixedBatches, make_module, make_trainer
 
@@ -198,3 +201,22 @@ def test_stage_summary_counts_optimizer_steps_and_unscaled_loss(batches, tmp_pat
     # the first batch is the same in both runs: Lightning's 1/accumulate scaling is undone
     reference = json.loads((plain / "stages.json").read_text())
     assert rows[0]["first_loss"] == pytest.approx(reference[0]["first_loss"], abs=1e-4)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_task_losses_are_logged_only_in_windows_that_trained_the_task(tmp_path, every) -> None:
+    # one intent batch, then three transcription batches, cycled
+    ic, *asr = tiny_batches(num_batches=1, tasks=("ic",)) + tiny_batches(num_batches=3)
+    logger = CSVLogger(tmp_path, name="", version="")
+    run(STAGES[2:], 8, [ic, *asr], logger=logger, log_every_n_steps=every)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+
+    def steps(task: str) -> list[int]:
+        return [int(r["step"]) for r in rows if r.get(f"train/{task}/loss")]
+
+    if every == 1:  # the ic batch trains steps 0 and 4
+        assert steps("ic") == [0, 4] and steps("asr") == [1, 2, 3, 5, 6, 7]
+    else:  # windows end at steps 1, 3, 5, 7; ic's are the first and the third
+        assert steps("ic") == [1, 5] and steps("asr") == [1, 3, 5, 7]
+    assert steps("asr")[-1] in {int(r["step"]) for r in rows if r.get("train/loss")}

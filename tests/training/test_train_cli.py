@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from speechllm.cli.export import export
@@ -69,6 +70,11 @@ def test_train_then_export_then_load(manifest: Path, tmp_path: Path) -> None:
     ckpts = tmp_path / "checkpoints"
     assert {p.name for p in ckpts.glob("*.ckpt")} >= {"step=3.ckpt", "step=9.ckpt", "last.ckpt"}
     assert (tmp_path / "logs" / "metrics.csv").exists()
+    logged = yaml.safe_load((tmp_path / "logs" / "hparams.yaml").read_text())  # resolved config
+    assert logged["trainer"]["default_root_dir"] == str(tmp_path)
+    assert [s["name"] for s in logged["curriculum"]["stages"]] == [
+        s.name for s in cfg.curriculum.stages
+    ]
     out = export(ckpts / "last.ckpt", tmp_path / "export")
     model = SpeechLLM.from_pretrained(out)
     state = trainable(ckpts / "last.ckpt")
