@@ -233,7 +233,7 @@ def _confusion_section(matrices: dict[str, dict[str, Any]], out: Path) -> str:
     return "\n\n".join(parts)
 
 
-def curve_family(name: str) -> str:
+def _curve_family(name: str) -> str:
     """``val/asr/wer`` -> ``val/*/wer``: the tasks' series of one metric share a plot."""
     parts = name.split("/")
     return f"{parts[0]}/*/{parts[2]}" if len(parts) == 3 else name
@@ -250,7 +250,7 @@ def _ema(values: tuple[float, ...]) -> list[float]:
 def _curves_section(curves: TrainingCurves, out: Path) -> str:
     families: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
     for name, points in curves.series.items():
-        families[curve_family(name)][name] = points
+        families[_curve_family(name)][name] = points
     tasks = sorted({name.split("/")[1] for name in curves.series if name.count("/") == 2})
     palette = colormaps["tab20"].colors[0::2] + colormaps["tab20"].colors[1::2]  # dark first
     color = {task: palette[i % len(palette)] for i, task in enumerate(tasks)}
