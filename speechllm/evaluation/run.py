@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,18 @@ from speechllm.evaluation.decoding import DecodingConfig, decode_batch
 from speechllm.evaluation.metrics import parse_joint, score_task
 from speechllm.evaluation.report import load_csv_curves, write_report
 from speechllm.models.speech_llm import SpeechLLM
+
+
+def _first_lines(entries: list[ManifestEntry], limit: int | None) -> list[ManifestEntry]:
+    if limit is None:
+        return entries
+    taken: Counter[str] = Counter()
+    kept = []
+    for entry in entries:
+        if taken[entry.source] < limit:
+            taken[entry.source] += 1
+            kept.append(entry)
+    return kept
 
 
 def task_labels(entries: Iterable[ManifestEntry]) -> dict[str, list[str]]:
@@ -98,7 +110,8 @@ def evaluate(
         decoding: Decoding settings.
         instruction_split: Template split for lines without ``meta.instruction_split``.
         max_batch_seconds: Cap on padded audio seconds per batch.
-        limit: Evaluate only the first ``limit`` lines.
+        limit: Evaluate only the first ``limit`` lines of each manifest (so a quick look at
+            a test set and its held-out-instruction copy still scores both).
         curves_csv: A Lightning ``CSVLogger`` ``metrics.csv``, to plot training curves.
         num_workers: DataLoader worker processes.
 
@@ -115,7 +128,7 @@ def evaluate(
     )
     datamodule.setup("test")
     dataset = datamodule.datasets["test"]
-    dataset.entries = dataset.entries[:limit]
+    dataset.entries = _first_lines(dataset.entries, limit)
     entries = dataset.entries
     position = {entry.id: i for i, entry in enumerate(entries)}
     split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_checkpoint_and_its_export_evaluate_the_same(tiny_run: TinyRun, tmp_path: Path) -> None:
     common = [
         f"manifest=[{tiny_run.test},{tiny_run.heldout}]",
-        "limit=16",
+        "limit=8",
         "num_workers=0",
         "device=cpu",
         "decoding.max_new_tokens=6",
@@ -34,7 +34,10 @@ def test_checkpoint_and_its_export_evaluate_the_same(tiny_run: TinyRun, tmp_path
         results[name] = run(cfg)
         assert results[name] == json.loads((tmp_path / name / "metrics.json").read_text())
     assert results["ckpt"] == results["export"]
+    # limit=8 takes the first 8 lines of each manifest (12 each): both splits are scored
     assert sum(s["n"] for s in results["ckpt"]["tasks"].values()) == 16
+    rows = [json.loads(line) for line in (tmp_path / "ckpt" / "predictions.jsonl").open()]
+    assert [r["instruction_split"] for r in rows] == ["seen"] * 8 + ["heldout"] * 8
     predictions = [(tmp_path / name / "predictions.jsonl").read_text() for name in results]
     assert predictions[0] == predictions[1]
 
