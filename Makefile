@@ -1,15 +1,29 @@
-# One entry point per job; each installs what it needs into .venv first.
+# One entry point per job; each installs what it needs into .venv first, from the lock.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
 
-.PHONY: install test lint format demo demo-smoke bench clean
+.PHONY: install lock test lint format demo demo-smoke bench clean
 
-$(STAMP): pyproject.toml
+# Every package at the exact version and hash in the lock, then speechllm itself with nothing
+# resolved again (a new release on the registry cannot change what a fresh clone installs).
+$(STAMP): pyproject.toml $(LOCK)
+	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml's ranges (with the dev extra and the build backend) for every
+# platform and Python >= 3.10; uv runs from a throwaway venv so it never enters the lock.
+lock:
+	python3 -m venv .lock-venv
+	.lock-venv/bin/pip install -q uv==$(UV_VERSION)
+	echo "setuptools>=68" | .lock-venv/bin/uv pip compile pyproject.toml - --extra dev \
+	  --universal --python-version 3.10 --generate-hashes --no-header -o $(LOCK)
+	rm -rf .lock-venv
 
 install: $(STAMP)
 
@@ -36,4 +50,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/generation_throughput.py
 
 clean:
-	rm -rf $(VENV) outputs runs lightning_logs .pytest_cache
+	rm -rf $(VENV) .lock-venv outputs runs lightning_logs .pytest_cache

@@ -39,11 +39,16 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    """The trainer with the config's callbacks (plus ``extra_callbacks``) and loggers."""
+    """The trainer with ``extra_callbacks`` and then the config's callbacks, and loggers.
+
+    Hooks run in list order and the curriculum (an extra) swaps the optimizer in
+    ``on_train_batch_start``: it must come first, or the LR monitor logs the old stage's rate
+    at the new stage's first step. Lightning keeps this order (it only moves checkpoints last).
+    """
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(
-        cfg.trainer, callbacks=callbacks + list(extra_callbacks or []), logger=loggers or False
+        cfg.trainer, callbacks=list(extra_callbacks or []) + callbacks, logger=loggers or False
     )
 
 

@@ -92,8 +92,12 @@ class ConvDownsampler(nn.Module):
     def forward(
         self, frames: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map ``(B, T, D_enc)`` frames with a ``(B, T)`` mask to ``(B, T', D_llm)`` and mask."""
+        """Map ``(B, T, D_enc)`` frames with a ``(B, T)`` mask to ``(B, T', D_llm)`` and mask.
+
+        Frames from a half-precision encoder are cast to the weights' (fp32 master) dtype.
+        """
         lengths, in_mask = mask.sum(-1), mask
+        frames = frames.to(self.convs[0].weight.dtype)
         x = frames
         last = len(self.convs) - 1
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):

@@ -11,6 +11,8 @@ from torch import nn
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
+from speechllm.models.precision import own_precision
+
 
 class LayerWeights(nn.Module):
     """SpeechVerse's AE(x) = sum_l softmax(w)_l h_l over all hidden states.
@@ -108,6 +110,12 @@ class AudioEncoder(nn.Module):
         return self.model.config.hidden_size
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The frozen model's dtype: what it was loaded in (a hub checkpoint's stored dtype,
+        e.g. fp16 for Whisper-large-v3) or what the config asked for."""
+        return next(self.model.parameters()).dtype
+
+    @property
     def sampling_rate(self) -> int:
         return int(self.feature_extractor.sampling_rate)
 
@@ -151,6 +159,9 @@ class AudioEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a padded batch; ``keys`` (utterance ids) enable the hidden-state cache.
 
+        The input is cast to the frozen model's dtype here, at its boundary, so features
+        computed in fp32 feed an fp16 or bf16 checkpoint with or without autocast.
+
         Returns:
             frames ``(B, T, D)`` (the layer mix, zero on padding) and mask ``(B, T)`` (bool).
         """
@@ -160,7 +171,8 @@ class AudioEncoder(nn.Module):
             if use_cache and all(k in self._cache for k in keys):
                 hidden = self._from_cache(keys, lengths, audio.device)
             else:
-                hidden = torch.stack(self._encode(audio, audio_lengths))
+                with own_precision(self.model):
+                    hidden = torch.stack(self._encode(audio.to(self.dtype), audio_lengths))
                 if use_cache:
                     for b, key in enumerate(keys):
                         self._cache[key] = hidden[:, b, : lengths[b]].to("cpu", torch.float16)

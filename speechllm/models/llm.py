@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,35 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+
+from speechllm.models.precision import own_precision
+
+
+def check_lora_targets(model: nn.Module, config: LoraConfig, adapter: str = "default") -> None:
+    """Every ``target_modules`` entry names a module of ``model``, or a clear error now.
+
+    peft only fails when no entry matches, and only once the adapter is attached (stage 2 of a
+    curriculum, after stage 1 has run); an entry for another architecture (``c_attn`` on a
+    Llama) would silently adapt less than the config says.
+    """
+    targets = config.target_modules
+    if targets is None or targets == "all-linear":
+        return
+    names = [n for n, _ in model.named_modules() if n]
+    if isinstance(targets, str):  # peft treats a string as a regex over full module names
+        missing = [] if any(re.fullmatch(targets, n) for n in names) else [targets]
+    else:
+        missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _adaptable(m)})
+        raise ValueError(
+            f"LoRA adapter {adapter!r}: target_modules {missing} match no module of "
+            f"{type(model).__name__}; its linear layers are {leaves}"
+        )
+
+
+def _adaptable(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Linear, nn.Conv1d)) or type(module).__name__ == "Conv1D"
 
 
 class LLM(nn.Module):
@@ -51,6 +81,8 @@ class LLM(nn.Module):
         super().__init__()
         self.model: PreTrainedModel | PeftModel = model.requires_grad_(False)
         self.tokenizer = tokenizer
+        for name, config in (adapters or {}).items():
+            check_lora_targets(model, config, name)
         self.adapter_configs: dict[str, LoraConfig] = dict(adapters or {})
         self.active_adapters: list[str] = []
         if gradient_checkpointing:
@@ -120,6 +152,7 @@ class LLM(nn.Module):
             raise KeyError(
                 f"no LoRA settings for adapter {name!r}; known: {list(self.adapter_configs)}"
             )
+        check_lora_targets(self.base_model, config, name)
         self.adapter_configs[name] = config
         if isinstance(self.model, PeftModel):
             self.model.add_adapter(name, config)
@@ -200,38 +233,38 @@ class LLM(nn.Module):
     ) -> torch.Tensor:
         """Logits for ``inputs_embeds``; seq2seq models decode ``labels`` (teacher forcing)."""
         model = self.base_model
-        if self.is_encoder_decoder:
+        with own_precision(model):
+            if self.is_encoder_decoder:
+                return model(
+                    inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels
+                ).logits
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            keep = {"logits_to_keep": logits_to_keep} if self._keeps_logits else {}
             return model(
-                inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                **keep,
             ).logits
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        kwargs: dict[str, Any] = {"logits_to_keep": logits_to_keep} if self._keeps_logits else {}
-        out = model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            **kwargs,
-        )
-        return out.logits
 
     def hidden_states(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """Last-layer states ``(B, T, D)`` of the prompt (the encoder's, for seq2seq models)."""
         model = self.base_model
-        if self.is_encoder_decoder:
-            encoder = model.get_encoder()
-            return encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)[0]
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
-        out = model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=True,
-            **kwargs,
-        )
-        return out.hidden_states[-1]
+        with own_precision(model):
+            if self.is_encoder_decoder:
+                encoder = model.get_encoder()
+                return encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)[0]
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            keep = {"logits_to_keep": 1} if self._keeps_logits else {}
+            return model(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                output_hidden_states=True,
+                **keep,
+            ).hidden_states[-1]
 
     def generate(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any
@@ -240,6 +273,7 @@ class LLM(nn.Module):
         pad = self.tokenizer.pad_token_id
         kwargs.setdefault("pad_token_id", self.eos_token_id if pad is None else pad)
         kwargs.setdefault("eos_token_id", self.eos_token_id)
-        return self.base_model.generate(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs
-        )
+        with own_precision(self.base_model):
+            return self.base_model.generate(
+                inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs
+            )

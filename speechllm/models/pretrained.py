@@ -76,7 +76,9 @@ def save_pretrained(
 def _local(node: dict[str, Any], folder: str) -> dict[str, Any]:
     """The node rewritten to load the saved base from ``folder`` inside the export."""
     kept = {
-        k: node[k] for k in ("last_layer_only", "adapters", "gradient_checkpointing") if k in node
+        k: node[k]
+        for k in ("last_layer_only", "adapters", "gradient_checkpointing", "dtype")
+        if k in node
     }
     return {"_target_": LOADERS[folder], "name_or_path": f"./{folder}", **kept}
 

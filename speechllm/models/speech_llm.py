@@ -234,7 +234,12 @@ class SpeechLLM(nn.Module):
         instructions: list[str],
         target_ids: list[list[int]] | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Left-padded ``inputs_embeds``, ``attention_mask`` and (decoder-only) ``labels``."""
+        """Left-padded ``inputs_embeds``, ``attention_mask`` and (decoder-only) ``labels``.
+
+        The rows are built in the frozen LLM's own dtype (its token embeddings' dtype, e.g.
+        bf16 for a hub Llama/Qwen): the audio embeddings are cast at this boundary, so the
+        LLM never sees a dtype it was not loaded in, with or without autocast.
+        """
         device = audio_embeds.device
         with_target = target_ids is not None and not self.llm.is_encoder_decoder
         tails = target_ids if with_target else [[] for _ in instructions]
@@ -243,9 +248,8 @@ class SpeechLLM(nn.Module):
             pieces = self._prompt_ids(instruction)
             text_ids.extend([*pieces[:-1], pieces[-1] + tail])
         flat = torch.tensor([i for ids in text_ids for i in ids], dtype=torch.long, device=device)
-        text_embeds = (
-            self.llm.embed(flat).to(audio_embeds.dtype).split([len(ids) for ids in text_ids])
-        )
+        text_embeds = self.llm.embed(flat).split([len(ids) for ids in text_ids])
+        audio_embeds = audio_embeds.to(text_embeds[0].dtype)
         _, slot_names = _template_parts(self.prompt_template)
         n_text = len(slot_names) + 1
         rows, label_rows = [], []

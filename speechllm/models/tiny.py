@@ -23,6 +23,8 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
     Wav2Vec2Config,
@@ -78,14 +80,42 @@ def _wave_config(cls: type, overrides: dict[str, Any]) -> Any:
     return cls(**settings)
 
 
+STORED_DTYPES = {
+    "whisper": torch.float16,
+    "wavlm": torch.float32,
+    "hubert": torch.float32,
+    "wav2vec2": torch.float32,
+    "llama": torch.bfloat16,
+    "qwen2": torch.bfloat16,
+    "gpt2": torch.float32,
+    "t5": torch.float32,
+}
+"""The dtype each architecture's real hub checkpoint is stored in (Whisper-large-v3 fp16,
+Llama-3.x/Qwen2.5 bf16, WavLM/HuBERT/wav2vec2-large, GPT-2 and Flan-T5 fp32): transformers 5
+loads a checkpoint in its stored dtype, so the tiny twins are saved the same way."""
+
+
 def tiny_encoder(
     kind: str = "whisper",
     last_layer_only: bool = False,
     cache_hidden_states: bool = False,
+    dtype: str | torch.dtype | None = None,
     **overrides: Any,
 ) -> AudioEncoder:
     """A tiny randomly initialised encoder: ``whisper`` (log-mel, 1 s windows), ``wavlm``,
-    ``hubert`` or ``wav2vec2`` (raw waveform, 20 ms frames)."""
+    ``hubert`` or ``wav2vec2`` (raw waveform, 20 ms frames), with weights in ``dtype``."""
+    model, extractor = _tiny_encoder_model(kind, overrides)
+    return AudioEncoder(_cast(model, dtype), extractor, last_layer_only, cache_hidden_states)
+
+
+def _cast(model: torch.nn.Module, dtype: str | torch.dtype | None) -> Any:
+    """The weights themselves in ``dtype`` (a config's ``dtype`` field alone casts nothing)."""
+    if dtype is None:
+        return model
+    return model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+
+
+def _tiny_encoder_model(kind: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
     if kind == "whisper":
         settings: dict[str, Any] = dict(
             num_mel_bins=80,
@@ -127,19 +157,26 @@ def tiny_encoder(
             return_attention_mask=True,
         )
         model = model_cls(_wave_config(config_cls, overrides))
-    return AudioEncoder(model, extractor, last_layer_only, cache_hidden_states)
+    return model, extractor
 
 
 def tiny_llm(
     kind: str = "llama",
     adapters: dict[str, LoraConfig] | None = None,
     adapter_paths: dict[str, str] | None = None,
+    dtype: str | torch.dtype | None = None,
     **overrides: Any,
 ) -> LLM:
-    """A tiny randomly initialised LLM over the byte tokenizer: ``llama``, ``gpt2`` or ``t5``.
+    """A tiny randomly initialised LLM over the byte tokenizer: ``llama``, ``qwen2``, ``gpt2``
+    or ``t5``, with weights in ``dtype``.
 
     ``adapter_paths`` loads trained peft adapters by name (see :class:`LLM`).
     """
+    model, tokenizer = _tiny_llm_model(kind, overrides)
+    return LLM(_cast(model, dtype).eval(), tokenizer, adapters, adapter_paths=adapter_paths)
+
+
+def _tiny_llm_model(kind: str, overrides: dict[str, Any]) -> tuple[Any, PreTrainedTokenizerFast]:
     tokenizer = tiny_tokenizer()
     ids = dict(
         vocab_size=len(tokenizer),
@@ -160,6 +197,20 @@ def tiny_llm(
         )
         settings.update(overrides)
         model = LlamaForCausalLM(LlamaConfig(**settings))
+    elif kind == "qwen2":
+        settings = dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,  # as Qwen2.5-0.5B/1.5B
+            bos_token_id=None,  # Qwen prompts start without a BOS token
+            **ids,
+        )
+        settings.update(overrides)
+        model = Qwen2ForCausalLM(Qwen2Config(**settings))
     elif kind == "gpt2":
         settings = dict(
             n_embd=32,
@@ -184,17 +235,45 @@ def tiny_llm(
         settings.update(overrides)
         model = T5ForConditionalGeneration(T5Config(**settings))
     else:
-        raise ValueError(f"unknown tiny LLM {kind!r}; use llama, gpt2 or t5")
-    return LLM(model.eval(), tokenizer, adapters, adapter_paths=adapter_paths)
+        raise ValueError(f"unknown tiny LLM {kind!r}; use llama, qwen2, gpt2 or t5")
+    return model, tokenizer
+
+
+def save_tiny_twin(kind: str, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """A tiny random twin of a real checkpoint, saved as a Hugging Face folder.
+
+    Same config class and model class as the real one (a full ``WhisperModel``, a
+    ``Qwen2ForCausalLM``, ...), weights stored in the real checkpoint's dtype
+    (:data:`STORED_DTYPES`) unless ``dtype`` says otherwise, so loading it through
+    ``AudioEncoder.from_pretrained`` / ``LLM.from_pretrained`` takes the path a hub checkpoint
+    takes, in the precision it would arrive in.
+
+    Args:
+        kind: an encoder (``whisper``, ``wavlm``, ``hubert``, ``wav2vec2``) or an LLM
+            (``llama``, ``qwen2``, ``gpt2``, ``t5``).
+        path: the folder to write.
+        dtype: the stored dtype; default the real checkpoint's.
+    """
+    if kind not in STORED_DTYPES:
+        raise ValueError(f"no tiny twin for {kind!r}; use one of {list(STORED_DTYPES)}")
+    torch.manual_seed(0)
+    if kind in ("whisper", "wavlm", "hubert", "wav2vec2"):
+        model, processor = _tiny_encoder_model(kind, {})
+    else:
+        model, processor = _tiny_llm_model(kind, {})
+    _cast(model, dtype or STORED_DTYPES[kind]).save_pretrained(path)
+    processor.save_pretrained(path)
+    return Path(path)
 
 
 def tiny_lora(r: int = 4, target_modules: list[str] | None = None) -> LoraConfig:
-    """LoRA on the attention projections of any tiny LLM above."""
+    """LoRA on the query and value projections of the tiny Llama or Qwen2 (``q_proj``,
+    ``v_proj``); pass ``target_modules`` for GPT-2 (``c_attn``) or T5 (``q``, ``v``)."""
     return LoraConfig(
         r=r,
         lora_alpha=2 * r,
         lora_dropout=0.0,
-        target_modules=target_modules or ["q_proj", "v_proj", "c_attn", "q", "v"],
+        target_modules=target_modules or ["q_proj", "v_proj"],
     )
 
 

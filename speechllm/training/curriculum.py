@@ -191,7 +191,7 @@ class CurriculumCallback(L.Callback):
     def _apply(self, rebuild: bool) -> None:
         module, trainer, stage = self._module, self._trainer, self.stage
         module.model.set_trainable(stage.trainable, stage.active_adapters)
-        module.schedule_horizon = stage.steps
+        module.schedule_horizon = self._horizon()
         datamodule = getattr(trainer, "datamodule", None)
         if hasattr(datamodule, "set_mixture_schedule"):
             datamodule.set_mixture_schedule(self.mixture_schedule())
@@ -200,6 +200,16 @@ class CurriculumCallback(L.Callback):
             if isinstance(strategy, DDPStrategy):
                 strategy.model = strategy._setup_model(strategy.lightning_module)
             strategy.setup_optimizers(trainer)
+
+    def _horizon(self) -> int | None:
+        """The current stage's length: the schedule restarts with the stage, so it must also
+        end with it. An open stage runs to ``max_steps`` from its start (restored on resume);
+        ``None`` (no ``max_steps``, or none left) leaves the module's own fallback and check.
+        """
+        if self.stage.steps is not None:
+            return self.stage.steps
+        left = self._trainer.max_steps - self.progress.start_step
+        return left if left > 0 else None
 
     def mixture_schedule(self) -> list[tuple[int, dict[str, float]]]:
         """``(first optimizer step, task weights)`` for every stage whose start is known.

@@ -18,11 +18,15 @@ def warmup_decay(
     """Warm up linearly for ``warmup_steps``, then decay to ``min_ratio`` of the peak.
 
     The curriculum builds a fresh optimizer at each stage, so the schedule restarts with the
-    stage and ``total_steps`` is the stage's length (or the run's when the stage is open).
+    stage and ``total_steps`` is the stage's length (for an open stage, the steps left in the
+    run). The factor of step ``i`` (0-based) sets the rate of the ``i``-th optimizer step, so
+    the decay ends at ``i = total_steps - 1``: a stage's last step trains at ``min_ratio``
+    (unless the stage is too short to decay: warm-up fills it, or it is one step long).
 
     Args:
         optimizer: the optimizer to schedule.
-        total_steps: steps over which to decay; past it the rate stays at ``min_ratio``.
+        total_steps: steps over which to decay; from step ``total_steps - 1`` on the rate
+            stays at ``min_ratio``.
         warmup_steps: linear warm-up length (capped at ``total_steps``).
         decay: ``cosine``, ``linear`` or ``constant``.
         min_ratio: final rate as a fraction of the peak.
@@ -32,13 +36,16 @@ def warmup_decay(
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     warmup_steps = min(warmup_steps, total_steps)
+    # the decay runs from the peak (the warm-up's last step, or step 0 without warm-up) to the
+    # last step, so that step itself trains at min_ratio
+    peak = max(warmup_steps - 1, 0)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         if decay == "constant":
             return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        progress = min(1.0, (step - peak) / max(1, total_steps - 1 - peak))
         shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
         return min_ratio + (1 - min_ratio) * shape
 
