@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +14,10 @@ from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
+from speechllm.models.prompt import AUDIO, SUMMARY, PromptTemplate
 
-AUDIO = "{audio}"
-SUMMARY = "{summary}"
 IGNORE = -100
 TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads")
-
-
-@cache
-def _template_parts(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A prompt template's text pieces and, between them, its slots (``{audio}``, ``{summary}``)."""
-    pieces = re.split(f"({re.escape(AUDIO)}|{re.escape(SUMMARY)})", template)
-    return tuple(pieces[0::2]), tuple(pieces[1::2])
 
 
 @dataclass
@@ -80,15 +70,7 @@ class SpeechLLM(nn.Module):
         heads: dict[str, ClassificationHead | Callable[..., ClassificationHead]] | None = None,
     ) -> None:
         super().__init__()
-        if (
-            prompt_template.count(AUDIO) != 1
-            or prompt_template.count(SUMMARY) > 1
-            or "{instruction}" not in prompt_template
-        ):
-            raise ValueError(
-                "prompt_template needs exactly one {audio}, an {instruction} placeholder and "
-                f"at most one {{summary}}, got {prompt_template!r}"
-            )
+        self.template = PromptTemplate(prompt_template)
         if not isinstance(downsampler, nn.Module):
             downsampler = downsampler(input_size=encoder.hidden_size, output_size=llm.hidden_size)
             if downsampler.output_scale is None:
@@ -99,7 +81,7 @@ class SpeechLLM(nn.Module):
                 f"downsampler maps {in_size} -> {out_size} but the encoder gives "
                 f"{encoder.hidden_size} and the LLM embeds {llm.hidden_size}"
             )
-        if SUMMARY in prompt_template and not downsampler.summary_tokens:
+        if self.template.has_summary and not downsampler.summary_tokens:
             raise ValueError(
                 "prompt_template places {summary} but the downsampler makes no utterance "
                 "embeddings (set downsampler.summary_tokens)"
@@ -107,7 +89,6 @@ class SpeechLLM(nn.Module):
         self.encoder = encoder
         self.downsampler = downsampler
         self.llm = llm
-        self.prompt_template = prompt_template
         self.heads = nn.ModuleDict(
             {
                 task: head if isinstance(head, nn.Module) else head(hidden_size=llm.hidden_size)
@@ -212,8 +193,7 @@ class SpeechLLM(nn.Module):
 
     def _prompt_ids(self, instruction: str) -> list[list[int]]:
         """Token ids of the template's text around its slots: one list more than slots."""
-        pieces, _ = _template_parts(self.prompt_template)
-        ids = [self.llm.tokenize(text.format(instruction=instruction)) for text in pieces]
+        ids = [self.llm.tokenize(text) for text in self.template.pieces(instruction)]
         if self.llm.is_encoder_decoder:
             ids[-1] = ids[-1] + [self.llm.eos_token_id]
         elif self.llm.tokenizer.bos_token_id is not None:
@@ -222,7 +202,7 @@ class SpeechLLM(nn.Module):
 
     def _slot_embeds(self, audio_embeds: torch.Tensor, n_audio: int) -> dict[str, torch.Tensor]:
         """One item's embeddings per template slot (``{summary}`` takes the last ones)."""
-        if SUMMARY not in self.prompt_template:
+        if not self.template.has_summary:
             return {AUDIO: audio_embeds[:n_audio]}
         n_frames = n_audio - self.downsampler.summary_tokens
         return {AUDIO: audio_embeds[:n_frames], SUMMARY: audio_embeds[n_frames:n_audio]}
@@ -250,7 +230,7 @@ class SpeechLLM(nn.Module):
         flat = torch.tensor([i for ids in text_ids for i in ids], dtype=torch.long, device=device)
         text_embeds = self.llm.embed(flat).split([len(ids) for ids in text_ids])
         audio_embeds = audio_embeds.to(text_embeds[0].dtype)
-        _, slot_names = _template_parts(self.prompt_template)
+        slot_names = self.template.slots
         n_text = len(slot_names) + 1
         rows, label_rows = [], []
         for b, n_audio in enumerate(audio_lengths.tolist()):
