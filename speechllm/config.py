@@ -11,9 +11,13 @@ from typing import Any
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from speechllm.models.speech_llm import TRAINABLE_GROUPS
+from speechllm.models.fetch import cache_dir
+from speechllm.models.groups import TrainableGroups
 
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+# ${speechllm_cache:} in configs is the one cache folder speechllm-fetch writes to
+OmegaConf.register_new_resolver("speechllm_cache", lambda: str(cache_dir()), replace=True)
 
 
 class ConfigError(ValueError):
@@ -52,29 +56,27 @@ def check_targets(cfg: Any, path: str = "") -> None:
 
 
 def check_curriculum(cfg: DictConfig, known_tasks: set[str]) -> None:
-    """Stage tasks exist and trainable groups name declared adapters."""
+    """Stage tasks exist and trainable groups are known and name declared adapters."""
     adapters = set(OmegaConf.select(cfg, "llm.adapters") or {})
-    for i, stage in enumerate(OmegaConf.select(cfg, "curriculum.stages") or []):
-        where = f"curriculum.stages[{i}]"
+    for name, stage in (OmegaConf.select(cfg, "curriculum.stages") or {}).items():
+        where = f"curriculum.stages.{name}"
         unknown = set(stage.get("tasks", {})) - known_tasks
         if unknown:
             raise ConfigError(
                 f"{where}.tasks: unknown tasks {sorted(unknown)}; known: {sorted(known_tasks)}"
             )
-        for group in stage.get("trainable", []):
-            if group.startswith("lora."):
-                if group[5:] not in adapters:
-                    raise ConfigError(
-                        f"{where}.trainable: adapter {group[5:]!r} is not declared "
-                        f"in llm.adapters ({sorted(adapters)})"
-                    )
-            elif group not in TRAINABLE_GROUPS:
+        try:
+            groups = TrainableGroups.parse(stage.get("trainable", []))
+        except ValueError as err:
+            raise ConfigError(f"{where}.trainable: {err}") from None
+        for adapter in groups.adapters:
+            if adapter not in adapters:
                 raise ConfigError(
-                    f"{where}.trainable: unknown group {group!r}; use "
-                    f"{list(TRAINABLE_GROUPS)} or lora.<name>"
+                    f"{where}.trainable: adapter {adapter!r} is not declared "
+                    f"in llm.adapters ({sorted(adapters)})"
                 )
-            if group == "lora" and not adapters:
-                raise ConfigError(f"{where}.trainable: 'lora' but llm.adapters is empty")
+        if groups.all_adapters and not adapters:
+            raise ConfigError(f"{where}.trainable: 'lora' but llm.adapters is empty")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -6,7 +6,6 @@ user's audio (any file, any rate, any channel count) to it, and stream tokens fo
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,26 +17,14 @@ from transformers import TextIteratorStreamer
 
 from speechllm.data.audio import load_audio
 from speechllm.data.features import Featurizer, collate_features
+from speechllm.models.pretrained import load
 from speechllm.models.speech_llm import SpeechLLM
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> SpeechLLM:
-    """An export folder (``speechllm-export``) or a training ``.ckpt``, in eval mode.
-
-    A checkpoint is exported to a temporary folder first, so both load through
-    :meth:`SpeechLLM.from_pretrained` and behave the same.
-    """
-    from speechllm.cli.export import export
-
-    path = Path(path)
-    if path.is_dir():
-        model = SpeechLLM.from_pretrained(path)
-    elif path.suffix == ".ckpt" and path.is_file():
-        with tempfile.TemporaryDirectory() as tmp:
-            model = SpeechLLM.from_pretrained(export(path, tmp))
-    else:
-        raise FileNotFoundError(f"{path}: expected an export folder or a .ckpt file")
-    return model.to(device).eval()
+    """An export folder (``speechllm-export``) or a training ``.ckpt``, on ``device``, in eval
+    mode."""
+    return load(path).to(device).eval()
 
 
 def featurize(

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechllm.config import CONF_DIR, validate
 from speechllm.data.features import Featurizer
+from speechllm.models.pretrained import ModelRecipe
+from speechllm.training.trainer import build_trainer, fit
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +25,10 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     """Module, data module and trainer (with callbacks and loggers), from a checked config."""
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    module = instantiate(cfg.module)
-    module.model_config = {
-        "model": OmegaConf.to_container(cfg.module.model, resolve=True),
-        "seed": cfg.seed,  # bases built from a config (tiny) are rebuilt identically on export
-    }
+    # the recipe goes into every checkpoint: bases built from a config (tiny) are random, and
+    # its seed rebuilds them identically on export
+    recipe = ModelRecipe(OmegaConf.to_container(cfg.module.model, resolve=True), cfg.seed)
+    module = instantiate(cfg.module, model=recipe.build(), recipe=recipe)
     featurizer = Featurizer(module.model.encoder.feature_extractor)
     datamodule = instantiate(cfg.data, featurizer=featurizer)
     trainer = build_trainer(cfg, [instantiate(cfg.curriculum)])
@@ -36,31 +37,6 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return module, datamodule, trainer
-
-
-def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    """The trainer with ``extra_callbacks`` and then the config's callbacks, and loggers.
-
-    Hooks run in list order and the curriculum (an extra) swaps the optimizer in
-    ``on_train_batch_start``: it must come first, or the LR monitor logs the old stage's rate
-    at the new stage's first step. Lightning keeps this order (it only moves checkpoints last).
-    """
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    return instantiate(
-        cfg.trainer, callbacks=list(extra_callbacks or []) + callbacks, logger=loggers or False
-    )
-
-
-def fit(
-    module: L.LightningModule,
-    datamodule: L.LightningDataModule,
-    trainer: L.Trainer,
-    ckpt_path: str | None = None,
-) -> dict[str, float]:
-    """Fit and return the final logged metrics as floats."""
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

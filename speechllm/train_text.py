@@ -3,7 +3,7 @@
     speechllm-train-text corpus=data/clinical/domain_text.txt trainer.max_steps=500
 
 The adapter ends up in ``<run dir>/adapters/<adapter>/`` (a standard peft folder), which step
-two loads with ``two_step.domain_adapter_path=...`` (``conf/curriculum/two_step_peft.yaml``).
+two loads with ``two_step.domain_adapter_path=...`` (``conf/experiment/two_step_peft.yaml``).
 Only :func:`main` knows about Hydra's command line; tests and recipes call :func:`train_text`.
 """
 
@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speechllm.config import CONF_DIR, validate
-from speechllm.train import build_trainer, fit
+from speechllm.training.trainer import build_trainer, fit
 
 log = logging.getLogger(__name__)
 

@@ -56,12 +56,12 @@ def test_unknown_target_is_named(tmp_path: Path) -> None:
 
 
 def test_stage_with_unknown_task_or_adapter_is_named(tmp_path: Path) -> None:
-    cfg = compose(["+curriculum.stages.0.tasks.asrr=1.0"], output_dir=tmp_path)
+    cfg = compose(["+curriculum.stages.align.tasks.asrr=1.0"], output_dir=tmp_path)
     with pytest.raises(
-        ConfigError, match=r"curriculum\.stages\[0\]\.tasks: unknown tasks \['asrr'\]"
+        ConfigError, match=r"curriculum\.stages\.align\.tasks: unknown tasks \['asrr'\]"
     ):
         validate(cfg)
-    cfg = compose(["curriculum.stages.1.trainable=[lora.domain]"], output_dir=tmp_path)
+    cfg = compose(["curriculum.stages.lora_warmup.trainable=[lora.domain]"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match="adapter 'domain' is not declared"):
         validate(cfg)
 

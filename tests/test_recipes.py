@@ -19,11 +19,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from speechllm.cli.eval import run as evaluate
-from speechllm.cli.export import export
 from speechllm.cli.infer import main as infer
 from speechllm.config import CONF_DIR, compose
 from speechllm.data.synth.clinical import DEPARTMENTS, SYMPTOM_CLASSES
 from speechllm.models import SpeechLLM
+from speechllm.models.pretrained import export_checkpoint
 from speechllm.models.tiny import STORED_DTYPES, save_tiny_twin, tiny_llm, write_tiny_manifest
 from speechllm.train import train
 
@@ -105,8 +105,8 @@ def base_overrides(experiment: str, cfg, twins, tmp: Path) -> tuple[list[str], d
 
 def short_overrides(cfg, data_dir: Path, tmp: Path) -> list[str]:
     """Seconds-long lengths on this CPU; nothing else changes."""
-    stages = cfg.curriculum.stages
-    out = [f"curriculum.stages.{i}.steps=1" for i in range(len(stages) - 1)]
+    stages = list(cfg.curriculum.stages)
+    out = [f"curriculum.stages.{name}.steps=1" for name in stages[:-1]]
     out += [
         f"trainer.max_steps={len(stages) + 2}",
         f"trainer.val_check_interval={len(stages) + 2}",
@@ -155,10 +155,11 @@ def test_experiment_trains_exports_evaluates_and_answers_as_shipped(
     assert torch.isfinite(torch.tensor(metrics["train/loss"])) and "val/loss" in metrics
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
 
-    model = SpeechLLM.from_pretrained(export(ckpt, tmp_path / "export"))
+    model = SpeechLLM.from_pretrained(export_checkpoint(ckpt, tmp_path / "export"))
     assert model.encoder.dtype == dtypes["encoder"]
     assert model.llm.base_model.get_input_embeddings().weight.dtype == dtypes["llm"]
     assert all(p.dtype == torch.float32 for p in model.trainable_state_dict().values())
+    assert model.template.chat == shipped.chat_template  # instruct configs use the chat format
 
     report = evaluate(
         compose(

@@ -17,21 +17,26 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from common import CTC_CHARS, Budget, bootstrap_parser, label_sets, utterances
+from common import CTC_CHARS, Utterance, bootstrap_parser, label_sets, pretrain, utterances
 from torch import nn
 from tqdm import tqdm
-from transformers import WhisperConfig, WhisperFeatureExtractor
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.data.audio import load_audio
+from speechllm.data.audio import SpecAugment, load_audio
 from speechllm.data.features import Featurizer
 from speechllm.evaluation.metrics import cer
+from speechllm.models.encoder import AudioEncoder
+from speechllm.models.tiny import tiny_whisper_encoder
 
 HEADS = "pretraining_heads.pt"
 """CTC and utterance heads, saved beside the encoder so ``--init`` can continue training."""
+
+SPEC_AUGMENT = SpecAugment(freq_masks=2, freq_width=10, time_masks=1, time_width=10)
+"""Two frequency bands and one short time span masked per clip (``--spec-augment``)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,53 +48,115 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--aux-weight", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--spec-augment", action="store_true", help="mask frequency bands and times")
-    p.add_argument("--init", default=None, help="continue from a folder this script wrote")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
+
+
+@dataclass
+class Item:
+    """One utterance's log-mels and training labels."""
+
+    features: torch.Tensor
+    """``(mels, frames)``, padded to whole encoder windows."""
+    length: int
+    """Real (unpadded) frames."""
+    chars: list[int] | None
+    """CTC targets (CTC_CHARS indices + 1); empty for non-speech, None when unknown."""
+    labels: dict[str, int]
+    """Label index per paralinguistic task."""
+
+
+def featurize(
+    groups: list[Utterance], featurizer: Featurizer, labels: dict[str, list[str]]
+) -> list[Item]:
+    items = []
+    for utt in tqdm(groups, desc="log-mel features", unit="utt", mininterval=5):
+        features, length = featurizer(load_audio(utt.audio, featurizer.sampling_rate))
+        known = utt.transcript is not None or utt.labels.get("sns") == "non-speech"
+        chars = [CTC_CHARS.index(c) + 1 for c in (utt.transcript or "") if c in CTC_CHARS]
+        targets = {t: labels[t].index(v) for t, v in utt.labels.items() if t in labels}
+        items.append(Item(features, length, chars if known else None, targets))
+    return items
 
 
 class Pretrainer(nn.Module):
     """The encoder plus its pretraining heads (only the encoder is saved)."""
 
-    def __init__(self, encoder: WhisperEncoder, labels: dict[str, list[str]], aux_layer: int):
+    def __init__(self, encoder: AudioEncoder, labels: dict[str, list[str]], aux_layer: int):
         super().__init__()
-        d = encoder.config.d_model
+        d = encoder.hidden_size
         self.encoder, self.aux_layer = encoder, aux_layer
+        # frozen under the speech LLM, learning here (but for Whisper's fixed sinusoids)
+        encoder.model.requires_grad_(True).embed_positions.requires_grad_(False)
         self.ctc = nn.Linear(d, len(CTC_CHARS) + 1)
         self.heads = nn.ModuleDict({t: nn.Linear(d, len(ls)) for t, ls in labels.items()})
 
-    def forward(self, windows: torch.Tensor, n_win: int) -> tuple[torch.Tensor, ...]:
-        """``windows`` ``(B * n_win, mels, W)`` -> top and aux hidden states ``(B, T, D)``."""
-        out = self.encoder(windows, output_hidden_states=True)
-        batch = windows.shape[0] // n_win
+    def train(self, mode: bool = True) -> Pretrainer:
+        super().train(mode)
+        self.encoder.model.train(mode)  # AudioEncoder pins it to eval; --dropout needs train
+        return self
 
-        def stitch(h: torch.Tensor) -> torch.Tensor:
-            return h.reshape(batch, n_win * h.shape[1], h.shape[2])
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Top and ``aux_layer`` hidden states ``(B, T, D)`` (windows stitched by the
+        encoder, with gradients) and each item's number of frames ``(B,)``."""
+        # AudioEncoder.forward runs this under no_grad (its model is frozen there)
+        hidden = self.encoder._encode(features, lengths)
+        return hidden[-1], hidden[self.aux_layer], self.encoder.output_lengths(lengths)
 
-        return stitch(out.last_hidden_state), stitch(out.hidden_states[self.aux_layer])
+    def loss(self, items: list[Item], features: torch.Tensor, aux_weight: float) -> torch.Tensor:
+        """Character CTC on the top layer plus ``aux_weight`` x each utterance head's
+        cross-entropy on the masked mean of the aux layer (items without a label skip it)."""
+        top, aux, frames = self(features, torch.tensor([item.length for item in items]))
+        loss = top.new_zeros(())
+        ctc_rows = [b for b, item in enumerate(items) if item.chars is not None]
+        if ctc_rows:
+            targets = [torch.tensor(items[b].chars, dtype=torch.long) for b in ctc_rows]
+            loss = loss + nn.functional.ctc_loss(
+                self.ctc(top[ctc_rows]).log_softmax(-1).transpose(0, 1),
+                torch.cat(targets),
+                frames[ctc_rows],
+                torch.tensor([len(t) for t in targets]),
+                zero_infinity=True,
+            )
+        mask = torch.arange(aux.shape[1])[None, :] < frames[:, None]
+        pooled = (aux * mask[..., None]).sum(1) / frames[:, None]
+        for task, head in self.heads.items():
+            rows = [b for b, item in enumerate(items) if task in item.labels]
+            if rows:
+                y = torch.tensor([items[b].labels[task] for b in rows])
+                loss = loss + aux_weight * nn.functional.cross_entropy(head(pooled[rows]), y)
+        return loss
 
 
-def spec_augment(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
-    """Two frequency masks and a few short time masks (in place on a copy)."""
-    x = x.clone()
-    mels, frames = x.shape
-    for _ in range(2):
-        f = rng.randint(0, 10)
-        f0 = rng.randint(0, mels - f)
-        x[f0 : f0 + f] = x.mean()
-    for _ in range(max(1, frames // 200)):
-        t = rng.randint(0, 10)
-        t0 = rng.randint(0, max(0, frames - t))
-        x[:, t0 : t0 + t] = x.mean()
-    return x
+def batches(
+    items: list[Item], batch_size: int, window: int, rng: random.Random
+) -> Iterator[list[Item]]:
+    """Endless batches of items with equal window counts, reshuffled each epoch."""
+    by_windows: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        by_windows.setdefault(item.features.shape[-1] // window, []).append(i)
+    while True:
+        chunks = []
+        for idx in by_windows.values():
+            idx = idx[:]
+            rng.shuffle(idx)
+            chunks += [idx[k : k + batch_size] for k in range(0, len(idx), batch_size)]
+        rng.shuffle(chunks)
+        yield from ([items[i] for i in chunk] for chunk in chunks)
 
 
-def to_windows(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:
-    """``(B, mels, n_win * window)`` log-mels -> ``(B * n_win, mels, window)`` encoder inputs."""
-    batch, mels, frames = x.shape
-    n_win = frames // window
-    return x.reshape(batch, mels, n_win, window).permute(0, 2, 1, 3).flatten(0, 1), n_win
+def stacked(items: list[Item], augment_seed: int | None) -> torch.Tensor:
+    """The batch's log-mels, each masked by SpecAugment (seeded by batch and position, so a run
+    is reproducible) unless ``augment_seed`` is None."""
+    if augment_seed is None:
+        return torch.stack([item.features for item in items])
+    return torch.stack(
+        [
+            SPEC_AUGMENT(item.features, item.length, augment_seed * 1_000_003 + b)
+            for b, item in enumerate(items)
+        ]
+    )
 
 
 def greedy_ctc(logits: torch.Tensor) -> str:
@@ -103,61 +170,49 @@ def greedy_ctc(logits: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def dev_cer(model: Pretrainer, featurizer: Featurizer, manifest: Path, window: int) -> float:
+def dev_cer(model: Pretrainer, featurizer: Featurizer, manifest: Path) -> float:
     """Character error rate of greedy CTC on the dev split's first 100 transcripts: whether the
     encoder hears words (the speech LLM cannot read what the encoder never learned)."""
     model.eval()
     dev = [u for u in utterances(manifest).values() if u.transcript][:100]
     hyps = []
     for utt in dev:
-        feats, length = featurizer(load_audio(utt.audio, featurizer.sampling_rate))
-        top, _ = model(*to_windows(feats[None], window))
-        hyps.append(greedy_ctc(model.ctc(top[0, : (length + 1) // 2])))
+        features, length = featurizer(load_audio(utt.audio, featurizer.sampling_rate))
+        top, _, frames = model(features[None], torch.tensor([length]))
+        hyps.append(greedy_ctc(model.ctc(top[0, : frames[0]])))
     return cer(hyps, [u.transcript for u in dev])
 
 
+def build_encoder(args: argparse.Namespace) -> AudioEncoder:
+    """The tiny Whisper encoder at this run's size, or the one ``--init`` names."""
+    if args.init:
+        return AudioEncoder.from_pretrained(args.init, last_layer_only=True)
+    h = args.hidden_size
+    return tiny_whisper_encoder(
+        args.window_seconds,
+        last_layer_only=True,
+        d_model=h,
+        encoder_layers=args.layers,
+        encoder_attention_heads=args.heads,
+        encoder_ffn_dim=4 * h,
+        dropout=args.dropout,
+    )
+
+
 def main(argv: list[str] | None = None) -> Path:
+    # setup
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     groups = list(utterances(Path(args.data) / "train.jsonl").values())
     labels = label_sets(groups)
-    extractor = WhisperFeatureExtractor(feature_size=80, chunk_length=args.window_seconds)
-    featurizer = Featurizer(extractor)
-    window = extractor.nb_max_frames  # mel frames per encoder window (100 per second)
-
-    items = []
-    for utt in tqdm(groups, desc="log-mel features", unit="utt", mininterval=5):
-        feats, length = featurizer(load_audio(utt.audio, featurizer.sampling_rate))
-        chars = [CTC_CHARS.index(c) + 1 for c in (utt.transcript or "") if c in CTC_CHARS]
-        has_ctc = utt.transcript is not None or utt.labels.get("sns") == "non-speech"
-        targets = {t: labels[t].index(v) for t, v in utt.labels.items() if t in labels}
-        items.append((feats, length, chars if has_ctc else None, targets))
-
-    config = WhisperConfig(
-        num_mel_bins=80,
-        d_model=args.hidden_size,
-        encoder_layers=args.layers,
-        encoder_attention_heads=args.heads,
-        encoder_ffn_dim=4 * args.hidden_size,
-        decoder_layers=1,
-        decoder_attention_heads=args.heads,
-        decoder_ffn_dim=4 * args.hidden_size,
-        max_source_positions=window // 2,
-        dropout=args.dropout,
-        vocab_size=len(CTC_CHARS) + 1,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    encoder = WhisperEncoder.from_pretrained(args.init) if args.init else WhisperEncoder(config)
+    encoder = build_encoder(args)
+    featurizer = Featurizer(encoder.feature_extractor)
+    items = featurize(groups, featurizer, labels)
     model = Pretrainer(encoder, labels, args.aux_layer)
-    heads = Path(args.init or "") / HEADS
-    if args.init and heads.is_file():
-        state = torch.load(heads, weights_only=True)
-        model.load_state_dict(state, strict=False)
+    if args.init and (Path(args.init) / HEADS).is_file():
+        model.load_state_dict(torch.load(Path(args.init) / HEADS, weights_only=True), strict=False)
     n_params = sum(p.numel() for p in encoder.parameters())
     print(
         f"bootstrap encoder: {n_params / 1e6:.2f}M parameters, {len(items)} utterances, "
@@ -165,73 +220,28 @@ def main(argv: list[str] | None = None) -> Path:
         flush=True,
     )
 
-    # batches of similar window counts, reshuffled each epoch
-    by_windows: dict[int, list[int]] = {}
-    for i, (feats, *_) in enumerate(items):
-        by_windows.setdefault(feats.shape[-1] // window, []).append(i)
+    # train
+    stream = enumerate(batches(items, args.batch_size, encoder.window_frames, rng))
 
-    def batches():
-        while True:
-            chunks = []
-            for idx in by_windows.values():
-                idx = idx[:]
-                rng.shuffle(idx)
-                chunks += [
-                    idx[k : k + args.batch_size] for k in range(0, len(idx), args.batch_size)
-                ]
-            rng.shuffle(chunks)
-            yield from chunks
+    def batch_loss(progress: float) -> torch.Tensor:
+        k, chosen = next(stream)
+        seed = args.seed * 1_000_003 + k if args.spec_augment else None
+        return model.loss(chosen, stacked(chosen, seed), args.aux_weight)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    ctc_loss = nn.CTCLoss(blank=0, zero_infinity=True)
     model.train()
-    budget, smooth = Budget(args.steps, args.max_minutes), None
-    stream = batches()
-    bar = tqdm(range(args.steps), desc="encoder pretrain", unit="step", mininterval=5)
-    for step in bar:
-        chosen = [items[i] for i in next(stream)]
-        x = torch.stack([spec_augment(f, rng) if args.spec_augment else f for f, *_ in chosen])
-        top, aux = model(*to_windows(x, window))
-        frames = torch.tensor([(length + 1) // 2 for _, length, *_ in chosen])
-        mask = torch.arange(top.shape[1])[None, :] < frames[:, None]
-        loss = top.new_zeros(())
-        ctc_rows = [b for b, item in enumerate(chosen) if item[2] is not None]
-        if ctc_rows:
-            logp = model.ctc(top[ctc_rows]).log_softmax(-1).transpose(0, 1)
-            tgts = [torch.tensor(chosen[b][2], dtype=torch.long) for b in ctc_rows]
-            loss = loss + ctc_loss(
-                logp,
-                torch.cat(tgts) if tgts else torch.zeros(0, dtype=torch.long),
-                frames[ctc_rows],
-                torch.tensor([len(t) for t in tgts]),
-            )
-        pooled = (aux * mask[..., None]).sum(1) / frames[:, None]
-        for task, head in model.heads.items():
-            rows = [b for b, item in enumerate(chosen) if task in item[3]]
-            if rows:
-                y = torch.tensor([chosen[b][3][task] for b in rows])
-                loss = loss + args.aux_weight * nn.functional.cross_entropy(head(pooled[rows]), y)
-        budget.set_lr(opt, args.lr, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
-        if step % 50 == 0:
-            print(f"encoder step {step} loss {smooth:.4f} ({budget.elapsed:.0f} CPU s)", flush=True)
-        if budget.exhausted(step):
-            print(f"encoder: stopping after {step + 1} steps", flush=True)
-            break
+    pretrain("encoder", list(model.parameters()), batch_loss, args, 50, smoothing=0.95)
+
+    # probe
     dev = Path(args.data) / "dev.jsonl"
     if dev.is_file():
-        print(f"encoder: dev CER {dev_cer(model, featurizer, dev, window):.1f}% (greedy CTC)")
+        print(f"encoder: dev CER {dev_cer(model, featurizer, dev):.1f}% (greedy CTC)")
+
+    # save
     out = Path(args.out)
-    encoder.eval().save_pretrained(out)
-    extractor.save_pretrained(out)
+    encoder.save_pretrained(out)
     heads = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
     torch.save(heads, out / HEADS)  # for --init; the speech LLM never reads it
-    print(f"encoder: final loss {smooth:.4f}, {budget.elapsed:.0f} CPU s -> {out}", flush=True)
+    print(f"encoder: saved -> {out}", flush=True)
     return out
 
 

@@ -1,19 +1,22 @@
-"""Shared pieces of the synthetic_tiny demo: utterance grouping, noisy text forms and the
-bootstraps' options and time budget."""
+"""Shared pieces of the synthetic_tiny demo: utterance grouping, noisy text forms, and the
+bootstraps' options, time budget and training loop."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import random
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
+from tqdm import tqdm
 
 from speechllm.data.manifest import ManifestEntry, read_manifests
+from speechllm.training.schedule import warmup_decay
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,41 +87,31 @@ def noisy(text: str, rng: random.Random, rate: float) -> str:
 
 
 class Budget:
-    """Warm-up then cosine decay to 5 %, over ``steps`` or ``max_minutes``, whichever ends first.
+    """``steps`` optimizer steps or ``max_minutes`` of this process's CPU time, whichever ends
+    first.
 
-    ``max_minutes`` counts this process's CPU time, not wall time: on a shared machine the run
-    does the same work, only later. The decay follows ``max(step progress, time progress)``, so
-    a slow machine still ends its run at a low learning rate instead of mid-schedule.
+    CPU time, not wall time: on a shared machine the run does the same work, only later.
     """
 
-    def __init__(self, steps: int, max_minutes: float | None, warmup_frac: float = 0.05) -> None:
-        import time
-
-        self.steps, self.seconds = steps, None if not max_minutes else 60.0 * max_minutes
-        self.warmup = max(1, int(steps * warmup_frac))
-        self._clock, self.start = time.process_time, time.process_time()
+    def __init__(self, steps: int, max_minutes: float | None) -> None:
+        self.steps = steps
+        self.seconds = 60.0 * max_minutes if max_minutes else None
+        self.start = time.process_time()
 
     @property
     def elapsed(self) -> float:
-        return self._clock() - self.start
+        return time.process_time() - self.start
+
+    def time_spent(self) -> float:
+        """Share of the time budget spent (0 without one)."""
+        return min(1.0, self.elapsed / self.seconds) if self.seconds else 0.0
 
     def progress(self, step: int) -> float:
-        done = (step - self.warmup) / max(1, self.steps - self.warmup)
-        if self.seconds:
-            done = max(done, self.elapsed / self.seconds)
-        return min(1.0, done)
-
-    def lr_factor(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self.progress(step)))
+        """Share of the run done before ``step``: by steps or by time, whichever is further."""
+        return min(1.0, max(step / self.steps, self.time_spent()))
 
     def exhausted(self, step: int) -> bool:
-        return step + 1 >= self.steps or (self.seconds is not None and self.elapsed >= self.seconds)
-
-    def set_lr(self, optimizer: torch.optim.Optimizer, base_lr: float, step: int) -> None:
-        for group in optimizer.param_groups:
-            group["lr"] = base_lr * self.lr_factor(step)
+        return step + 1 >= self.steps or self.time_spent() >= 1.0
 
 
 def bootstrap_parser(
@@ -141,4 +134,52 @@ def bootstrap_parser(
     p.add_argument("--hidden-size", type=int, default=hidden_size)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--init", default=None, help="continue from a folder this script wrote")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def pretrain(
+    name: str,
+    params: list[nn.Parameter],
+    batch_loss: Callable[[float], torch.Tensor],
+    args: argparse.Namespace,
+    log_every: int,
+    smoothing: float,
+) -> float:
+    """Train ``params`` on ``batch_loss(progress)``, the next batch's loss at that share of the
+    run, for ``args.steps`` or ``args.max_minutes``; returns the smoothed final loss.
+
+    AdamW with the package's warm-up (5 % of the steps) and cosine decay to 5 % of
+    ``args.lr``; the decay follows steps or time, whichever is further along, so a slow machine
+    still ends its run at a low learning rate instead of mid-schedule.
+    """
+    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    budget = Budget(args.steps, args.max_minutes)
+    schedule = warmup_decay(
+        optimizer,
+        args.steps,
+        warmup_steps=max(1, args.steps // 20),
+        min_ratio=0.05,
+        time_progress=budget.time_spent,
+    )
+    smooth = float("nan")
+    bar = tqdm(range(args.steps), desc=f"{name} pretrain", unit="step", mininterval=5)
+    for step in bar:
+        loss = batch_loss(budget.progress(step))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        smooth = loss.item() if step == 0 else smoothing * smooth + (1 - smoothing) * loss.item()
+        bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
+        if step % log_every == 0:
+            print(f"{name} step {step} loss {smooth:.4f} ({budget.elapsed:.0f} CPU s)", flush=True)
+        if budget.exhausted(step):
+            break
+    print(
+        f"{name}: {step + 1} steps, final loss {smooth:.4f}, {budget.elapsed:.0f} CPU s", flush=True
+    )
+    return smooth

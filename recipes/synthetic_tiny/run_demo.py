@@ -60,8 +60,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": [*TOY_BASE, "--intermediate-size", "64"],
         "encoder": TOY_BASE,
         "train": [
-            "curriculum.stages.0.steps=4",
-            "curriculum.stages.1.steps=3",
+            "curriculum.stages.align.steps=4",
+            "curriculum.stages.lora_warmup.steps=3",
             "trainer.max_steps=10",
             "trainer.val_check_interval=5",
             "trainer.limit_val_batches=1",
@@ -130,8 +130,9 @@ def synthesise(data: Path, sizes: dict[str, Any]) -> None:
     print(f"{report.audio_hours:.2f} h of audio, lines {report.lines}")
 
 
-def bootstrap(data: Path, out: Path, preset: dict[str, Any], again: bool) -> None:
-    """Both bases at once, one thread each; each writes a Hugging Face folder."""
+def bootstrap(data: Path, out: Path, preset: dict[str, Any], experiment: str, again: bool) -> None:
+    """Both bases at once, one thread each; each writes a Hugging Face folder (the LLM's text
+    forms follow ``experiment``'s prompt layout)."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -139,6 +140,7 @@ def bootstrap(data: Path, out: Path, preset: dict[str, Any], again: bool) -> Non
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     jobs = {}
+    extra = {"llm": ["--experiment", experiment], "encoder": []}
     for name in ("llm", "encoder"):
         if (out / name / "config.json").is_file() and not again:
             print(f"{out / name} exists: reusing it (--rebootstrap to redo)")
@@ -151,6 +153,7 @@ def bootstrap(data: Path, out: Path, preset: dict[str, Any], again: bool) -> Non
             "--out",
             str(out / name),
             *preset[name],
+            *extra[name],
         ]
         log = open(out / f"bootstrap_{name}.log", "w")  # noqa: SIM115 (closed below)
         print(f"{name}: {' '.join(cmd[1:])}  (log: {log.name})", flush=True)
@@ -174,8 +177,8 @@ def train_curriculum(
     data: Path, bases: Path, out: Path, args: argparse.Namespace, preset: dict[str, Any]
 ):
     """``speechllm.train.train`` on the experiment; returns the exported model's folder."""
-    from speechllm.cli.export import export
     from speechllm.config import compose
+    from speechllm.models.pretrained import export_checkpoint
     from speechllm.train import train
 
     cfg = compose(
@@ -190,7 +193,7 @@ def train_curriculum(
     )
     metrics = train(cfg)
     print("final logged metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
-    return export(out / "train" / "checkpoints" / "last.ckpt", out / "model")
+    return export_checkpoint(out / "train" / "checkpoints" / "last.ckpt", out / "model")
 
 
 def evaluate_model(
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     phases.run("synth", synthesise, data, preset["synth"])
     bases = Path(args.bases or out)
     bases.mkdir(parents=True, exist_ok=True)
-    phases.run("bootstrap", bootstrap, data, bases, preset, args.rebootstrap)
+    phases.run("bootstrap", bootstrap, data, bases, preset, args.experiment, args.rebootstrap)
 
     import torch
 

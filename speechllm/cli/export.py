@@ -3,29 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import lightning as L
-import torch
-from hydra.utils import instantiate
-
-from speechllm.models.speech_llm import SpeechLLM
-
-
-def export(checkpoint: str | Path, out: str | Path, merge_lora: bool = False) -> Path:
-    """Rebuild the model a checkpoint was trained with, load its weights and save it."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    extra = ckpt.get("speechllm") or {}
-    config = extra.get("config")
-    if config is None:
-        raise ValueError(
-            f"{checkpoint}: no model config inside; was it written by speechllm-train?"
-        )
-    L.seed_everything(config["seed"], verbose=False)
-    model: SpeechLLM = instantiate(config["model"], _convert_="all")
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
-    model.load_trainable_state_dict(state, extra.get("adapters", []))
-    return model.save_pretrained(out, config["model"], merge_lora=merge_lora)
+from speechllm.models.pretrained import export_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
         help="fold the LoRA adapters into the LLM and write the merged LLM",
     )
     args = parser.parse_args(argv)
-    path = export(args.checkpoint, args.out, args.merge_lora)
+    path = export_checkpoint(args.checkpoint, args.out, args.merge_lora)
     print(f"exported to {path}")
 
 

@@ -14,7 +14,7 @@ from speechllm.data.audio import SpecAugment
 from speechllm.data.dataset import SpeechDataset, collate
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
-from speechllm.data.manifest import read_manifests
+from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class SpeechDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer else 1,
             start_batch=trainer.global_step * accumulate if trainer else 0,
         )
-        return self._loader(dataset, self._train_sampler)
+        return _loader(dataset, self._train_sampler, self.num_workers)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader("val")
@@ -172,17 +172,48 @@ class SpeechDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
         )
-        return self._loader(dataset, sampler)
+        return _loader(dataset, sampler, self.num_workers)
 
-    def _loader(self, dataset: SpeechDataset, sampler: Any) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+
+def eval_batches(
+    entries: Sequence[ManifestEntry],
+    featurizer: Featurizer,
+    *,
+    max_batch_seconds: float = 60.0,
+    num_workers: int = 0,
+    instruction_split: str = "seen",
+) -> DataLoader:
+    """Contract batches of ``entries`` for evaluation outside a training run.
+
+    Each line is prompted from its own ``meta.instruction_split`` when it has one, else from
+    ``instruction_split``; a bad line raises its :class:`DataError` (file and line), so every
+    line is scored or the run stops saying which one could not be.
+    """
+    dataset = SpeechDataset(
+        entries, featurizer, instruction_split=instruction_split, item_splits=True
+    )
+    sampler = EvalBatchSampler([e.duration for e in entries], Batching(max_batch_seconds))
+    return _loader(dataset, sampler, num_workers, _collate_clean)
+
+
+def _collate_clean(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`collate` without its (here always empty) ``bad_items``: the contract alone."""
+    batch = collate(items)
+    del batch["bad_items"]
+    return batch
+
+
+def _loader(
+    dataset: SpeechDataset, sampler: Any, num_workers: int, collate_fn: Any = collate
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 class BadItemReport(L.Callback):

@@ -89,20 +89,13 @@ def select(batch: Batch, indices: Sequence[int]) -> Batch:
     }
 
 
-def audio_seconds(model: SpeechLLM, audio_lengths: torch.Tensor) -> torch.Tensor:
-    """Duration of each item: ``audio_lengths`` counts samples, or mel frames for Whisper."""
-    encoder = model.encoder
-    hop = encoder.feature_extractor.hop_length if encoder.is_windowed else 1
-    return audio_lengths.double() * hop / encoder.sampling_rate
-
-
 def token_limits(
     model: SpeechLLM, audio_lengths: torch.Tensor, config: DecodingConfig
 ) -> list[int]:
     """Per-item generation budget: ``max_new_tokens``, tightened by the audio-length bound."""
     if config.max_tokens_per_audio_second is None:
         return [config.max_new_tokens] * len(audio_lengths)
-    seconds = audio_seconds(model, audio_lengths).tolist()
+    seconds = model.encoder.seconds(audio_lengths).tolist()
     return [
         min(config.max_new_tokens, math.ceil(config.max_tokens_per_audio_second * s) + LENGTH_SLACK)
         for s in seconds
@@ -112,22 +105,16 @@ def token_limits(
 def _generate(
     model: SpeechLLM, batch: Batch, config: DecodingConfig, max_new_tokens: int, **kwargs: Any
 ) -> list[list[int]]:
-    """New token ids per item, without the decoder start token and cut before ``eos``."""
-    embeds, mask = model.embed_prompts(
-        batch["audio"], batch["audio_lengths"], batch["instructions"]
-    )
-    out = model.llm.generate(
-        embeds,
-        mask,
-        max_new_tokens=max_new_tokens,
+    """New token ids per item, cut before ``eos``, with the config's search settings."""
+    return model.generate_ids(
+        batch["audio"],
+        batch["audio_lengths"],
+        batch["instructions"],
+        max_new_tokens,
         num_beams=config.num_beams,
         repetition_penalty=config.repetition_penalty,
-        do_sample=False,
         **kwargs,
     )
-    eos, start = model.llm.eos_token_id, int(model.llm.is_encoder_decoder)
-    rows = [row[start:] for row in out.tolist()]
-    return [row[: row.index(eos)] if eos in row else row for row in rows]
 
 
 @torch.no_grad()
@@ -149,7 +136,7 @@ def generate_free(
     limits = token_limits(model, batch["audio_lengths"], config)
     rows = _generate(model, batch, config, max(limits), **generate_kwargs)
     cut = [row[:limit] for row, limit in zip(rows, limits, strict=True)]
-    return model.llm.tokenizer.batch_decode(cut, skip_special_tokens=True)
+    return model.decode(cut)
 
 
 class LabelTrie:

@@ -89,7 +89,9 @@ def _stage_names(hparams: Path) -> list[str]:
     if not hparams.is_file():
         return []
     stages = ((yaml.safe_load(hparams.read_text()) or {}).get("curriculum") or {}).get("stages")
-    return [str(stage.get("name", i)) for i, stage in enumerate(stages or [])]
+    if isinstance(stages, dict):  # keyed by name, in order
+        return [str(name) for name in stages]
+    return [str(stage.get("name", i)) for i, stage in enumerate(stages or [])]  # older runs
 
 
 def write_report(

@@ -2,7 +2,7 @@
 
 ::
 
-    manifests ─► SpeechDataModule (test loader) ─► decode_batch ─► score_records (per task)
+    manifests ─► eval_batches (data) ───────────► decode_batch ─► score_records (per task)
                                                                 └─► write_report: predictions.jsonl,
                                                                     metrics.json, report.md, PNGs
 """
@@ -18,10 +18,10 @@ from typing import Any
 from lightning.pytorch.utilities import move_data_to_device
 from tqdm import tqdm
 
-from speechllm.data.datamodule import SpeechDataModule
+from speechllm.data.datamodule import eval_batches
 from speechllm.data.features import Featurizer
 from speechllm.data.instructions import instruction_split_of
-from speechllm.data.manifest import ManifestEntry
+from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.tasks import get_task
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch
 from speechllm.evaluation.metrics import parse_joint, score_task
@@ -119,26 +119,22 @@ def evaluate(
         The ``metrics.json`` document: ``tasks`` (task -> metric -> value, with ``n``),
         ``instruction_splits`` and ``confusion_matrices``.
     """
-    datamodule = SpeechDataModule(
+    entries = _first_lines(read_manifests(manifests), limit)
+    position = {entry.id: i for i, entry in enumerate(entries)}
+    split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}
+    labels_by_task = task_labels(entries)
+    batches = eval_batches(
+        entries,
         Featurizer(model.encoder.feature_extractor),
-        test_manifests=manifests,
         max_batch_seconds=max_batch_seconds,
         num_workers=num_workers,
         instruction_split=instruction_split,
     )
-    datamodule.setup("test")
-    dataset = datamodule.datasets["test"]
-    dataset.entries = _first_lines(dataset.entries, limit)
-    entries = dataset.entries
-    position = {entry.id: i for i, entry in enumerate(entries)}
-    split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}
-    labels_by_task = task_labels(entries)
     device = next(model.parameters()).device
     model.eval()
     records = []
-    for batch in tqdm(datamodule.test_dataloader(), desc="evaluating", unit="batch"):
-        batch = move_data_to_device(datamodule.on_before_batch_transfer(batch, 0), device)
-        records += decode_batch(model, batch, decoding, labels_by_task)
+    for batch in tqdm(batches, desc="evaluating", unit="batch"):
+        records += decode_batch(model, move_data_to_device(batch, device), decoding, labels_by_task)
     for record in records:
         record["instruction_split"] = split_of[record["id"]]
     if decoding.joint:

@@ -144,6 +144,11 @@ class AudioEncoder(nn.Module):
         self.model.eval()
         return self
 
+    def seconds(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        """Audio duration of ``input_lengths`` input units (samples, or mel frames for Whisper)."""
+        hop = self.feature_extractor.hop_length if self.is_windowed else 1
+        return input_lengths.double() * hop / self.sampling_rate
+
     def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
         """Encoder frames produced by ``input_lengths`` input units (samples or mel frames)."""
         if self.is_windowed:

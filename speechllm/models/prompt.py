@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
+from typing import Any
 
 AUDIO = "{audio}"
 SUMMARY = "{summary}"
@@ -21,10 +22,13 @@ class PromptTemplate:
         pieces: ["<audio>", "</audio> {instruction}: ", ""]   slots: ["{audio}", "{summary}"]
 
     Args:
-        template: the template string (chat markup for instruct models goes in it too).
+        template: the template string (chat markup for instruct models goes in it too, or
+            see :meth:`from_chat`).
+        chat: the template was rendered by a tokenizer's chat template, so it already holds
+            every special token the model expects (its BOS, if any): nothing is prepended.
     """
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, chat: bool = False) -> None:
         if (
             template.count(AUDIO) != 1
             or template.count(SUMMARY) > 1
@@ -35,6 +39,21 @@ class PromptTemplate:
                 f"at most one {{summary}}, got {template!r}"
             )
         self.template = template
+        self.chat = chat
+
+    @classmethod
+    def from_chat(cls, tokenizer: Any, user: str, system: str | None = None) -> PromptTemplate:
+        """The tokenizer's own chat format around a user turn: ``user`` (with ``{audio}`` and
+        ``{instruction}``) as the user's message, after ``system`` if given (else the
+        template's default system turn, if it has one), ending with the generation prompt, so
+        an instruct model sees the exact format it was tuned on and answers as the assistant.
+        """
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"{type(tokenizer).__name__} has no chat template")
+        turns = [{"role": "system", "content": system}] if system is not None else []
+        turns.append({"role": "user", "content": user})
+        rendered = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+        return cls(rendered, chat=True)
 
     @cached_property
     def _split(self) -> list[str]:
@@ -51,7 +70,8 @@ class PromptTemplate:
 
     def pieces(self, instruction: str) -> list[str]:
         """The text around the slots for ``instruction``: one piece more than slots."""
-        return [text.format(instruction=instruction) for text in self._split[0::2]]
+        # replace, not str.format: chat markup and system prompts may hold other braces
+        return [text.replace("{instruction}", instruction) for text in self._split[0::2]]
 
     def text(self, instruction: str, audio: str, summary: str = "") -> str:
         """The prompt as plain text, with text standing in for the slots (e.g. a transcript for

@@ -10,14 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from speechllm.models import pretrained
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
+from speechllm.models.groups import TRAINABLE_GROUPS, TrainableGroups
 from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
 from speechllm.models.prompt import AUDIO, SUMMARY, PromptTemplate
 
 IGNORE = -100
-TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads")
 
 
 @dataclass
@@ -59,6 +60,10 @@ class SpeechLLM(nn.Module):
             instruct models goes here too.
         heads: classification heads by task name, or factories taking ``hidden_size`` (Hydra
             ``_partial_``); those tasks train with BCE on the head instead of generating.
+        chat_template: ``prompt_template`` is the user turn, wrapped in the LLM tokenizer's
+            own chat template (system turn, generation prompt), as instruct models expect.
+        system_prompt: the system turn's text with ``chat_template`` (default: the chat
+            template's own default, if it has one).
     """
 
     def __init__(
@@ -68,9 +73,15 @@ class SpeechLLM(nn.Module):
         llm: LLM,
         prompt_template: str = "<audio>{audio}</audio> {instruction}: ",
         heads: dict[str, ClassificationHead | Callable[..., ClassificationHead]] | None = None,
+        chat_template: bool = False,
+        system_prompt: str | None = None,
     ) -> None:
         super().__init__()
-        self.template = PromptTemplate(prompt_template)
+        self.template = (
+            PromptTemplate.from_chat(llm.tokenizer, prompt_template, system_prompt)
+            if chat_template
+            else PromptTemplate(prompt_template)
+        )
         if not isinstance(downsampler, nn.Module):
             downsampler = downsampler(input_size=encoder.hidden_size, output_size=llm.hidden_size)
             if downsampler.output_scale is None:
@@ -100,34 +111,30 @@ class SpeechLLM(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: Any) -> SpeechLLM:
         """Load an export folder (``speechllm-export``); frozen bases come from their ids."""
-        from speechllm.models.pretrained import load_pretrained
-
-        return load_pretrained(path, **overrides)
+        return pretrained.load_pretrained(path, **overrides)
 
     def save_pretrained(
         self, path: str | Path, config: dict[str, Any], merge_lora: bool = False
     ) -> Path:
         """Write an export folder; ``config`` is the Hydra node this model was built from."""
-        from speechllm.models.pretrained import save_pretrained
-
-        return save_pretrained(self, path, config, merge_lora)
+        return pretrained.save_pretrained(self, path, config, merge_lora)
 
     # ---------------------------------------------------------------- trainable groups
     def group_parameters(self, group: str) -> list[nn.Parameter]:
         """Parameters of ``downsampler``, ``layer_weights``, ``heads`` or ``lora[.<name>]``."""
-        if group == "heads":
-            return list(self.heads.parameters())
-        if group == "downsampler":
-            return list(self.downsampler.parameters())
-        if group == "layer_weights":
-            return list(self.encoder.layer_weights.parameters())
-        if group == "lora":
-            return [p for n in self.llm.attached_adapters for p in self.llm.adapter_parameters(n)]
-        if group.startswith("lora."):
-            return self.llm.adapter_parameters(group.split(".", 1)[1])
-        raise ValueError(
-            f"unknown trainable group {group!r}; use {TRAINABLE_GROUPS} or lora.<name>"
-        )
+        parsed = TrainableGroups.parse([group])
+        if parsed.modules:
+            return list(self._group_modules[group].parameters())
+        names = parsed.adapter_names(self.llm.attached_adapters)
+        return [p for name in names for p in self.llm.adapter_parameters(name)]
+
+    @property
+    def _group_modules(self) -> dict[str, nn.Module]:
+        return {
+            "downsampler": self.downsampler,
+            "layer_weights": self.encoder.layer_weights,
+            "heads": self.heads,
+        }
 
     def set_trainable(self, groups: list[str], active_adapters: list[str] | None = None) -> None:
         """Make exactly ``groups`` trainable, attaching any named adapter not yet attached.
@@ -135,24 +142,17 @@ class SpeechLLM(nn.Module):
         ``lora`` means every declared adapter. All attached adapters run unless
         ``active_adapters`` says otherwise.
         """
-        unknown = [g for g in groups if g not in TRAINABLE_GROUPS and not g.startswith("lora.")]
-        if unknown:
-            raise ValueError(
-                f"unknown trainable groups {unknown}; use {TRAINABLE_GROUPS} or lora.<name>"
-            )
-        wanted_adapters = [g.split(".", 1)[1] for g in groups if g.startswith("lora.")]
-        if "lora" in groups:
-            wanted_adapters = list(self.llm.adapter_configs)
-            if not wanted_adapters:
-                raise ValueError("group 'lora' is trainable but the LLM declares no adapters")
+        parsed = TrainableGroups.parse(groups)
+        wanted_adapters = parsed.adapter_names(self.llm.adapter_configs)
+        if parsed.all_adapters and not wanted_adapters:
+            raise ValueError("group 'lora' is trainable but the LLM declares no adapters")
         for name in [*wanted_adapters, *(active_adapters or [])]:
             if name not in self.llm.attached_adapters:
                 self.llm.attach_adapter(name)
         active = self.llm.attached_adapters if active_adapters is None else active_adapters
         self.llm.set_adapters(active=list(active), trainable=wanted_adapters)
-        for group in ("downsampler", "layer_weights", "heads"):
-            for p in self.group_parameters(group):
-                p.requires_grad_(group in groups)
+        for group, module in self._group_modules.items():
+            module.requires_grad_(group in parsed.modules)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Downsampler, layer weights, heads and every adapter: what a checkpoint must hold."""
@@ -196,7 +196,7 @@ class SpeechLLM(nn.Module):
         ids = [self.llm.tokenize(text) for text in self.template.pieces(instruction)]
         if self.llm.is_encoder_decoder:
             ids[-1] = ids[-1] + [self.llm.eos_token_id]
-        elif self.llm.tokenizer.bos_token_id is not None:
+        elif self.llm.tokenizer.bos_token_id is not None and not self.template.chat:
             ids[0] = [self.llm.tokenizer.bos_token_id] + ids[0]
         return ids
 
@@ -370,36 +370,40 @@ class SpeechLLM(nn.Module):
         return logits.float().sigmoid()
 
     @torch.no_grad()
-    def generate(
+    def generate_ids(
         self,
-        audio: torch.Tensor | str | Path,
-        audio_lengths: torch.Tensor | str,
-        instructions: list[str] | None = None,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        instructions: list[str],
         max_new_tokens: int = 64,
         **generate_kwargs: Any,
-    ) -> list[str] | str:
-        """Greedy (or any ``generate`` setting) answers for a batch, one string per item.
-
-        ``generate("clip.wav", "Transcribe the audio.")`` (a file or a 1-D waveform and one
-        instruction) is :meth:`answer`: one string for one recording.
-        """
-        if isinstance(audio_lengths, str):
-            return self.answer(
-                audio, audio_lengths, max_new_tokens=max_new_tokens, **generate_kwargs
-            )
+    ) -> list[list[int]]:
+        """The answers' token ids per item, cut before ``eos`` (no decoder start token): for
+        callers that cut, constrain or score tokens (``generate_kwargs`` go to Hugging Face
+        ``generate``, e.g. ``num_beams`` or ``prefix_allowed_tokens_fn``)."""
         embeds, mask = self.embed_prompts(audio, audio_lengths, instructions)
         generate_kwargs.setdefault("do_sample", False)
-        ids = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
+        out = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
+        eos, start = self.llm.eos_token_id, int(self.llm.is_encoder_decoder)
+        rows = [row[start:] for row in out.tolist()]
+        return [row[: row.index(eos)] if eos in row else row for row in rows]
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        """Token ids back to text (special tokens dropped)."""
         return self.llm.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
-    def answer(
+    def generate(
         self,
-        audio: torch.Tensor | str | Path,
-        instruction: str,
-        sampling_rate: int | None = None,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        instructions: list[str],
+        max_new_tokens: int = 64,
         **generate_kwargs: Any,
-    ) -> str:
-        """One answer for one recording: a file, or a waveform at any rate (``sampling_rate``)."""
-        from speechllm.inference import answer
+    ) -> list[str]:
+        """Greedy (or any ``generate`` setting) answers for a batch, one string per item.
 
-        return answer(self, audio, instruction, sampling_rate, **generate_kwargs)
+        One recording from a file or a waveform at any rate: ``speechllm.inference.answer``.
+        """
+        return self.decode(
+            self.generate_ids(audio, audio_lengths, instructions, max_new_tokens, **generate_kwargs)
+        )

@@ -36,6 +36,7 @@ from transformers import (
     WhisperFeatureExtractor,
     WhisperModel,
 )
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.llm import LLM
@@ -115,28 +116,52 @@ def _cast(model: torch.nn.Module, dtype: str | torch.dtype | None) -> Any:
     return model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
 
 
+def tiny_whisper_encoder(
+    window_seconds: int = 1, last_layer_only: bool = False, **overrides: Any
+) -> AudioEncoder:
+    """The tiny Whisper's encoder alone (a ``WhisperEncoder``), over ``window_seconds`` windows.
+
+    For pretraining an encoder from scratch, as the CPU demo's bootstrap does: it saves what it
+    trains, and ``AudioEncoder.from_pretrained`` loads the folder as a ``WhisperEncoder``. No
+    decoder is built, so the random draws that follow (a recipe's heads) are the encoder's own.
+    """
+    config, extractor = _whisper(window_seconds, overrides)
+    return AudioEncoder(WhisperEncoder(config), extractor, last_layer_only)
+
+
+def _whisper(
+    window_seconds: int, overrides: dict[str, Any]
+) -> tuple[WhisperConfig, WhisperFeatureExtractor]:
+    """The tiny Whisper config and its extractor: 100 mel frames a second, halved by the
+    encoder's strided convolution, so a window holds ``50 * window_seconds`` positions."""
+    settings: dict[str, Any] = dict(
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        max_source_positions=50 * window_seconds,
+        dropout=0.1,
+        vocab_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    settings.update(overrides)
+    config = WhisperConfig(**settings)
+    extractor = WhisperFeatureExtractor(
+        feature_size=config.num_mel_bins, chunk_length=window_seconds
+    )
+    return config, extractor
+
+
 def _tiny_encoder_model(kind: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
     if kind == "whisper":
-        settings: dict[str, Any] = dict(
-            num_mel_bins=80,
-            d_model=32,
-            encoder_layers=2,
-            encoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_layers=1,
-            decoder_attention_heads=2,
-            decoder_ffn_dim=64,
-            max_source_positions=50,
-            dropout=0.1,
-            vocab_size=64,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-            decoder_start_token_id=1,
-        )
-        settings.update(overrides)
-        config = WhisperConfig(**settings)
-        extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, chunk_length=1)
+        config, extractor = _whisper(1, overrides)
         model = WhisperModel(config)
     else:
         models_by_kind = {
@@ -183,7 +208,7 @@ def _tiny_llm_model(kind: str, overrides: dict[str, Any]) -> tuple[Any, PreTrain
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    if kind == "llama":
+    if kind in ("llama", "qwen2"):
         settings: dict[str, Any] = dict(
             hidden_size=32,
             intermediate_size=64,
@@ -195,22 +220,15 @@ def _tiny_llm_model(kind: str, overrides: dict[str, Any]) -> tuple[Any, PreTrain
             tie_word_embeddings=False,
             **ids,
         )
+        if kind == "qwen2":  # as Qwen2.5-0.5B/1.5B: tied embeddings, prompts without a BOS
+            tokenizer.bos_token = None
+            settings.update(tie_word_embeddings=True, bos_token_id=None)
         settings.update(overrides)
-        model = LlamaForCausalLM(LlamaConfig(**settings))
-    elif kind == "qwen2":
-        settings = dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            tie_word_embeddings=True,  # as Qwen2.5-0.5B/1.5B
-            bos_token_id=None,  # Qwen prompts start without a BOS token
-            **ids,
-        )
-        settings.update(overrides)
-        model = Qwen2ForCausalLM(Qwen2Config(**settings))
+        config_cls, model_cls = {
+            "llama": (LlamaConfig, LlamaForCausalLM),
+            "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        }[kind]
+        model = model_cls(config_cls(**settings))
     elif kind == "gpt2":
         settings = dict(
             n_embd=32,
@@ -239,6 +257,24 @@ def _tiny_llm_model(kind: str, overrides: dict[str, Any]) -> tuple[Any, PreTrain
     return model, tokenizer
 
 
+CHAT_TEMPLATES = {
+    "qwen2": (  # Qwen2.5-Instruct's ChatML, without its tool-calling branches
+        "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are Qwen, created by "
+        "Alibaba Cloud. You are a helpful assistant.<|im_end|>\n{% endif %}"
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
+    "llama": (  # Llama-3.x-Instruct's header format
+        "<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
+        "<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>{% endfor %}"
+        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
+        "{% endif %}"
+    ),
+}
+"""The instruct families' chat formats, given to their twins' tokenizers (as text: the tiny
+byte tokenizer spells the markup out byte by byte)."""
+
+
 def save_tiny_twin(kind: str, path: str | Path, dtype: torch.dtype | None = None) -> Path:
     """A tiny random twin of a real checkpoint, saved as a Hugging Face folder.
 
@@ -262,6 +298,8 @@ def save_tiny_twin(kind: str, path: str | Path, dtype: torch.dtype | None = None
     else:
         model, processor = _tiny_llm_model(kind, {})
     _cast(model, dtype or STORED_DTYPES[kind]).save_pretrained(path)
+    if kind in CHAT_TEMPLATES:  # the instruct family's chat format, as its hub tokenizer has
+        processor.chat_template = CHAT_TEMPLATES[kind]
     processor.save_pretrained(path)
     return Path(path)
 

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
+from speechllm.models.groups import TrainableGroups
 from speechllm.training.module import SpeechLLMModule
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,16 @@ class CurriculumCallback(L.Callback):
     trainable set before Lightning builds the optimizer whose saved state it then loads.
 
     Args:
-        stages: the stages, in order (``Stage`` or mappings of its fields).
+        stages: the stages in order, as config gives them (a mapping from stage name to its
+            fields, so an experiment overrides one stage by name), or a list of ``Stage`` objects
+            (or mappings of all its fields).
     """
 
-    def __init__(self, stages: Sequence[Stage | Mapping[str, Any]]) -> None:
+    def __init__(
+        self, stages: Mapping[str, Mapping[str, Any]] | Sequence[Stage | Mapping[str, Any]]
+    ) -> None:
+        if isinstance(stages, Mapping):
+            stages = [Stage(name=name, **fields) for name, fields in stages.items()]
         self.stages = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
         if not self.stages:
             raise ValueError("a curriculum needs at least one stage")
@@ -120,14 +127,10 @@ class CurriculumCallback(L.Callback):
         self._apply(rebuild=False)
 
     def _adapters_used(self) -> list[str]:
-        llm = self._module.model.llm
+        declared = self._module.model.llm.adapter_configs
         names: list[str] = []
         for stage in self.stages:
-            for group in stage.trainable:
-                if group == "lora":
-                    names += list(llm.adapter_configs)
-                elif group.startswith("lora."):
-                    names.append(group[5:])
+            names += TrainableGroups.parse(stage.trainable).adapter_names(declared)
             names += stage.active_adapters or []
         return list(dict.fromkeys(names))
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
-from torch.optim import AdamW, Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim import Optimizer
 
 from speechllm.data.tasks import TASKS
+from speechllm.models.pretrained import ModelRecipe
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
+from speechllm.training.optim import (
+    DEFAULT_OPTIMIZER,
+    DEFAULT_SCHEDULER,
+    OptimizerFactory,
+    SchedulerFactory,
+    decay_groups,
+    optimization,
+)
 from speechllm.training.rng import rng_state, set_rng_state
-from speechllm.training.schedule import warmup_decay
-
-OptimizerFactory = Callable[[Iterable[dict[str, Any]]], Optimizer]
-SchedulerFactory = Callable[..., LRScheduler]
 
 
 class SpeechLLMModule(L.LightningModule):
@@ -36,6 +38,8 @@ class SpeechLLMModule(L.LightningModule):
         weight_decay: applied to matrices only (not norms, biases or layer weights).
         max_nonfinite_steps: consecutive steps with a non-finite loss or gradient that are
             skipped (and counted in ``train/skipped_steps``) before the run stops.
+        recipe: how ``model`` was built (its config node and seed), written into every
+            checkpoint so that ``speechllm-export``/``-eval`` rebuild it without the run config.
     """
 
     def __init__(
@@ -46,15 +50,16 @@ class SpeechLLMModule(L.LightningModule):
         trainable: list[str] | None = None,
         weight_decay: float = 0.01,
         max_nonfinite_steps: int = 10,
+        recipe: ModelRecipe | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self.optimizer_factory = optimizer or partial(AdamW, lr=1e-3)
-        self.scheduler_factory = scheduler or partial(warmup_decay, warmup_steps=100)
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
+        self.scheduler_factory = scheduler or DEFAULT_SCHEDULER
         self.weight_decay = weight_decay
         self.max_nonfinite_steps = max_nonfinite_steps
         self.schedule_horizon: int | None = None
-        self.model_config: dict[str, Any] | None = None  # the Hydra node, kept for export
+        self.recipe = recipe
         self.skipped_steps = 0
         self._nonfinite_run = 0
         self._tasks = list(TASKS)
@@ -154,22 +159,14 @@ class SpeechLLMModule(L.LightningModule):
 
     # ---------------------------------------------------------------- optimizers
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise RuntimeError("no trainable parameters: check the curriculum's trainable groups")
-        groups = [
-            {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": self.weight_decay},
-            {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        optimizer = self.optimizer_factory([g for g in groups if g["params"]])
         horizon = self.schedule_horizon or self.trainer.max_steps
         if horizon is None or horizon < 1:
             raise ValueError("set trainer.max_steps or give every curriculum stage its steps")
-        scheduler = self.scheduler_factory(optimizer, total_steps=horizon)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        groups = decay_groups(params, self.weight_decay)
+        return optimization(groups, self.optimizer_factory, self.scheduler_factory, horizon)
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -183,7 +180,7 @@ class SpeechLLMModule(L.LightningModule):
         checkpoint["state_dict"] = state
         checkpoint["speechllm"] = {
             "adapters": self.model.llm.attached_adapters,
-            "config": self.model_config,
+            "config": self.recipe.to_dict() if self.recipe else None,
             "skipped_steps": self.skipped_steps,
             "rng": rng_state(),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
@@ -14,6 +15,7 @@ def warmup_decay(
     warmup_steps: int = 100,
     decay: str = "cosine",
     min_ratio: float = 0.1,
+    time_progress: Callable[[], float] | None = None,
 ) -> LambdaLR:
     """Warm up linearly for ``warmup_steps``, then decay to ``min_ratio`` of the peak.
 
@@ -30,6 +32,9 @@ def warmup_decay(
         warmup_steps: linear warm-up length (capped at ``total_steps``).
         decay: ``cosine``, ``linear`` or ``constant``.
         min_ratio: final rate as a fraction of the peak.
+        time_progress: the share (0-1) of a time budget spent so far, for runs that stop on
+            steps or time, whichever ends first: the decay follows whichever of steps and time
+            is further along, so a run cut short by time still ends at ``min_ratio``.
     """
     if decay not in ("cosine", "linear", "constant"):
         raise ValueError(f"decay must be cosine, linear or constant, got {decay!r}")
@@ -45,7 +50,10 @@ def warmup_decay(
             return (step + 1) / warmup_steps
         if decay == "constant":
             return 1.0
-        progress = min(1.0, (step - peak) / max(1, total_steps - 1 - peak))
+        progress = (step - peak) / max(1, total_steps - 1 - peak)
+        if time_progress is not None:
+            progress = max(progress, time_progress())
+        progress = min(1.0, progress)
         shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
         return min_ratio + (1 - min_ratio) * shape
 

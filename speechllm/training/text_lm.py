@@ -7,18 +7,20 @@ downstream one. Here only the named adapters train; the encoder and downsampler 
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
-from torch.optim import AdamW
 
 from speechllm.models.llm import LLM
-from speechllm.models.speech_llm import IGNORE
-from speechllm.training.module import OptimizerFactory, SchedulerFactory
-from speechllm.training.schedule import warmup_decay
+from speechllm.training.optim import (
+    DEFAULT_OPTIMIZER,
+    DEFAULT_SCHEDULER,
+    OptimizerFactory,
+    SchedulerFactory,
+    optimization,
+)
+from speechllm.training.text_batch import next_token_loss, pad_left, text_row
 
 
 class TextLMModule(L.LightningModule):
@@ -47,8 +49,8 @@ class TextLMModule(L.LightningModule):
             raise ValueError("name at least one adapter to train")
         self.llm = llm
         self.adapters = list(adapters)
-        self.optimizer_factory = optimizer or partial(AdamW, lr=1e-3)
-        self.scheduler_factory = scheduler or partial(warmup_decay, warmup_steps=100)
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
+        self.scheduler_factory = scheduler or DEFAULT_SCHEDULER
         self.strict_loading = False  # the frozen base is not in checkpoints
         for name in self.adapters:
             if name not in llm.attached_adapters:
@@ -57,20 +59,8 @@ class TextLMModule(L.LightningModule):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         """Mean next-token loss over ``[bos] text [eos]`` rows (left-padded, like SpeechLLM)."""
-        bos = self.llm.tokenizer.bos_token_id
-        rows = [([bos] if bos is not None else []) + self.llm.tokenize(t) for t in texts]
-        rows = [r + [self.llm.eos_token_id] for r in rows]
-        width = max(len(r) for r in rows)
-        ids = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for b, r in enumerate(rows):
-            ids[b, width - len(r) :] = torch.tensor(r, device=self.device)
-            mask[b, width - len(r) :] = 1
-        logits = self.llm(self.llm.embed(ids), mask)[:, :-1]
-        labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE)
-        return nn.functional.cross_entropy(
-            logits.float().transpose(1, 2), labels, ignore_index=IGNORE
-        )
+        rows = [text_row(self.llm, "", text) for text in texts]
+        return next_token_loss(self.llm, *pad_left(rows, self.device))
 
     def training_step(self, batch: list[str], batch_idx: int) -> torch.Tensor:
         loss = self(batch)
@@ -84,12 +74,9 @@ class TextLMModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for name in self.adapters for p in self.llm.adapter_parameters(name)]
-        optimizer = self.optimizer_factory(params)
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.max_steps)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return optimization(
+            params, self.optimizer_factory, self.scheduler_factory, self.trainer.max_steps
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from speechllm.cli.export import export
 from speechllm.config import compose
+from speechllm.models.pretrained import export_checkpoint
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.train import train
 
@@ -67,7 +67,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     return TinyRun(
         metrics=metrics,
         checkpoint=checkpoint,
-        export=export(checkpoint, run_dir / "export"),
+        export=export_checkpoint(checkpoint, run_dir / "export"),
         curves=run_dir / "logs" / "metrics.csv",
         test=test,
         heldout=heldout_copy(test, data / "heldout.jsonl"),

@@ -6,7 +6,6 @@ import torch
 from speechllm.evaluation.decoding import (
     DecodingConfig,
     LabelTrie,
-    audio_seconds,
     decode_batch,
     generate_constrained,
     generate_free,
@@ -69,8 +68,8 @@ def test_batched_equals_unbatched(kind: str, num_beams: int) -> None:
 
 def test_audio_seconds_reads_samples_or_mel_frames() -> None:
     wave, mel = build(), build(encoder_kind="whisper")
-    assert audio_seconds(wave, torch.tensor([16000, 8000])).tolist() == [1.0, 0.5]
-    assert audio_seconds(mel, torch.tensor([100, 250])).tolist() == [1.0, 2.5]  # 10 ms hop
+    assert wave.encoder.seconds(torch.tensor([16000, 8000])).tolist() == [1.0, 0.5]
+    assert mel.encoder.seconds(torch.tensor([100, 250])).tolist() == [1.0, 2.5]  # 10 ms hop
 
 
 def test_length_bound_caps_a_model_that_never_stops() -> None:

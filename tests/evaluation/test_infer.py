@@ -39,11 +39,8 @@ def test_answer_on_a_path_equals_batched_generate(model: SpeechLLM, wavs: list[s
     alone = [
         answer(model, w, i, max_new_tokens=TOKENS) for w, i in zip(wavs, INSTRUCTIONS, strict=True)
     ]
-    assert alone == batched
+    assert alone == batched  # one recording (inference.answer) == its row of the batch
     assert all(alone)
-    # the same through the model's own API: generate(file, instruction) and answer()
-    assert model.generate(wavs[0], INSTRUCTIONS[0], max_new_tokens=TOKENS) == batched[0]
-    assert model.answer(wavs[1], INSTRUCTIONS[1], max_new_tokens=TOKENS) == batched[1]
 
 
 def test_answer_on_a_tensor_at_another_rate_and_in_stereo(

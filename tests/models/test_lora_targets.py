@@ -13,12 +13,13 @@ from speechllm.models import LLM
 from speechllm.models.llm import check_lora_targets
 from speechllm.models.tiny import save_tiny_twin, tiny_llm
 
-TWIN_OF = {
+TWIN_OF = {  # smollm2 is a LlamaForCausalLM: the Llama twin has its module names
     "llama": "llama",
     "qwen": "qwen2",
     "flan_t5": "t5",
     "gpt2": "gpt2",
     "pretrained": "llama",
+    "smollm2": "llama",
 }
 
 

@@ -75,7 +75,7 @@ def test_two_step_peft_curriculum_composes_and_validates(domain: str, tmp_path: 
         ["experiment=clinical_two_step", f"two_step.domain={domain}"], output_dir=tmp_path
     )
     validate(cfg)
-    stage = cfg.curriculum.stages[0]
+    stage = cfg.curriculum.stages.downstream
     assert ("lora.domain" in stage.trainable) == (domain == "trainable")
     assert "lora.task" in stage.trainable and "heads" in stage.trainable
     assert list(stage.active_adapters) == (["task"] if domain == "none" else ["domain", "task"])

@@ -1,4 +1,5 @@
-"""The LLM bootstrap's mixture schedule: copy-heavy first, then every task's text form."""
+"""The LLM bootstrap's mixture schedule (copy-heavy first, then every task's text form) and its
+text layout."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes" / "synthetic_tiny"))
 
-from bootstrap_llm import PROMPT, asr_share, parse_args, text_prompt  # noqa: E402
+from bootstrap_llm import asr_share, experiment_template, parse_args  # noqa: E402
 
-from speechllm.config import compose  # noqa: E402
+from speechllm.models.speech_llm import IGNORE  # noqa: E402
+from speechllm.models.tiny import tiny_llm  # noqa: E402
+from speechllm.training.text_batch import next_token_loss, pad_left, text_row  # noqa: E402
 
 
 def test_share_holds_then_falls_linearly_to_the_final_share() -> None:
@@ -28,5 +32,24 @@ def test_defaults_are_the_demo_recipe() -> None:
 
 
 def test_text_forms_are_laid_out_as_the_experiment_lays_out_speech() -> None:
-    assert compose(["experiment=synthetic_tiny"]).prompt_template == PROMPT
-    assert text_prompt("a cat", "Transcribe.") == "<audio>a cat</audio> Transcribe.: "
+    template = experiment_template(parse_args(["--out", "x"]).experiment)
+    assert template.text("Transcribe.", audio="a cat") == "<audio>a cat</audio> Transcribe.: "
+
+
+def test_text_rows_train_as_the_right_padded_hugging_face_loss() -> None:
+    """Left-padded rows through the LLM wrapper give the loss of the plain right-padded layout
+    (only the answer scored): the layout moved, the objective did not."""
+    torch.manual_seed(0)
+    llm = tiny_llm("llama")
+    rows = [text_row(llm, "<audio>a cat</audio> Transcribe.: ", "a cat"), text_row(llm, "", "hi")]
+    ours = next_token_loss(llm, *pad_left(rows))
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, IGNORE)
+    for b, (row, given) in enumerate(rows):
+        ids[b, : len(row)], mask[b, : len(row)] = torch.tensor(row), 1
+        labels[b, given : len(row)] = ids[b, given : len(row)]
+    expected = llm.base_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(ours, expected)
+    assert rows[1][1] == 1  # a plain sentence: only bos is given

@@ -11,8 +11,8 @@ import torch
 
 from speechllm.config import compose
 from speechllm.models.tiny import tiny_batches
-from speechllm.train import build_trainer
 from speechllm.training import CurriculumCallback, warmup_decay
+from speechllm.training.trainer import build_trainer
 from tests.training.tiny_world import FixedBatches, make_module
 
 PEAK, WARMUP, MIN_RATIO = 1e-2, 2, 0.1

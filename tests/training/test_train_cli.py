@@ -14,9 +14,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from speechllm.cli.export import export
 from speechllm.config import compose
 from speechllm.models import SpeechLLM
+from speechllm.models.pretrained import export_checkpoint
 from speechllm.models.tiny import tiny_batches, write_tiny_manifest
 from speechllm.train import train
 
@@ -72,10 +72,8 @@ def test_train_then_export_then_load(manifest: Path, tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "metrics.csv").exists()
     logged = yaml.safe_load((tmp_path / "logs" / "hparams.yaml").read_text())  # resolved config
     assert logged["trainer"]["default_root_dir"] == str(tmp_path)
-    assert [s["name"] for s in logged["curriculum"]["stages"]] == [
-        s.name for s in cfg.curriculum.stages
-    ]
-    out = export(ckpts / "last.ckpt", tmp_path / "export")
+    assert list(logged["curriculum"]["stages"]) == list(cfg.curriculum.stages)
+    out = export_checkpoint(ckpts / "last.ckpt", tmp_path / "export")
     model = SpeechLLM.from_pretrained(out)
     state = trainable(ckpts / "last.ckpt")
     for name, value in model.trainable_state_dict().items():
@@ -129,7 +127,7 @@ def test_sigkill_mid_stage_two_then_resume_matches_uninterrupted(manifest, tmp_p
         "experiment=tiny_smoke",
         *data_overrides(manifest),
         "trainer.max_steps=14",
-        "curriculum.stages.1.steps=8",
+        "curriculum.stages.lora_warmup.steps=8",
         "callbacks.checkpoint.every_n_train_steps=1",
         "trainer.val_check_interval=100",
     ]

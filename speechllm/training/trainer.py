@@ -1,0 +1,32 @@
+"""The Lightning trainer from config, and fitting: shared by speechllm-train and -train-text."""
+
+from __future__ import annotations
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    """The trainer with ``extra_callbacks`` and then the config's callbacks, and loggers.
+
+    Hooks run in list order and the curriculum (an extra) swaps the optimizer in
+    ``on_train_batch_start``: it must come first, or the LR monitor logs the old stage's rate
+    at the new stage's first step. Lightning keeps this order (it only moves checkpoints last).
+    """
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    return instantiate(
+        cfg.trainer, callbacks=list(extra_callbacks or []) + callbacks, logger=loggers or False
+    )
+
+
+def fit(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    ckpt_path: str | None = None,
+) -> dict[str, float]:
+    """Fit and return the final logged metrics as floats."""
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
