@@ -226,7 +226,7 @@ class _GradEncoder(AudioEncoder):
     def forward(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor, keys: list[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = self.layer_weights(torch.stack(self._encode(audio, audio_lengths)))
+        frames = self.layer_weights(torch.stack(self.hidden_states(audio, audio_lengths)))
         lengths = self.output_lengths(audio_lengths).clamp(max=frames.shape[1])
         mask = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
         return frames * mask[..., None].to(frames.dtype), mask

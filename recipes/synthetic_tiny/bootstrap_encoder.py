@@ -101,7 +101,7 @@ class Pretrainer(nn.Module):
         """Top and ``aux_layer`` hidden states ``(B, T, D)`` (windows stitched by the
         encoder, with gradients) and each item's number of frames ``(B,)``."""
         # AudioEncoder.forward runs this under no_grad (its model is frozen there)
-        hidden = self.encoder._encode(features, lengths)
+        hidden = self.encoder.hidden_states(features, lengths)
         return hidden[-1], hidden[self.aux_layer], self.encoder.output_lengths(lengths)
 
     def loss(self, items: list[Item], features: torch.Tensor, aux_weight: float) -> torch.Tensor:

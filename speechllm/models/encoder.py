@@ -177,7 +177,7 @@ class AudioEncoder(nn.Module):
                 hidden = self._from_cache(keys, lengths, audio.device)
             else:
                 with own_precision(self.model):
-                    hidden = torch.stack(self._encode(audio.to(self.dtype), audio_lengths))
+                    hidden = torch.stack(self.hidden_states(audio.to(self.dtype), audio_lengths))
                 if use_cache:
                     for b, key in enumerate(keys):
                         self._cache[key] = hidden[:, b, : lengths[b]].to("cpu", torch.float16)
@@ -186,7 +186,15 @@ class AudioEncoder(nn.Module):
         mask = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
         return frames * mask[..., None].to(frames.dtype), mask
 
-    def _encode(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def hidden_states(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Every hidden state of the wrapped model (embeddings, then each block), each
+        ``(B, T, D)``, Whisper windows stitched per item.
+
+        :meth:`forward` runs this frozen, under ``no_grad``; a script that pretrains the encoder
+        itself (the demo's bootstrap) calls it with autograd on.
+        """
         if self.is_windowed:
             return self._encode_windows(audio, audio_lengths)
         return self._encode_waveform(audio, audio_lengths)

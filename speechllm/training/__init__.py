@@ -5,6 +5,7 @@ from speechllm.training.curriculum import CurriculumCallback, Stage
 from speechllm.training.module import SpeechLLMModule
 from speechllm.training.schedule import warmup_decay
 from speechllm.training.stage_summary import StageSummary
+from speechllm.training.text_classifier import TextClassifierModule
 from speechllm.training.text_lm import TextLMModule
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "SpeechLLMModule",
     "Stage",
     "StageSummary",
+    "TextClassifierModule",
     "TextLMModule",
     "warmup_decay",
 ]

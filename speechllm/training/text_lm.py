@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from speechllm.models.llm import LLM
+from speechllm.models.llm import LLM, is_adapter_weight
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
     DEFAULT_SCHEDULER,
@@ -80,5 +80,5 @@ class TextLMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {
-            k: v for k, v in checkpoint["state_dict"].items() if "lora_" in k
+            k: v for k, v in checkpoint["state_dict"].items() if is_adapter_weight(k)
         }
