@@ -53,7 +53,7 @@ ARMS = {
 """arm -> (name, adapters loaded from step one, adapters that train)."""
 LABELS = {"symptoms": list(SYMPTOM_CLASSES), "department": sorted(DEPARTMENTS)}
 SIZES = {  # train / test dictations, notes, text steps, downstream steps, seeds
-    "full": dict(n_train=400, n_test=200, notes=2000, text_steps=60, steps=40, seeds=(0, 1, 2)),
+    "full": dict(n_train=400, n_test=150, notes=1000, text_steps=40, steps=30, seeds=(0, 1, 2)),
     "smoke": dict(n_train=16, n_test=12, notes=32, text_steps=2, steps=2, seeds=(0,)),
 }
 LR = 2e-3

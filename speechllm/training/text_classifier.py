@@ -79,25 +79,27 @@ class TextClassifierModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.strict_loading = False  # the frozen base is not in checkpoints
 
-    def logits(self, texts: list[str], task: str) -> torch.Tensor:
-        """``(B, n_labels)`` logits of ``task``'s head for ``texts``."""
+    def states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LLM's last-layer states ``(B, T, D)`` of ``texts`` and their mask: one pass
+        serves every task's head."""
         ids, mask, _ = pad_left([text_row(self.llm, text, "") for text in texts], self.device)
-        hidden = self.llm.hidden_states(self.llm.embed(ids), mask)
-        return self.heads[task](hidden, mask)
+        return self.llm.hidden_states(self.llm.embed(ids), mask), mask
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Mean BCE over rows (each row's BCE averaged over its task's labels)."""
+        hidden, mask = self.states(batch["texts"])
         losses = []
         for task in dict.fromkeys(batch["tasks"]):
             rows = [i for i, t in enumerate(batch["tasks"]) if t == task]
-            logits = self.logits([batch["texts"][i] for i in rows], task)
+            logits = self.heads[task](hidden[rows], mask[rows])
             losses.append(self.heads[task].loss(logits, [batch["targets"][i] for i in rows]))
         return torch.cat(losses).mean()
 
     @torch.no_grad()
     def classify(self, texts: list[str], task: str) -> torch.Tensor:
         """Sigmoid label probabilities ``(B, n_labels)`` (for AUROC)."""
-        return self.logits(texts, task).float().sigmoid()
+        hidden, mask = self.states(texts)
+        return self.heads[task](hidden, mask).float().sigmoid()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self(batch)
