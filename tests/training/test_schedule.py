@@ -13,29 +13,13 @@ from speechllm.config import compose
 from speechllm.models.tiny import tiny_batches
 from speechllm.training import CurriculumCallback, warmup_decay
 from speechllm.training.trainer import build_trainer
+from tests.training.test_curriculum import STAGES as CURRICULUM_STAGES
 from tests.training.tiny_world import FixedBatches, make_module
 
 PEAK, WARMUP, MIN_RATIO = 1e-2, 2, 0.1
 MAX_STEPS = 12
-STAGES = [
-    {
-        "name": "align",
-        "trainable": ["downsampler", "layer_weights"],
-        "tasks": {"asr": 1.0},
-        "steps": 4,
-    },
-    {
-        "name": "lora_warmup",
-        "trainable": ["downsampler", "layer_weights", "lora"],
-        "tasks": {"asr": 1.0},
-        "steps": 3,
-    },
-    {  # open: runs to max_steps, 5 steps
-        "name": "multitask",
-        "trainable": ["downsampler", "layer_weights", "lora"],
-        "tasks": {"asr": 1.0, "ic": 0.5},
-    },
-]
+# test_curriculum's three stages, 4 and 3 fixed steps, then open (runs to max_steps, 5 steps)
+STAGES = [dict(s, steps=n) for s, n in zip(CURRICULUM_STAGES, (4, 3, None), strict=True)]
 BOUNDS = [(0, 4), (4, 7), (7, MAX_STEPS)]  # [first, end) optimizer steps of each stage
 RESUME_STEP = 9  # inside the open stage
 
