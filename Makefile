@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	python3 -m venv .lock-venv
 	.lock-venv/bin/pip install -q uv==$(UV_VERSION)
-	echo "setuptools>=68" | .lock-venv/bin/uv pip compile pyproject.toml - --extra dev \
+	echo "setuptools>=68" | .lock-venv/bin/uv pip compile pyproject.toml - --all-extras \
 	  --universal --python-version 3.10 --generate-hashes --no-header -o $(LOCK)
 	rm -rf .lock-venv
 

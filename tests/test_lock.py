@@ -38,11 +38,11 @@ def locked() -> dict[str, list[tuple[str, Marker | None]]]:
 
 
 def declared() -> list[Requirement]:
-    """Runtime, dev and build requirements of pyproject.toml."""
+    """Runtime, every extra's and build requirements of pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     names = [
         *project["project"]["dependencies"],
-        *project["project"]["optional-dependencies"]["dev"],
+        *(r for extra in project["project"]["optional-dependencies"].values() for r in extra),
         *project["build-system"]["requires"],
     ]
     return [Requirement(r) for r in names]
