@@ -1,45 +1,43 @@
 """Scoring generated answers per task and writing the evaluation report."""
 
 from speechllm.evaluation.metrics import (
-    CLASSIFICATION_TASKS,
-    PRIMARY_METRIC,
-    TASK_SCORERS,
     accuracy,
     auroc,
     bleu,
     cer,
+    chrf,
     confusion_matrix,
     keyword_f1,
+    macro_f1,
     parse_joint,
     parse_slots,
-    score_predictions,
-    score_task,
     slu_f1,
     uar,
     wer,
 )
-from speechllm.evaluation.normalize import normalize_label, normalize_text
+from speechllm.evaluation.normalize import normalize_label, normalize_text, transcript_normalizer
 from speechllm.evaluation.report import TrainingCurves, load_csv_curves, write_report
+from speechllm.evaluation.scoring import score_records, score_task
 
 __all__ = [
-    "CLASSIFICATION_TASKS",
-    "PRIMARY_METRIC",
-    "TASK_SCORERS",
     "TrainingCurves",
     "accuracy",
     "auroc",
     "bleu",
     "cer",
+    "chrf",
     "confusion_matrix",
     "keyword_f1",
     "load_csv_curves",
+    "macro_f1",
     "normalize_label",
     "normalize_text",
     "parse_joint",
     "parse_slots",
-    "score_predictions",
+    "score_records",
     "score_task",
     "slu_f1",
+    "transcript_normalizer",
     "uar",
     "wer",
     "write_report",

@@ -13,9 +13,11 @@ import torch.distributed as dist
 from lightning.pytorch.strategies import FSDPStrategy
 
 from speechllm.data.datamodule import SpeechDataModule
+from speechllm.data.manifest import ManifestEntry
 from speechllm.data.tasks import TASKS
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch
-from speechllm.evaluation.run import keep_answers, score_records, task_labels
+from speechllm.evaluation.run import keep_answers, languages, task_labels
+from speechllm.evaluation.scoring import score_records
 
 
 class GenerationMetrics(L.Callback):
@@ -48,6 +50,7 @@ class GenerationMetrics(L.Callback):
         self.every_n_validations = every_n_validations
         self.decoding = decoding or DecodingConfig(max_new_tokens=64)
         self.labels_by_task: dict[str, list[str]] = {}
+        self.entries: list[ManifestEntry] = []
         self.validations = 0
         self.records: list[dict[str, Any]] | None = None  # None: this validation is not scored
 
@@ -65,7 +68,8 @@ class GenerationMetrics(L.Callback):
             return
         if self.validations % self.every_n_validations == 0:
             self.records = []
-            self.labels_by_task = self._labels(trainer)
+            self.entries = self._entries(trainer)
+            self.labels_by_task = self._labels(self.entries, pl_module.model.heads)
         self.validations += 1
 
     def on_validation_batch_end(
@@ -81,6 +85,7 @@ class GenerationMetrics(L.Callback):
             return
         with trainer.precision_plugin.val_step_context():  # the autocast validation steps use
             records = decode_batch(pl_module.model, batch, self.decoding, self.labels_by_task)
+        languages(records, self.entries)
         if self.decoding.joint:
             keep_answers(records)
         self.records += records
@@ -106,9 +111,16 @@ class GenerationMetrics(L.Callback):
         self.validations = state_dict["validations"]
 
     @staticmethod
-    def _labels(trainer: L.Trainer) -> dict[str, list[str]]:
-        """Label sets from the validation manifests, else the task registry's defaults."""
+    def _entries(trainer: L.Trainer) -> list[ManifestEntry]:
         datamodule = trainer.datamodule
         if isinstance(datamodule, SpeechDataModule) and "val" in datamodule.datasets:
-            return task_labels(datamodule.datasets["val"].entries)
-        return {name: list(task.labels) for name, task in TASKS.items() if task.labels}
+            return datamodule.datasets["val"].entries
+        return []
+
+    @staticmethod
+    def _labels(entries: list[ManifestEntry], heads: Any) -> dict[str, list[str]]:
+        """Label sets from the validation manifests and heads, else the registry's defaults."""
+        if entries:
+            return task_labels(entries, heads)
+        defaults = {name: list(task.labels) for name, task in TASKS.items() if task.labels}
+        return defaults | task_labels([], heads)

@@ -1,12 +1,15 @@
-"""Decoding for evaluation: batched free generation, label-constrained decoding, label scores.
+"""Decoding for evaluation: heads, label-constrained decoding, free generation, label scores.
 
-Each item of a batch takes one of two routes, and each route runs batched::
+Each item of a batch takes the route its task names (``Task.route``), and each route runs
+batched::
 
-    batch ─┬─ task has labels and ──► constrained: a token trie of the labels (+ eos)
-           │  constrain_labels          restricts generation
+    batch ─┬─ the model has a head ──► head: label probabilities (label_scores); the answer is
+           │  for the task              the top label, or every label over the threshold
+           ├─ "label" task with a ──► constrained: a token trie of the labels (+ eos)
+           │  label set                 restricts generation
            └─ otherwise ────────────► free: greedy / beam search, length bounded by the audio
 
-    every item whose task has labels ─► each label scored (label_scores, for AUROC)
+    every other item whose task has labels ─► each label scored (label_scores, for AUROC)
 
 With ``joint`` on, a model answers ``"ASR: <transcript> | <task>: <answer>"``; a trie cannot
 constrain an answer that follows a free transcript, so the label is chosen by scoring every
@@ -23,7 +26,8 @@ from typing import Any
 
 import torch
 
-from speechllm.evaluation.metrics import parse_joint
+from speechllm.data.tasks import get_task
+from speechllm.evaluation.metrics import NO_LABEL, parse_joint
 from speechllm.models.speech_llm import SpeechLLM
 
 LENGTH_SLACK = 10
@@ -50,6 +54,9 @@ class DecodingConfig:
     """Restrict classification answers to the task's label set."""
     joint: bool = False
     """The model answers ``"ASR: <transcript> | <task>: <answer>"`` (see :func:`joint_target`)."""
+    threshold: float = 0.5
+    """Head probability at which a multi-label task's label is predicted, unless a threshold
+    chosen on a development set is given for the task."""
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
@@ -58,6 +65,8 @@ class DecodingConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.max_tokens_per_audio_second is not None and self.max_tokens_per_audio_second <= 0:
             raise ValueError(
                 "max_tokens_per_audio_second must be > 0 or None, "
@@ -240,42 +249,91 @@ def score_labels(
 
 
 @torch.no_grad()
+def head_probabilities(
+    model: SpeechLLM, batch: Batch, task: str, labels: Sequence[str]
+) -> torch.Tensor:
+    """``(B, len(labels))`` sigmoid probabilities of ``task``'s head, columns in ``labels`` order.
+
+    Args:
+        model: The speech LLM (in eval mode) with a head for ``task``.
+        batch: A batch in the data contract, all of ``task``.
+        labels: The label set to report; the same labels as the head's, in any order.
+    """
+    head_labels = model.heads[task].labels
+    if sorted(head_labels) != sorted(labels):
+        raise ValueError(
+            f"task {task!r}: the head's labels {head_labels} differ from the evaluation's "
+            f"label set {list(labels)}"
+        )
+    probs = model.classify(batch["audio"], batch["audio_lengths"], batch["instructions"], task)
+    return probs[:, [head_labels.index(label) for label in labels]]
+
+
+def head_answers(
+    task: str, probs: torch.Tensor, labels: Sequence[str], threshold: float
+) -> list[str]:
+    """Answers from head probabilities: the top label of a ``label`` task; every label at or
+    over ``threshold`` of a ``labels`` task, in label-set order (``none`` if there is none)."""
+    if get_task(task).scoring == "label":
+        return [labels[j] for j in probs.argmax(-1).tolist()]
+    return [
+        ", ".join(lab for lab, on in zip(labels, row, strict=True) if on) or NO_LABEL
+        for row in (probs >= threshold).tolist()
+    ]
+
+
+@torch.no_grad()
 def decode_batch(
     model: SpeechLLM,
     batch: Batch,
     config: DecodingConfig,
     labels_by_task: dict[str, list[str]] | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Decode a mixed-task batch, each item by its route, and return one record per item.
+    """Decode a mixed-task batch, each item by its task's route, one record per item.
 
-    Items whose task has a label set are scored against it (``label_scores``: probabilities in
-    the order of ``labels_by_task[task]``) and, with ``constrain_labels``, answered with a
-    label; the rest are generated freely. With ``joint``, labelled items first generate their
-    transcript freely and the best-scoring label completes :func:`joint_target`.
+    Items of a task with a head are read from it. Other items whose task has a label set are
+    scored against it (``label_scores``: probabilities in the order of
+    ``labels_by_task[task]``) and, for single-label tasks with ``constrain_labels``, answered
+    with a label; the rest are generated freely. With ``joint``, labelled items first generate
+    their transcript freely and the best-scoring label completes :func:`joint_target`.
 
     Args:
         model: The speech LLM (in eval mode).
         batch: A batch in the data contract.
         config: Decoding settings.
-        labels_by_task: Label set per classification task.
+        labels_by_task: Label set per classification task (a head's task must have one).
+        thresholds: Per multi-label task, the head threshold chosen on a development set
+            (``config.threshold`` otherwise).
 
     Returns:
         Per item, in batch order: ``id``, ``task``, ``instruction``, ``prediction``, ``target``
         and, for labelled tasks, ``label_scores``.
     """
-    labels_by_task = labels_by_task or {}
+    labels_by_task, thresholds = labels_by_task or {}, thresholds or {}
     records = [
         {"id": i, "task": t, "instruction": ins, "target": tgt}
         for i, t, ins, tgt in zip(
             batch["ids"], batch["tasks"], batch["instructions"], batch["targets"], strict=True
         )
     ]
-    labelled = [b for b, r in enumerate(records) if r["task"] in labels_by_task]
-    constrained = labelled if config.constrain_labels and not config.joint else []
-    free = sorted(set(range(len(records))) - set(constrained))
+    constrain = config.constrain_labels and not config.joint
+    routes = [
+        get_task(r["task"]).route(r["task"] in model.heads, r["task"] in labels_by_task, constrain)
+        for r in records
+    ]
+    for task in {r["task"] for r, route in zip(records, routes, strict=True) if route == "head"}:
+        items = [b for b, r in enumerate(records) if r["task"] == task]
+        labels = labels_by_task[task]
+        probs = head_probabilities(model, select(batch, items), task, labels).float()
+        answers = head_answers(task, probs, labels, thresholds.get(task, config.threshold))
+        for k, b in enumerate(items):
+            records[b] |= {"prediction": answers[k], "label_scores": probs[k].tolist()}
+    free = [b for b, route in enumerate(routes) if route == "free"]
     if free:
         for b, text in zip(free, generate_free(model, select(batch, free), config), strict=True):
             records[b]["prediction"] = text
+    constrained = [b for b, route in enumerate(routes) if route == "constrained"]
     if constrained:
         tries = {
             task: LabelTrie(labels_by_task[task], model.llm.tokenize, model.llm.eos_token_id)
@@ -289,7 +347,8 @@ def decode_batch(
         )
         for b, answer in zip(constrained, answers, strict=True):
             records[b]["prediction"] = answer
-    for task in {records[b]["task"] for b in labelled}:
+    scored = {r["task"] for r, route in zip(records, routes, strict=True) if route != "head"}
+    for task in scored & set(labels_by_task):
         _score_task(model, batch, config, records, task, labels_by_task[task])
     return records
 
@@ -309,7 +368,8 @@ def _score_task(
         prefixes = [joint_target(parse_joint(records[b]["prediction"])[0], task, "") for b in items]
     scores = score_labels(model, select(batch, items), labels, prefixes).exp()
     best = scores.argmax(-1).tolist()
+    single = get_task(task).scoring == "label"
     for k, b in enumerate(items):
         records[b]["label_scores"] = scores[k].tolist()
-        if prefixes is not None and config.constrain_labels:
+        if prefixes is not None and config.constrain_labels and single:
             records[b]["prediction"] = prefixes[k] + labels[best[k]]

@@ -1,9 +1,8 @@
-"""Task metrics for generated text, and the table that says which task gets which.
+"""Metric functions: each compares predictions with references the way the field does.
 
 Every score is a percentage in [0, 100] (the scale BLEU already uses), so one report table
-reads uniformly; lower is better only for ``wer`` and ``cer``. Classification outputs are
-compared after :func:`normalize_label`, transcripts after :func:`normalize_text`; ``*_raw``
-scores compare the strings as generated.
+reads uniformly; lower is better only for ``wer`` and ``cer``. Which task gets which metric is
+the task's own business (``speechllm.data.tasks``); ``speechllm.evaluation.scoring`` applies it.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import jiwer
 import numpy as np
@@ -50,14 +48,40 @@ def cer(predictions: Sequence[str], targets: Sequence[str]) -> float:
     return 100.0 * jiwer.cer(reference=list(targets), hypothesis=list(predictions))
 
 
-def bleu(predictions: Sequence[str], targets: Sequence[str]) -> float:
-    """SacreBLEU corpus BLEU with its default 13a tokenisation (comparable across papers).
+BLEU_TOKENIZERS = {"zh": "zh", "yue": "zh", "ja": "ja-mecab", "th": "char", "lo": "char",
+                   "km": "char", "my": "char"}  # fmt: skip
+"""SacreBLEU tokeniser per target language where 13a (which splits on spaces and punctuation)
+is wrong: Chinese and Japanese (as WMT and CoVoST 2 report them) and scripts written without
+spaces; every other language keeps the default ``13a``."""
+
+
+def bleu_tokenizer(lang: str | None) -> str:
+    """The SacreBLEU tokeniser for references in ``lang`` (``zh``, ``ja-JP``, ``de``...)."""
+    base = (lang or "").lower().replace("_", "-").split("-")[0]
+    return BLEU_TOKENIZERS.get(base, "13a")
+
+
+def bleu(predictions: Sequence[str], targets: Sequence[str], lang: str | None = None) -> float:
+    """SacreBLEU corpus BLEU, tokenised for the target language (:func:`bleu_tokenizer`).
+
+    Args:
+        predictions: Detokenised system outputs.
+        targets: One detokenised reference per output.
+        lang: The references' language; ``None`` uses 13a.
+    """
+    tokenize = bleu_tokenizer(lang)
+    return sacrebleu.corpus_bleu(list(predictions), [list(targets)], tokenize=tokenize).score
+
+
+def chrf(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """SacreBLEU corpus chrF (character n-gram F-score; needs no tokeniser, so it is
+    comparable across languages).
 
     Args:
         predictions: Detokenised system outputs.
         targets: One detokenised reference per output.
     """
-    return sacrebleu.corpus_bleu(list(predictions), [list(targets)]).score
+    return sacrebleu.corpus_chrf(list(predictions), [list(targets)]).score
 
 
 def accuracy(predictions: Sequence[str], targets: Sequence[str]) -> float:
@@ -87,43 +111,121 @@ def uar(predictions: Sequence[str], targets: Sequence[str]) -> float:
     )
 
 
+def macro_f1(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """Macro F1 over the classes present in ``targets``, in percent (as :func:`uar` averages).
+
+    Args:
+        predictions: Predicted labels.
+        targets: Reference labels.
+    """
+    classes = sorted(set(targets))
+    return 100.0 * skm.f1_score(
+        targets, predictions, labels=classes, average="macro", zero_division=0.0
+    )
+
+
 def split_keywords(text: str) -> set[str]:
     """The normalised keyword set of a ``"kw1, kw2"`` string (order and repeats ignored)."""
     return {kw for kw in (normalize_text(part) for part in text.split(",")) if kw}
 
 
+NO_LABEL = "none"
+"""How a multi-label target with no label is written."""
+
+
+def split_labels(text: str) -> set[str]:
+    """The label set of a ``"label, label"`` answer (:func:`normalize_label` each; ``none`` and
+    empty parts dropped)."""
+    return {lab for lab in (normalize_label(part) for part in text.split(",")) if lab} - {NO_LABEL}
+
+
+def set_f1(predictions: Sequence[set[str]], targets: Sequence[set[str]]) -> float:
+    """Micro F1 over per-item sets: true/false positives pooled over all items, in percent.
+
+    An item with empty prediction and reference counts nothing either way.
+    """
+    pairs = list(zip(predictions, targets, strict=True))
+    return _f1_from_counts(
+        sum(len(p & t) for p, t in pairs),
+        sum(len(p - t) for p, t in pairs),
+        sum(len(t - p) for p, t in pairs),
+    )
+
+
 def keyword_f1(predictions: Sequence[str], targets: Sequence[str]) -> float:
-    """Micro F1 over keyword sets: true/false positives are pooled over all items.
+    """Micro F1 over keyword sets (:func:`split_keywords`).
 
     Args:
         predictions: Generated ``"kw1, kw2"`` lists.
         targets: Reference ``"kw1, kw2"`` lists.
     """
-    gold = [split_keywords(t) for t in targets]
-    pred = [split_keywords(p) for p in predictions]
-    binarizer = MultiLabelBinarizer().fit(gold + pred)
-    return 100.0 * skm.f1_score(
-        binarizer.transform(gold), binarizer.transform(pred), average="micro", zero_division=0.0
-    )
+    return set_f1([split_keywords(p) for p in predictions], [split_keywords(t) for t in targets])
 
 
-def parse_slots(text: str) -> list[Slot]:
-    """Read ``"slot=value; slot=value"`` into ``(type, filler)`` pairs; malformed parts are dropped.
+def multi_hot(sets: Sequence[set[str]], labels: Sequence[str]) -> np.ndarray:
+    """``(n_items, n_labels)`` indicators of each set over ``labels`` (others are ignored)."""
+    return MultiLabelBinarizer(classes=list(labels)).fit_transform([s & set(labels) for s in sets])
 
-    Types go through :func:`normalize_label` and fillers through :func:`normalize_text`,
-    so capitalisation or "5" vs "five" in a generated filler is not counted as an error.
+
+def label_set_f1(
+    predictions: Sequence[set[str]], targets: Sequence[set[str]], labels: Sequence[str]
+) -> dict[str, float]:
+    """Multi-label F1: ``micro_f1`` pooled over items (a predicted label outside the label set
+    is a false positive) and ``macro_f1``, the mean per-label F1 over ``labels``, in percent."""
+    y_true, y_pred = multi_hot(targets, labels), multi_hot(predictions, labels)
+    return {
+        "micro_f1": set_f1(predictions, targets),
+        "macro_f1": 100.0 * skm.f1_score(y_true, y_pred, average="macro", zero_division=0.0),
+    }
+
+
+def choose_threshold(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """The probability threshold that maximises micro F1 of ``y_score >= threshold``.
+
+    Chosen on a development set and then applied to the test set, as multi-label papers do;
+    the candidates are the scores themselves (midpoints would change nothing on this set).
+
+    Args:
+        y_true: Multi-hot ``(n_items, n_labels)`` references.
+        y_score: Probabilities of the same shape.
+    """
+    y_true, y_score = np.asarray(y_true, bool), np.asarray(y_score, float)
+    best, best_f1 = 0.5, -1.0
+    for threshold in np.unique(y_score):
+        pred = y_score >= threshold
+        tp = (pred & y_true).sum()
+        f1 = 2 * tp / (pred.sum() + y_true.sum()) if tp else 0.0
+        if f1 > best_f1:
+            best, best_f1 = float(threshold), f1
+    return best
+
+
+def parse_slots(text: str, reference: bool = False) -> list[Slot]:
+    """Read ``"slot=value; slot=value"`` into ``(type, filler)`` pairs; parts without ``=`` or
+    a type are dropped.
+
+    As SLURP's scorer prepares them (``util.release2prediction``), reference fillers are
+    lower-cased and a reference slot needs a filler, while a predicted filler is kept as
+    generated (an empty one is a slot with the largest distance), so a prediction's case counts.
+
+    Args:
+        text: The slot string.
+        reference: ``text`` is a reference (gold) annotation.
     """
     slots = []
     for part in text.split(";"):
         slot_type, sep, filler = part.partition("=")
-        slot = (normalize_label(slot_type), normalize_text(filler))
-        if sep and all(slot):
-            slots.append(slot)
+        slot_type, filler = slot_type.strip(), " ".join(filler.split())
+        if reference:
+            filler = filler.lower()
+        if sep and slot_type and (filler or not reference):
+            slots.append((slot_type, filler))
     return slots
 
 
 def _word_distance(gold: str, pred: str) -> float:
-    return jiwer.wer(reference=gold, hypothesis=pred)
+    # SLURP: jiwer's WER of the filler (word edits / gold words, so it can exceed 1)
+    return jiwer.wer(reference=gold, hypothesis=pred) if pred else 1.0
 
 
 def _char_distance(gold: str, pred: str) -> float:
@@ -159,8 +261,9 @@ def _f1_from_counts(tp: float, fp: float, fn: float) -> float:
 
 def slu_f1(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
     """SLU-F1 of Bastianelli et al. (2020), "SLURP: A Spoken Language Understanding Resource
-    Package", EMNLP, Sec. 4, following the reference code (``scripts/evaluation/metrics``) with
-    micro averaging.
+    Package", EMNLP, Sec. 4, following the reference code (``pswietojanski/slurp``,
+    ``scripts/evaluation/metrics``) with micro averaging; ``tests/evaluation/test_slurp_parity.py``
+    checks it against figures that code gives.
 
     Exact span-F1 credits a slot only if type and filler match, which punishes a one-letter
     ASR slip as a miss. SLU-F1 instead credits every type match and charges the normalised
@@ -177,7 +280,7 @@ def slu_f1(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, floa
     """
     counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(3))
     for prediction, target in zip(predictions, targets, strict=True):
-        gold, pred = parse_slots(target), parse_slots(prediction)
+        gold, pred = parse_slots(target, reference=True), parse_slots(prediction)
         exact = sum((Counter(gold) & Counter(pred)).values())
         counts["span"] += (exact, len(pred) - exact, len(gold) - exact)
         counts["word"] += _span_distance_counts(gold, pred, _word_distance)
@@ -233,115 +336,6 @@ def confusion_matrix(
     if OTHER_LABEL in predictions:
         labels.append(OTHER_LABEL)
     return labels, skm.confusion_matrix(targets, predictions, labels=labels).tolist()
-
-
-def _transcription(predictions: list[str], targets: list[str]) -> dict[str, float]:
-    norm_pred = [normalize_text(p) for p in predictions]
-    norm_tgt = [normalize_text(t) for t in targets]
-    return {
-        "wer": wer(norm_pred, norm_tgt),
-        "cer": cer(norm_pred, norm_tgt),
-        "wer_raw": wer(predictions, targets),
-        "cer_raw": cer(predictions, targets),
-    }
-
-
-def _translation(predictions: list[str], targets: list[str]) -> dict[str, float]:
-    return {"bleu": bleu(predictions, targets)}
-
-
-def _classification(predictions: list[str], targets: list[str]) -> dict[str, float]:
-    predictions = [normalize_label(p) for p in predictions]
-    targets = [normalize_label(t) for t in targets]
-    return {"accuracy": accuracy(predictions, targets), "uar": uar(predictions, targets)}
-
-
-def _keywords(predictions: list[str], targets: list[str]) -> dict[str, float]:
-    return {"f1": keyword_f1(predictions, targets)}
-
-
-Scorer = Callable[[list[str], list[str]], dict[str, float]]
-
-TASK_SCORERS: dict[str, Scorer] = {
-    "asr": _transcription,
-    "st": _translation,
-    "ic": _classification,
-    "sf": slu_f1,
-    "kws": _classification,
-    "kwe": _keywords,
-    "symptoms": _keywords,
-    **dict.fromkeys(("er", "asc", "sc", "ac", "sns", "gr", "department"), _classification),
-    "instruct": _translation,
-}
-"""Which metrics each task family reports."""
-
-PRIMARY_METRIC: dict[str, str] = {
-    "asr": "wer",
-    "st": "bleu",
-    "ic": "accuracy",
-    "sf": "slu_f1",
-    "kws": "accuracy",
-    "kwe": "f1",
-    "symptoms": "f1",  # of generated label lists; a head's scores give auroc
-    **dict.fromkeys(("er", "asc", "sc", "ac", "sns", "gr", "department"), "uar"),
-    "instruct": "bleu",
-}
-"""The headline metric per task (must agree with the task registry)."""
-
-CLASSIFICATION_TASKS = frozenset(t for t, s in TASK_SCORERS.items() if s is _classification)
-
-
-def score_task(
-    task: str,
-    predictions: list[str],
-    targets: list[str],
-    labels: list[str] | None = None,
-    label_scores: ArrayLike | None = None,
-) -> dict[str, float]:
-    """All metrics of one task, plus ``n`` (the number of items).
-
-    Args:
-        task: Task name, a key of :data:`TASK_SCORERS`.
-        predictions: Generated answers (for joint outputs, the part after :func:`parse_joint`).
-        targets: Reference answers.
-        labels: Label set of a classification task, the column order of ``label_scores``.
-        label_scores: ``(n_items, n_labels)`` scores (e.g. normalised label likelihoods); adds
-            ``auroc`` where at least one label has both classes among the targets.
-
-    Returns:
-        Metric name -> value (percent), and ``n``.
-    """
-    if task not in TASK_SCORERS:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_SCORERS)}")
-    if len(predictions) != len(targets):
-        raise ValueError(f"{len(predictions)} predictions but {len(targets)} targets")
-    scores: dict[str, float] = {"n": len(targets), **TASK_SCORERS[task](predictions, targets)}
-    if label_scores is not None:
-        if labels is None:
-            raise ValueError("label_scores needs labels (its column order)")
-        one_hot = MultiLabelBinarizer(classes=[normalize_label(lab) for lab in labels])
-        y_true = one_hot.fit_transform([[normalize_label(t)] for t in targets])
-        if not math.isnan(value := auroc(y_true, label_scores)):
-            scores["auroc"] = value
-    return scores
-
-
-def score_predictions(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Score ``predictions.jsonl``-style rows (``task``, ``prediction``, ``target``) per task.
-
-    Args:
-        rows: Prediction records of any mix of tasks.
-
-    Returns:
-        Task -> :func:`score_task` result, tasks in sorted order.
-    """
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_task[row["task"]].append(row)
-    return {
-        task: score_task(task, [r["prediction"] for r in group], [r["target"] for r in group])
-        for task, group in sorted(by_task.items())
-    }
 
 
 _JOINT = re.compile(r"\s*ASR:\s*(?P<transcript>.*?)\s*\|\s*[\w-]+\s*:\s*(?P<answer>.*)", re.DOTALL)

@@ -1,17 +1,34 @@
-"""English text normalisation applied before scoring.
+"""Text normalisation applied before scoring, and the choice of normaliser for WER.
 
 WER punishes a model for writing "21" where the reference says "twenty one", or for a
 capital letter or a full stop, none of which is a recognition error. Both sides of every
-comparison go through the same function, so the choice of canonical form only has to be
-consistent, not linguistically perfect. Raw (unnormalised) scores are reported alongside.
+comparison go through the same function. Raw (unnormalised) scores are reported alongside.
+
+A WER is comparable with a published one only after the same normaliser. The Open ASR
+Leaderboard, NeMo and Whisper-based papers use Whisper's ``EnglishTextNormalizer`` for English
+(numbers written as digits, British spellings made American, fillers dropped) and Whisper's
+``BasicTextNormalizer`` for other languages; both come from the ``whisper-normalizer`` package
+(the leaderboard's own copy of OpenAI's code, with its ``english.json`` spelling table).
+:func:`normalize_text` (numbers spelled out with ``num2words``) stays available as
+``speechllm``, e.g. for targets written with numbers as words.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
+from functools import cache
 
 from num2words import num2words
+from whisper_normalizer.basic import BasicTextNormalizer
+from whisper_normalizer.english import EnglishTextNormalizer
+
+NORMALIZERS = ("auto", "whisper", "whisper_basic", "speechllm", "none")
+"""``whisper``: Whisper's English normaliser; ``whisper_basic``: its language-independent one
+(lower case, symbols and bracketed text removed); ``speechllm``: :func:`normalize_text`;
+``none``: case and punctuation count; ``auto``: ``whisper`` for English (or an unset
+language), ``whisper_basic`` for every other language."""
 
 # Digits with optional thousands separators ("1,000"), decimals ("3.5") and ordinal suffixes
 # ("21st"). Anything fancier (dates, times, currency) is left to the punctuation pass.
@@ -62,3 +79,45 @@ def normalize_label(text: str) -> str:
         The case-folded label without surrounding whitespace or punctuation.
     """
     return " ".join(text.casefold().split()).strip(string.punctuation + " ")
+
+
+@cache
+def _whisper_english() -> Callable[[str], str]:
+    return EnglishTextNormalizer()
+
+
+@cache
+def _whisper_basic() -> Callable[[str], str]:
+    return BasicTextNormalizer()
+
+
+def resolve_normalizer(name: str, lang: str | None = None) -> str:
+    """The concrete normaliser ``name`` means for transcripts in ``lang`` (``auto`` resolved).
+
+    Args:
+        name: One of :data:`NORMALIZERS`.
+        lang: The transcript's language code (``en``, ``en-US``, ``de``...), if known.
+    """
+    if name not in NORMALIZERS:
+        raise ValueError(f"unknown normalizer {name!r}; use one of {list(NORMALIZERS)}")
+    if name != "auto":
+        return name
+    english = lang is None or lang.lower().split("-")[0].split("_")[0] in ("en", "eng")
+    return "whisper" if english else "whisper_basic"
+
+
+def transcript_normalizer(name: str, lang: str | None = None) -> Callable[[str], str]:
+    """The function that normalises transcripts for WER under ``name`` (see :data:`NORMALIZERS`).
+
+    Args:
+        name: One of :data:`NORMALIZERS`.
+        lang: The transcript's language code, for ``auto``.
+    """
+    resolved = resolve_normalizer(name, lang)
+    if resolved == "whisper":
+        return _whisper_english()
+    if resolved == "whisper_basic":
+        return _whisper_basic()
+    if resolved == "speechllm":
+        return normalize_text
+    return str

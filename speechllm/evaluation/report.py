@@ -22,13 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from speechllm.evaluation.metrics import (
-    CLASSIFICATION_TASKS,
-    PRIMARY_METRIC,
-    confusion_matrix,
-    score_predictions,
-)
+from speechllm.data.tasks import get_task
+from speechllm.evaluation.metrics import confusion_matrix
 from speechllm.evaluation.normalize import normalize_label
+from speechllm.evaluation.scoring import score_records, scoring_notes
 
 DECIMALS = 2
 """Decimals of every score in ``report.md``."""
@@ -37,6 +34,8 @@ SPLITS = ("seen", "heldout")
 """Values of a prediction's ``instruction_split``."""
 
 PREDICTION_FIELDS = ("id", "task", "instruction", "instruction_split", "prediction", "target")
+OPTIONAL_FIELDS = ("lang", "tgt_lang", "label_scores")
+"""Written when a prediction has them: they change how it is scored."""
 
 _CURVE_COLUMN = re.compile(r"(train|val)/loss|(train|val)/[^/]+/[^/]+")
 
@@ -99,16 +98,21 @@ def write_report(
     predictions: list[dict[str, Any]],
     metrics: dict[str, dict[str, float]],
     curves: TrainingCurves | None = None,
+    labels_by_task: dict[str, list[str]] | None = None,
+    normalizer: str = "auto",
+    thresholds: dict[str, float] | None = None,
 ) -> Path:
     """Write ``predictions.jsonl``, ``metrics.json``, ``report.md`` and its PNGs.
 
     Args:
         out_dir: Output folder, created if missing.
-        predictions: Rows with :data:`PREDICTION_FIELDS`; ``instruction_split`` is one of
-            :data:`SPLITS`.
-        metrics: Task -> :func:`~speechllm.evaluation.metrics.score_task` result (it may hold
-            metrics the rows cannot give, such as ``auroc``).
+        predictions: Rows with :data:`PREDICTION_FIELDS` (and any :data:`OPTIONAL_FIELDS`);
+            ``instruction_split`` is one of :data:`SPLITS`.
+        metrics: Task -> :func:`~speechllm.evaluation.scoring.score_task` result.
         curves: Training curves to plot, e.g. from :func:`load_csv_curves`.
+        labels_by_task: Label sets (the columns of ``label_scores``), for the split table.
+        normalizer: The transcript normaliser ``metrics`` was computed with.
+        thresholds: Head thresholds chosen on a development set, reported as used.
 
     Returns:
         Path of ``report.md``.
@@ -117,12 +121,17 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "predictions.jsonl", "w") as f:
         for row in predictions:
-            f.write(json.dumps({k: row[k] for k in PREDICTION_FIELDS}) + "\n")
+            fields = PREDICTION_FIELDS + tuple(k for k in OPTIONAL_FIELDS if k in row)
+            f.write(json.dumps({k: row[k] for k in fields}) + "\n")
 
+    scoring = scoring_notes(predictions, normalizer)
+    for task, threshold in (thresholds or {}).items():
+        scoring.setdefault(task, {})["threshold (chosen on dev)"] = f"{threshold:.4f}"
     doc = {
         "tasks": metrics,
-        "instruction_splits": _split_scores(predictions),
+        "instruction_splits": _split_scores(predictions, labels_by_task, normalizer),
         "confusion_matrices": _confusion_matrices(predictions),
+        "scoring": scoring,
     }
     (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -134,6 +143,8 @@ def write_report(
         "## Seen vs held-out instructions",
         split_table(doc["instruction_splits"]),
     ]
+    if scoring:
+        sections += ["## How each task is scored", scoring_table(scoring)]
     if doc["confusion_matrices"]:
         sections += ["## Confusion matrices", _confusion_section(doc["confusion_matrices"], out)]
     if curves is not None and curves.series:
@@ -143,23 +154,27 @@ def write_report(
     return report
 
 
-def _split_scores(predictions: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+def _split_scores(
+    predictions: list[dict[str, Any]],
+    labels_by_task: dict[str, list[str]] | None,
+    normalizer: str,
+) -> dict[str, dict[str, dict[str, float]]]:
     """Task -> split -> ``{"n", <primary metric>}``, recomputed on each split's rows."""
     by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in predictions:
         by_split[row["instruction_split"]].append(row)
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for split in SPLITS:
-        for task, scores in score_predictions(by_split[split]).items():
-            primary = PRIMARY_METRIC[task]
-            table[task][split] = {"n": scores["n"], primary: scores[primary]}
+        for task, scores in score_records(by_split[split], labels_by_task, normalizer).items():
+            primary = get_task(task).metric
+            table[task][split] = {k: v for k, v in scores.items() if k in ("n", primary)}
     return dict(sorted(table.items()))
 
 
 def _confusion_matrices(predictions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for row in predictions:
-        if row["task"] in CLASSIFICATION_TASKS:
+        if get_task(row["task"]).scoring == "label":
             pairs[row["task"]].append(
                 (normalize_label(row["prediction"]), normalize_label(row["target"]))
             )
@@ -180,28 +195,42 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
+def _cell(scores: dict[str, float], name: str | None) -> str:
+    """A score, or ``-`` where the task has no headline metric or it was not computable (AUROC
+    with one class only)."""
+    return _fmt(scores[name]) if name in scores else "-"
+
+
 def task_table(tasks: dict[str, dict[str, float]]) -> str:
     rows = []
     for task, scores in sorted(tasks.items()):
-        primary = PRIMARY_METRIC[task]
+        primary = get_task(task).metric
         others = ", ".join(
             f"{name}={_fmt(value)}" for name, value in scores.items() if name not in ("n", primary)
         )
-        rows.append([task, str(scores["n"]), primary, _fmt(scores[primary]), others])
+        rows.append([task, str(scores["n"]), primary or "-", _cell(scores, primary), others])
     return _table(["task", "n", "primary metric", "value", "other metrics"], rows)
 
 
 def split_table(splits: dict[str, dict[str, dict[str, float]]]) -> str:
     rows = []
     for task, by_split in splits.items():
-        primary = PRIMARY_METRIC[task]
-        row = [task, primary]
+        primary = get_task(task).metric
+        row = [task, primary or "-"]
         for split in SPLITS:
             scores = by_split.get(split)
-            row += [str(scores["n"]), _fmt(scores[primary])] if scores else ["0", "-"]
+            row += [str(scores["n"]), _cell(scores, primary)] if scores else ["0", "-"]
         rows.append(row)
     header = ["task", "metric"] + [f"{split} {col}" for split in SPLITS for col in ("n", "value")]
     return _table(header, rows)
+
+
+def scoring_table(scoring: dict[str, dict[str, str]]) -> str:
+    """Task -> what it was scored with (normaliser, BLEU tokeniser, head threshold)."""
+    rows = [
+        [task, ", ".join(f"{k}: {v}" for k, v in notes.items())] for task, notes in scoring.items()
+    ]
+    return _table(["task", "scored with"], rows)
 
 
 def _figure(width: float, height: float) -> Figure:

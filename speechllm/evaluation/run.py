@@ -2,19 +2,22 @@
 
 ::
 
-    manifests ─► eval_batches (data) ───────────► decode_batch ─► score_records (per task)
-                                                                └─► write_report: predictions.jsonl,
-                                                                    metrics.json, report.md, PNGs
+    dev manifests ─► head probabilities ─► a threshold per multi-label head task
+    manifests ─► eval_batches (data) ─► decode_batch ─► score_records (per task, its scoring)
+                                                      └─► write_report: predictions.jsonl,
+                                                          metrics.json, report.md, PNGs
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from lightning.pytorch.utilities import move_data_to_device
 from tqdm import tqdm
 
@@ -23,9 +26,11 @@ from speechllm.data.features import Featurizer
 from speechllm.data.instructions import instruction_split_of
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.tasks import get_task
-from speechllm.evaluation.decoding import DecodingConfig, decode_batch
-from speechllm.evaluation.metrics import parse_joint, score_task
+from speechllm.evaluation.decoding import DecodingConfig, decode_batch, head_probabilities, select
+from speechllm.evaluation.metrics import choose_threshold, multi_hot, parse_joint, split_labels
 from speechllm.evaluation.report import load_csv_curves, write_report
+from speechllm.evaluation.scoring import score_records
+from speechllm.models.head import ClassificationHead
 from speechllm.models.speech_llm import SpeechLLM
 
 
@@ -41,25 +46,68 @@ def _first_lines(entries: list[ManifestEntry], limit: int | None) -> list[Manife
     return kept
 
 
-def task_labels(entries: Iterable[ManifestEntry]) -> dict[str, list[str]]:
-    """Label set per task: the manifest ``labels`` field, else the task registry's default.
+def task_labels(
+    entries: Iterable[ManifestEntry], heads: Mapping[str, ClassificationHead] | None = None
+) -> dict[str, list[str]]:
+    """Label set per task: the manifest ``labels`` field, else the task registry's default;
+    a task with a classification head takes the head's labels (and order).
 
     Decoding constrains and scores a whole task against one label set, so lines of a task
-    that disagree are an error rather than a silent pick.
+    that disagree (with each other or with the head) are an error rather than a silent pick.
     """
-    labels: dict[str, tuple[str, ...]] = {}
+    labels: dict[str, tuple[str, ...]] = {
+        task: tuple(head.labels) for task, head in (heads or {}).items()
+    }
     for entry in entries:
         entry_labels = entry.labels or get_task(entry.task).labels
         if entry_labels is None:
             continue
         known = labels.setdefault(entry.task, entry_labels)
-        if known != entry_labels:
+        if sorted(known) != sorted(entry_labels) or (
+            known != entry_labels and entry.task not in (heads or {})
+        ):
             raise ValueError(
                 f"{entry.source}:{entry.line}: task {entry.task!r} has labels "
-                f"{list(entry_labels)} but earlier lines have {list(known)}; "
+                f"{list(entry_labels)} but earlier lines or its head have {list(known)}; "
                 "evaluation needs one label set per task"
             )
     return {task: list(task_set) for task, task_set in labels.items()}
+
+
+def languages(records: Iterable[dict[str, Any]], entries: Iterable[ManifestEntry]) -> None:
+    """Add each record's spoken ``lang`` and ``tgt_lang`` from its manifest line, in place
+    (transcripts are normalised and translations tokenised by language)."""
+    by_id = {entry.id: entry for entry in entries}
+    for record in records:
+        entry = by_id.get(record["id"])
+        if entry is None:  # batches not read from manifests (a custom datamodule)
+            continue
+        record |= {k: v for k, v in (("lang", entry.lang), ("tgt_lang", entry.tgt_lang)) if v}
+
+
+@torch.no_grad()
+def dev_thresholds(
+    model: SpeechLLM,
+    batches: Iterable[dict[str, Any]],
+    labels_by_task: dict[str, list[str]],
+) -> dict[str, float]:
+    """Per multi-label task with a head, the threshold maximising micro F1 on the dev batches."""
+    truth: dict[str, list[np.ndarray]] = defaultdict(list)
+    probs: dict[str, list[np.ndarray]] = defaultdict(list)
+    device = next(model.parameters()).device
+    for batch in batches:
+        batch = move_data_to_device(batch, device)
+        for task in set(batch["tasks"]):
+            if task not in model.heads or get_task(task).scoring != "labels":
+                continue
+            items = [i for i, t in enumerate(batch["tasks"]) if t == task]
+            part, labels = select(batch, items), labels_by_task[task]
+            probs[task].append(head_probabilities(model, part, task, labels).float().cpu().numpy())
+            truth[task].append(multi_hot([split_labels(t) for t in part["targets"]], labels))
+    return {
+        task: choose_threshold(np.concatenate(truth[task]), np.concatenate(probs[task]))
+        for task in probs
+    }
 
 
 def keep_answers(records: Iterable[dict[str, Any]]) -> None:
@@ -67,26 +115,6 @@ def keep_answers(records: Iterable[dict[str, Any]]) -> None:
     manifest target is the answer alone."""
     for record in records:
         record["prediction"] = parse_joint(record["prediction"])[1]
-
-
-def score_records(
-    records: Sequence[dict[str, Any]], labels_by_task: dict[str, list[str]]
-) -> dict[str, dict[str, float]]:
-    """:func:`score_task` per task over :func:`decode_batch` records, with AUROC from their
-    ``label_scores`` where the task has a label set. Tasks in sorted order."""
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_task[record["task"]].append(record)
-    return {
-        task: score_task(
-            task,
-            [r["prediction"] for r in rows],
-            [r["target"] for r in rows],
-            labels_by_task.get(task),
-            [r["label_scores"] for r in rows] if task in labels_by_task else None,
-        )
-        for task, rows in sorted(by_task.items())
-    }
 
 
 def evaluate(
@@ -100,6 +128,8 @@ def evaluate(
     curves_csv: str | None = None,
     *,
     num_workers: int = 0,
+    normalizer: str = "auto",
+    dev_manifests: list[str] | None = None,
 ) -> dict[str, Any]:
     """Decode every manifest line, score each task and write the report to ``out_dir``.
 
@@ -114,32 +144,39 @@ def evaluate(
             a test set and its held-out-instruction copy still scores both).
         curves_csv: A Lightning ``CSVLogger`` ``metrics.csv``, to plot training curves.
         num_workers: DataLoader worker processes.
+        normalizer: Transcript normaliser for WER (``speechllm.evaluation.normalize``).
+        dev_manifests: Development manifests on which each multi-label head task's
+            threshold is chosen (``decoding.threshold`` without them).
 
     Returns:
         The ``metrics.json`` document: ``tasks`` (task -> metric -> value, with ``n``),
-        ``instruction_splits`` and ``confusion_matrices``.
+        ``instruction_splits``, ``confusion_matrices`` and ``scoring`` (what each task was
+        scored with).
     """
     entries = _first_lines(read_manifests(manifests), limit)
     position = {entry.id: i for i, entry in enumerate(entries)}
     split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}
-    labels_by_task = task_labels(entries)
-    batches = eval_batches(
-        entries,
-        Featurizer(model.encoder.feature_extractor),
-        max_batch_seconds=max_batch_seconds,
-        num_workers=num_workers,
-        instruction_split=instruction_split,
-    )
-    device = next(model.parameters()).device
+    labels_by_task = task_labels(entries, model.heads)
+    featurizer = Featurizer(model.encoder.feature_extractor)
+    batching = {"max_batch_seconds": max_batch_seconds, "num_workers": num_workers}
     model.eval()
+    thresholds = {}
+    if dev_manifests:
+        dev = eval_batches(read_manifests(dev_manifests), featurizer, **batching)
+        thresholds = dev_thresholds(model, dev, labels_by_task)
+    batches = eval_batches(entries, featurizer, instruction_split=instruction_split, **batching)
+    device = next(model.parameters()).device
     records = []
     for batch in tqdm(batches, desc="evaluating", unit="batch"):
-        records += decode_batch(model, move_data_to_device(batch, device), decoding, labels_by_task)
+        batch = move_data_to_device(batch, device)
+        records += decode_batch(model, batch, decoding, labels_by_task, thresholds)
     for record in records:
         record["instruction_split"] = split_of[record["id"]]
+    languages(records, entries)
     if decoding.joint:
         keep_answers(records)
     records.sort(key=lambda record: position[record["id"]])
     curves = load_csv_curves(curves_csv) if curves_csv else None
-    write_report(out_dir, records, score_records(records, labels_by_task), curves)
+    metrics = score_records(records, labels_by_task, normalizer)
+    write_report(out_dir, records, metrics, curves, labels_by_task, normalizer, thresholds)
     return json.loads((Path(out_dir) / "metrics.json").read_text())

@@ -2,23 +2,23 @@ import math
 
 import pytest
 
+from speechllm.data.tasks import SCORING, TASKS
 from speechllm.evaluation.metrics import (
     OTHER_LABEL,
-    PRIMARY_METRIC,
-    TASK_SCORERS,
     auroc,
     bleu,
+    bleu_tokenizer,
     cer,
+    choose_threshold,
     confusion_matrix,
     keyword_f1,
     parse_joint,
     parse_slots,
-    score_predictions,
-    score_task,
     slu_f1,
     uar,
     wer,
 )
+from speechllm.evaluation.scoring import score_records, score_task
 
 
 def test_wer_counts_substitution_insertion_deletion_over_reference_words() -> None:
@@ -57,11 +57,12 @@ def test_keyword_f1_is_micro_over_normalised_sets() -> None:
     assert keyword_f1(predictions, targets) == pytest.approx(60.0)
 
 
-def test_parse_slots_normalises_and_drops_malformed_parts() -> None:
-    assert parse_slots("Time = 5 PM; garbage; date=; place_name=London") == [
-        ("time", "five pm"),
-        ("place_name", "london"),
-    ]
+def test_parse_slots_prepares_gold_and_predictions_as_slurp_does() -> None:
+    text = "Time = 5 PM; garbage; date=; place_name=London"
+    # a prediction keeps its case and its empty filler (scored as the largest distance)
+    assert parse_slots(text) == [("Time", "5 PM"), ("date", ""), ("place_name", "London")]
+    # a reference filler is lower-cased; a reference slot without a filler is no slot
+    assert parse_slots(text, reference=True) == [("Time", "5 pm"), ("place_name", "london")]
 
 
 def test_slu_f1_hand_computed_slurp_case() -> None:
@@ -108,10 +109,17 @@ def test_confusion_matrix_pools_off_label_predictions() -> None:
     assert confusion_matrix(["a"], ["a"], labels=["b", "a"]) == (["b", "a"], [[0, 0], [0, 1]])
 
 
-def test_every_task_has_a_primary_metric_it_reports() -> None:
-    assert set(TASK_SCORERS) == set(PRIMARY_METRIC)
-    for task, scorer in TASK_SCORERS.items():
-        assert PRIMARY_METRIC[task] in scorer(["a"], ["a"])
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_reports_its_metric(task: str) -> None:
+    """What the registry promises is what scoring computes (one source: the task)."""
+    spec = TASKS[task]
+    labels = ["a", "b"] if spec.classifies else None
+    scores = score_task(
+        task, ["a", "b"], ["a", "b"], labels, [[0.9, 0.1], [0.2, 0.8]] if labels else None
+    )
+    reported = set(scores) - {"n"}
+    assert reported <= set(SCORING[spec.scoring])
+    assert spec.metric is None or spec.metric in reported
 
 
 @pytest.mark.parametrize(
@@ -155,7 +163,7 @@ def test_score_task_adds_auroc_from_label_scores() -> None:
 
 
 def test_score_task_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="unknown task"):
+    with pytest.raises(ValueError, match="unknown task 'nope'; known tasks"):
         score_task("nope", ["a"], ["a"])
     with pytest.raises(ValueError, match="targets"):
         score_task("asr", ["a"], [])
@@ -163,13 +171,13 @@ def test_score_task_rejects_bad_input() -> None:
         score_task("kws", ["yes"], ["yes"], label_scores=[[1.0]])
 
 
-def test_score_predictions_groups_rows_by_task() -> None:
+def test_score_records_groups_rows_by_task() -> None:
     rows = [
         {"task": "ic", "prediction": "a", "target": "a"},
         {"task": "asr", "prediction": "x y", "target": "x z"},
         {"task": "ic", "prediction": "b", "target": "a"},
     ]
-    scores = score_predictions(rows)
+    scores = score_records(rows)
     assert list(scores) == ["asr", "ic"]
     assert scores["ic"]["n"] == 2
     assert scores["ic"]["accuracy"] == pytest.approx(50.0)
@@ -187,3 +195,71 @@ def test_score_predictions_groups_rows_by_task() -> None:
 )
 def test_parse_joint(prediction: str, expected: tuple[str, str]) -> None:
     assert parse_joint(prediction) == expected
+
+
+def test_bleu_is_tokenised_for_the_target_language() -> None:
+    # Chinese has no spaces: under 13a the whole sentence is one token, so one wrong character
+    # zeroes BLEU; the zh tokeniser splits characters and gives credit for the rest.
+    hyp, ref = ["我喜欢吃苹果和香蕉"], ["我喜欢吃苹果和橘子"]
+    assert bleu(hyp, ref) == 0.0
+    assert bleu(hyp, ref, "zh") > 40
+    assert bleu(["今日は良い天気です"], ["今日は良い天気です"], "ja") == pytest.approx(100.0)
+    assert (bleu_tokenizer("ja-JP"), bleu_tokenizer("de"), bleu_tokenizer(None)) == (
+        "ja-mecab",
+        "13a",
+        "13a",
+    )
+
+
+def test_translation_scores_each_language_and_their_mean() -> None:
+    scores = score_task(
+        "st",
+        ["the cat sat", "我喜欢吃苹果和香蕉"],
+        ["the cat sat", "我喜欢吃苹果和橘子"],
+        langs=["en", "zh"],
+    )
+    assert scores["bleu_en"] == pytest.approx(0.0)  # 3 words: no 4-gram, 13a BLEU is 0
+    assert scores["bleu_zh"] == pytest.approx(
+        bleu(["我喜欢吃苹果和香蕉"], ["我喜欢吃苹果和橘子"], "zh")
+    )
+    assert scores["bleu"] == pytest.approx((scores["bleu_en"] + scores["bleu_zh"]) / 2)
+    assert scores["chrf_en"] == pytest.approx(100.0) and 0 < scores["chrf"] < 100
+    one = score_task("st", ["the cat sat on the mat"], ["the cat sat on the mat"], langs=["de"])
+    assert set(one) == {"n", "bleu", "chrf"} and one["bleu"] == pytest.approx(100.0)
+
+
+def test_transcripts_use_the_leaderboard_normaliser_and_drop_empty_references() -> None:
+    scores = score_task("asr", ["it is 21 colour", "hm"], ["It is twenty one color.", "uh"])
+    assert scores["wer"] == 0.0  # "uh" normalises to nothing and leaves the normalised scores
+    assert scores["wer_raw"] > 0
+    assert (
+        score_task("asr", ["it is 21"], ["it is twenty one"], normalizer="speechllm")["wer"] == 0.0
+    )
+    assert score_task("asr", ["it is 21"], ["it is twenty one"], normalizer="none")["wer"] > 0
+
+
+def test_multi_label_scoring_from_label_lists_and_scores() -> None:
+    labels = ["cardiac", "respiratory", "renal"]
+    targets = ["cardiac, respiratory", "none", "renal"]
+    predictions = ["Cardiac", "none", "renal, cardiac"]
+    scores = score_task("symptoms", predictions, targets, labels)
+    # tp: cardiac, renal; fp: cardiac (item 3); fn: respiratory -> micro 2*2/(4+1+1)
+    assert scores["micro_f1"] == pytest.approx(100 * 4 / 6)
+    # per label F1: cardiac 2/3, respiratory 0, renal 1
+    assert scores["macro_f1"] == pytest.approx(100 * (2 / 3 + 0 + 1) / 3)
+    assert "auroc" not in scores
+    probs = [[0.9, 0.8, 0.1], [0.2, 0.3, 0.1], [0.4, 0.1, 0.7]]
+    with_scores = score_task("symptoms", predictions, targets, labels, probs)
+    assert with_scores["auroc"] == pytest.approx(100.0)
+
+
+def test_choose_threshold_maximises_micro_f1() -> None:
+    y_true = [[1, 0], [1, 1], [0, 0]]
+    y_score = [[0.6, 0.2], [0.7, 0.4], [0.5, 0.1]]
+    # >= 0.4 catches all 3 positives with no false positive
+    assert choose_threshold(y_true, y_score) == pytest.approx(0.4)
+
+
+def test_single_label_scores_include_macro_f1() -> None:
+    scores = score_task("er", ["a", "a", "b"], ["a", "b", "b"])
+    assert scores["macro_f1"] == pytest.approx(100 * (2 / 3 + 2 / 3) / 2)

@@ -5,13 +5,14 @@ from typing import Any
 
 import pytest
 
-from speechllm.evaluation.metrics import PRIMARY_METRIC, score_predictions
+from speechllm.data.tasks import get_task
 from speechllm.evaluation.report import (
     PREDICTION_FIELDS,
     TrainingCurves,
     load_csv_curves,
     write_report,
 )
+from speechllm.evaluation.scoring import score_records
 
 # Lightning CSVLogger style: one sparse row per logging call; the curriculum logs `stage`.
 METRICS_CSV = """step,stage,train/loss,train/lr,train/asr/loss,train/gr/loss,val/loss,val/asr/wer
@@ -84,7 +85,7 @@ def test_load_csv_curves(tmp_path: Path) -> None:
 
 def test_write_report(tmp_path: Path, predictions: list[dict[str, Any]]) -> None:
     (tmp_path / "metrics.csv").write_text(METRICS_CSV)
-    metrics = score_predictions(predictions)
+    metrics = score_records(predictions)
     metrics["er"]["auroc"] = 75.0  # from label scores the rows do not carry
     report_path = write_report(
         tmp_path / "eval", predictions, metrics, load_csv_curves(tmp_path / "metrics.csv")
@@ -115,7 +116,7 @@ def test_write_report(tmp_path: Path, predictions: list[dict[str, Any]]) -> None
     assert doc["tasks"]["er"]["auroc"] == 75.0
     for task, n, primary, value, others in table:
         scores = doc["tasks"][task]
-        assert primary == PRIMARY_METRIC[task]
+        assert primary == get_task(task).metric
         assert int(n) == scores["n"]
         assert value == f"{scores[primary]:.2f}"
         parsed = dict(item.split("=") for item in others.split(", "))
@@ -132,7 +133,7 @@ def test_write_report(tmp_path: Path, predictions: list[dict[str, Any]]) -> None
     for task, metric, seen_n, seen, heldout_n, heldout in _md_table(
         report, "## Seen vs held-out instructions"
     ):
-        assert metric == PRIMARY_METRIC[task]
+        assert metric == get_task(task).metric
         for n, value, split in ((seen_n, seen, "seen"), (heldout_n, heldout, "heldout")):
             if split in splits[task]:
                 assert (int(n), value) == (
@@ -152,7 +153,7 @@ def test_write_report(tmp_path: Path, predictions: list[dict[str, Any]]) -> None
 
 
 def test_write_report_without_curves(tmp_path: Path, predictions: list[dict[str, Any]]) -> None:
-    report = write_report(tmp_path, predictions, score_predictions(predictions)).read_text()
+    report = write_report(tmp_path, predictions, score_records(predictions)).read_text()
     assert "## Training curves" not in report
     assert not (tmp_path / "curves").exists()
     write_report(tmp_path / "empty", predictions, {}, TrainingCurves())

@@ -10,10 +10,11 @@ import pytest
 
 from speechllm.data.instructions import load_templates
 from speechllm.data.manifest import ManifestEntry
+from speechllm.data.tasks import get_task
 from speechllm.evaluation.decoding import DecodingConfig
-from speechllm.evaluation.metrics import PRIMARY_METRIC, score_task
 from speechllm.evaluation.report import SPLITS
 from speechllm.evaluation.run import evaluate, task_labels
+from speechllm.evaluation.scoring import score_task
 from speechllm.models import SpeechLLM
 from speechllm.models.tiny import PARITY
 from tests.evaluation.conftest import TinyRun
@@ -82,7 +83,7 @@ def test_report_numbers_equal_metrics_json(report) -> None:
     assert set(per_task) == set(metrics["tasks"]) == {"asr", "ic"}
     for task, scores in metrics["tasks"].items():
         _, n, primary, value, others = per_task[task]
-        assert (n, primary) == (str(scores["n"]), PRIMARY_METRIC[task])
+        assert (n, primary) == (str(scores["n"]), get_task(task).metric)
         assert value == f"{scores[primary]:.2f}"
         for name, shown in re.findall(r"(\w+)=([\d.-]+|nan)", others):
             assert shown == f"{scores[name]:.2f}"
@@ -91,7 +92,7 @@ def test_report_numbers_equal_metrics_json(report) -> None:
             scores = metrics["instruction_splits"][task][split]
             assert cells[1 + 2 * k : 3 + 2 * k] == [
                 str(scores["n"]),
-                f"{scores[PRIMARY_METRIC[task]]:.2f}",
+                f"{scores[get_task(task).metric]:.2f}",
             ]
 
 

@@ -35,24 +35,56 @@ __all__ = [
     "instruction_for",
     "instruction_split_of",
     "load_templates",
+    "register_templates",
     "sample_instruction",
 ]
 
+_REGISTERED: dict[str, dict[str, tuple[str, ...]]] = {}
+"""Templates of tasks registered from user code (:func:`register_templates`)."""
 
-@cache
-def load_templates(task: str) -> dict[str, tuple[str, ...]]:
-    """Templates of a task by split, read from ``speechllm/data/instructions/<task>.yaml``."""
-    path = resources.files(__name__) / f"{task}.yaml"
-    if not path.is_file():
-        raise ValueError(f"no instruction templates for task {task!r}: add {task}.yaml")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+
+def _checked(data: object, where: str) -> dict[str, tuple[str, ...]]:
     templates = {}
     for split in SPLITS:
         items = data.get(split) if isinstance(data, dict) else None
         if not items or not all(isinstance(t, str) for t in items):
-            raise ValueError(f"{task}.yaml: {split!r} must be a non-empty list of strings")
+            raise ValueError(f"{where}: {split!r} must be a non-empty list of strings")
         templates[split] = tuple(items)
     return templates
+
+
+def register_templates(task: str, seen: list[str], heldout: list[str]) -> None:
+    """Give a task registered from user code (``register_task``) its instruction templates,
+    so it needs no file inside the package.
+
+    Args:
+        task: A registered task name without templates yet.
+        seen: Templates for training (and the ``seen`` evaluation split).
+        heldout: Templates kept out of training, to measure generalisation.
+    """
+    get_task(task)
+    if task in _REGISTERED or (resources.files(__name__) / f"{task}.yaml").is_file():
+        raise ValueError(f"task {task!r} already has instruction templates")
+    _REGISTERED[task] = _checked({"seen": seen, "heldout": heldout}, f"templates of {task!r}")
+
+
+def load_templates(task: str) -> dict[str, tuple[str, ...]]:
+    """Templates of a task by split: registered ones, else
+    ``speechllm/data/instructions/<task>.yaml``."""
+    if task in _REGISTERED:
+        return _REGISTERED[task]
+    return _load_file(task)
+
+
+@cache
+def _load_file(task: str) -> dict[str, tuple[str, ...]]:
+    path = resources.files(__name__) / f"{task}.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"no instruction templates for task {task!r}: add {task}.yaml or call "
+            "register_templates"
+        )
+    return _checked(yaml.safe_load(path.read_text(encoding="utf-8")), f"{task}.yaml")
 
 
 def sample_instruction(
