@@ -71,7 +71,7 @@ def summary(entries: Sequence[ManifestEntry]) -> str:
         label = f"{low}-{bounds[i + 1]}" if i + 1 < len(bounds) else f">={low}"
         lines.append(f"{label:<12} {bins[i]:>7}")
     for task, items in sorted(by_task.items()):
-        if get_task(task).metric in ("accuracy", "uar"):
+        if get_task(task).classifies:
             counts = Counter(e.target for e in items).most_common(20)
             lines += ["", f"labels of {task}: " + ", ".join(f"{t}={n}" for t, n in counts)]
     return "\n".join(lines)

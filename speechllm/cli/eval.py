@@ -1,4 +1,5 @@
-"""speechllm-eval checkpoint=PATH manifest=PATH: decode, score each task, write a report.
+"""speechllm-eval checkpoint=PATH manifest=PATH (or benchmark=NAME): decode, score each task,
+write a report.
 
 Only :func:`main` knows about Hydra's command line; tests and notebooks call :func:`run`.
 """
@@ -13,30 +14,55 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
 from speechllm.config import CONF_DIR, validate
+from speechllm.evaluation.benchmarks import run_benchmark
 from speechllm.evaluation.report import split_table, task_table
 from speechllm.evaluation.run import evaluate
 from speechllm.inference import load_model
 
 
+def _paths(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [str(v) for v in (value if isinstance(value, ListConfig) else [value])]
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.checkpoint`` on ``cfg.manifest``; returns the ``metrics.json`` document."""
+    """Evaluate ``cfg.checkpoint`` on ``cfg.manifest`` or ``cfg.benchmark``; returns the
+    ``metrics.json`` document (a benchmark's: ``benchmarks.json``)."""
     validate(cfg)
+    if (cfg.manifest is None) == (cfg.benchmark is None):
+        raise ValueError("give either manifest=PATH or benchmark=NAME (see --help)")
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(cfg.checkpoint, device)
-    manifests = cfg.manifest
-    manifests = list(manifests) if isinstance(manifests, ListConfig) else [manifests]
+    common = {
+        "max_batch_seconds": cfg.max_batch_seconds,
+        "num_workers": cfg.num_workers,
+        "dev_manifests": _paths(cfg.dev_manifest),
+    }
+    if cfg.benchmark is not None:
+        return run_benchmark(
+            model,
+            cfg.benchmark,
+            cfg.out,
+            instantiate(cfg.decoding),
+            source=cfg.benchmark_source,
+            data_dir=cfg.data_dir,
+            limit=cfg.limit,
+            normalizer=cfg.normalizer,
+            **common,
+        )
     return evaluate(
         model,
-        [str(m) for m in manifests],
+        _paths(cfg.manifest),
         cfg.out,
         instantiate(cfg.decoding),
         instruction_split=cfg.instruction_split,
-        max_batch_seconds=cfg.max_batch_seconds,
         limit=cfg.limit,
         curves_csv=cfg.curves,
-        num_workers=cfg.num_workers,
+        normalizer=cfg.normalizer or "auto",
+        **common,
     )
 
 
@@ -44,8 +70,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     """Evaluate a trained speech LLM; see ``--help`` for the options, ``--cfg job`` for values."""
     metrics = run(cfg)
-    print(f"\n{task_table(metrics['tasks'])}\n\n{split_table(metrics['instruction_splits'])}")
-    print(f"\nreport: {cfg.out}/report.md")
+    for name, doc in metrics.get("benchmarks", {"": metrics}).items():
+        print(f"\n{name}\n{task_table(doc['tasks'])}\n\n{split_table(doc['instruction_splits'])}")
+        print(f"\nreport: {cfg.out}/{name + '/' if name else ''}report.md")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def to_manifest(
     target_column: str = "text",
     id_column: str | None = None,
     id_prefix: str = "hf",
+    fields: Mapping[str, Any] | None = None,
 ) -> int:
     """Write a manifest (and FLAC files) from dataset rows.
 
@@ -38,13 +39,15 @@ def to_manifest(
         target_column: Column holding the target text.
         id_column: Column holding utterance ids; ``None`` numbers the rows.
         id_prefix: Prefix of numbered ids.
+        fields: Further manifest fields of every line (``lang``, ``tgt_lang``, ``labels``...).
 
     Returns:
         The number of lines written.
     """
     folder = Path(audio_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    return write_manifest(_records(rows, folder, task, target_column, id_column, id_prefix), out)
+    records = _records(rows, folder, task, target_column, id_column, id_prefix)
+    return write_manifest(({**record, **(fields or {})} for record in records), out)
 
 
 def _records(

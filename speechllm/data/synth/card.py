@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from speechllm.data.synth.voices import ACCENTS, STYLES, VARIANT_GROUPS
+from speechllm.data.tasks import get_task
 
-CLASSIFICATION = ("ic", "kws", "er", "sc", "ac", "sns", "gr")
 _TARGETS = {
     "asr": "transcript: lower case, numbers as words, no punctuation",
     "st": "Spanish (`tgt_lang: es`) or German (`de`) translation of a templated statement",
@@ -51,7 +51,7 @@ def _split_section(name: str, lines: list[dict[str, Any]]) -> str:
         _table(["task", "lines", "hours"], rows),
         "",
     ]
-    for task in (t for t in CLASSIFICATION if t in tasks):
+    for task in (t for t in tasks if get_task(t).classifies):
         counts = Counter(line["target"] for line in lines if line["task"] == task)
         labels = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
         parts.append(f"- `{task}`: {labels}")
