@@ -8,17 +8,17 @@
 3. step one: a ``domain`` LoRA trained as a causal LM on the text corpus (no audio);
 4. step two, three arms with the same step budget: the ``task`` adapter alone, the domain
    adapter frozen under it, and both trainable;
-5. test-set AUROC per task (``symptoms`` from its head, ``department`` from label scores),
-   their mean, in ``results.md`` and ``results.json``.
+5. ``speechllm.evaluation.run.evaluate`` on the test set, as ``speechllm-eval`` scores it
+   (``symptoms`` through its head with a threshold chosen on dev, ``department`` by label
+   scores): AUROC per task and their mean in ``results.md`` and ``results.json``, each arm's
+   full report under ``<arm>/eval``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,8 @@ from hydra import initialize_config_dir
 
 from speechllm.config import CONF_DIR, compose
 from speechllm.data.synth import SynthConfig, generate
-from speechllm.evaluation.decoding import score_labels, select
-from speechllm.evaluation.metrics import auroc
-from speechllm.models import SpeechLLM
+from speechllm.evaluation.decoding import DecodingConfig
+from speechllm.evaluation.run import evaluate
 from speechllm.models.tiny import tiny_encoder, tiny_llm
 from speechllm.train import build
 from speechllm.train_text import train_text
@@ -88,42 +87,6 @@ def step_one(data: Path, bases: Path, out: Path, steps: int) -> Path:
     return adapter
 
 
-@torch.no_grad()
-def evaluate(model: SpeechLLM, batches: Any, label_sets: dict[str, list[str]]) -> dict[str, float]:
-    """Test AUROC per task: head probabilities for ``symptoms``, label scores otherwise."""
-    model.eval()
-    truth: dict[str, list[np.ndarray]] = defaultdict(list)
-    scores: dict[str, list[np.ndarray]] = defaultdict(list)
-    for batch in batches:
-        batch.pop("bad_items", None)
-        for task in TASKS:
-            rows = [i for i, t in enumerate(batch["tasks"]) if t == task]
-            if not rows:
-                continue
-            part = select(batch, rows)
-            if task in model.heads:
-                probs = model.classify(
-                    part["audio"], part["audio_lengths"], part["instructions"], task
-                )
-                truth[task].append(model.heads[task].targets(part["targets"]).numpy())
-            else:
-                labels = label_sets[task]
-                probs = score_labels(model, part, labels).exp()
-                truth[task].append(
-                    np.array([[t == lab for lab in labels] for t in part["targets"]], float)
-                )
-            scores[task].append(probs.float().numpy())
-    result = {t: auroc(np.concatenate(truth[t]), np.concatenate(scores[t])) for t in TASKS}
-    result["mean"] = float(np.mean([result[t] for t in TASKS]))
-    return result
-
-
-def label_sets(manifest: Path) -> dict[str, list[str]]:
-    """Each downstream task's label set, as the manifest gives it."""
-    lines = map(json.loads, manifest.read_text().splitlines())
-    return {line["task"]: line["labels"] for line in lines if line["task"] in TASKS}
-
-
 def step_two(
     arm: str, data: Path, bases: Path, adapter: Path, out: Path, steps: int, seed: int
 ) -> dict[str, float]:
@@ -148,8 +111,15 @@ def step_two(
     )
     module, datamodule, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule)
-    datamodule.setup("test")
-    return evaluate(module.model, datamodule.test_dataloader(), label_sets(data / "test.jsonl"))
+    metrics = evaluate(
+        module.model,
+        [str(data / "test.jsonl")],
+        out / "eval",
+        DecodingConfig(max_new_tokens=16),
+        dev_manifests=[str(data / "dev.jsonl")],
+    )
+    result = {task: metrics["tasks"][task]["auroc"] for task in TASKS}
+    return result | {"mean": float(np.mean(list(result.values())))}
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
