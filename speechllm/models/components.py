@@ -81,11 +81,11 @@ def check(node: Any, source: str, where: str = "model") -> None:
         return
     if not isinstance(node, dict):
         return
+    if "_target_" in node:
+        _check_target(node, source, where)
     for key in node:
         if key in REFUSED_KEYS:
             _refuse(source, f"{where}.{key}", f"refused: {REFUSED_KEYS[key]}")
-    if "_target_" in node:
-        _check_target(node, source, where)
     for key, value in node.items():
         check(value, source, f"{where}.{key}")
 
@@ -106,7 +106,7 @@ def _check_target(node: dict[str, Any], source: str, where: str) -> None:
     named = inspect.signature(get_object(target)).parameters.values()
     params = {p.name for p in named if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     params |= extra | HYDRA_KEYS
-    unknown = sorted(set(node) - params)
+    unknown = sorted(set(node) - params - REFUSED_KEYS.keys())  # those get their own reason
     if unknown:
         _refuse(source, f"{where}.{unknown[0]}", f"{target} takes no key {unknown[0]!r}")
 
