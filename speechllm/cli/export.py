@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         "--language", action="append", help="model card language code, repeatable (default: en)"
     )
     parser.add_argument(
-        "--dataset", action="append", default=[], help="Hub dataset id it was trained on, repeatable"
+        "--dataset", action="append", default=[], help="Hub dataset id trained on, repeatable"
     )
     args = parser.parse_args(argv)
     card = CardInfo(

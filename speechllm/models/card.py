@@ -154,5 +154,5 @@ def _usage(where: str) -> str:
         f'model = load_model("{where}")\n'
         'print(answer(model, "clip.wav", "Transcribe the audio."))\n'
         "```\n\n"
-        f"or `speechllm-infer clip.wav \"Transcribe the audio.\" --model {where}`."
+        f'or `speechllm-infer clip.wav "Transcribe the audio." --model {where}`.'
     )

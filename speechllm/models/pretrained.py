@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 import yaml
 from huggingface_hub import CommitInfo
+from hydra.utils import instantiate
 from safetensors.torch import load_file, save_file
 
 from speechllm.models import components, hub

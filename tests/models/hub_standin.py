@@ -26,10 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pytest
 import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from huggingface_hub import constants
 
 TOKEN = "hf_standin_write_token"
 
@@ -191,3 +193,14 @@ def serve() -> Iterator[HubStandIn]:
         yield standin
     finally:
         standin.stop()
+
+
+def online(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandIn]:
+    """A running stand-in as the Hub endpoint (what ``HF_ENDPOINT`` sets), online, for a
+    fixture to yield from; the tests' default is offline (``HF_HUB_OFFLINE=1``, conftest)."""
+    with serve() as standin:
+        monkeypatch.setattr(constants, "ENDPOINT", standin.url)
+        template = standin.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        yield standin

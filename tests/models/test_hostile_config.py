@@ -50,7 +50,10 @@ def payloads(tmp_path: Path, marker: Path) -> dict[str, tuple[str, dict[str, Any
     return {
         "eval": ("llm", {"_target_": "builtins.eval", "_args_": [code]}),
         "subprocess": ("encoder", {"_target_": "subprocess.run", "args": ["touch", str(marker)]}),
-        "import_module": ("downsampler", {"_target_": "importlib.import_module", "name": "evil_module"}),
+        "import_module": (
+            "downsampler",
+            {"_target_": "importlib.import_module", "name": "evil_module"},
+        ),
         "torch_hub": (
             "encoder",
             {
@@ -78,7 +81,9 @@ def test_a_target_outside_the_allow_list_is_refused_and_nothing_runs(
     monkeypatch.syspath_prepend(str(tmp_path))
     marker = tmp_path / "ran"
     part, node = payloads(tmp_path, marker)[name]
-    with pytest.raises(UnsafeConfigError, match=r"config\.json: model\..*not a speechllm component"):
+    with pytest.raises(
+        UnsafeConfigError, match=r"config\.json: model\..*not a speechllm component"
+    ):
         load(hostile_copy(export, tmp_path, part, node))
     assert not marker.exists()
 
@@ -128,14 +133,18 @@ def test_trust_remote_code_from_the_file_is_refused(export: Path, tmp_path: Path
     ("node", "message"),
     [
         ({"prompt_template": "${oc.env:HF_TOKEN}"}, "is an interpolation"),
-        ({"llm": {"_target_": "speechllm.models.LLM.from_pretrained", "device_map": "auto"}},
-         "takes no key 'device_map'"),
-        ({"llm": {"_target_": "speechllm.models.LLM.from_pretrained", "name_or_path": "./../x"}},
-         "leaves the export folder"),
+        (
+            {"llm": {"_target_": "speechllm.models.LLM.from_pretrained", "device_map": "auto"}},
+            "takes no key 'device_map'",
+        ),
+        (
+            {"llm": {"_target_": "speechllm.models.LLM.from_pretrained", "name_or_path": "./../x"}},
+            "leaves the export folder",
+        ),
     ],
 )
 def test_other_things_a_file_may_not_say(export, tmp_path, node, message) -> None:
-    (part, value), = node.items()
+    ((part, value),) = node.items()
     with pytest.raises(UnsafeConfigError, match=message):
         load(hostile_copy(export, tmp_path, part, value))
 
@@ -145,7 +154,9 @@ def test_a_checkpoint_recipe_is_checked_too(tmp_path: Path) -> None:
     node = {**NODE, "encoder": {"_target_": "subprocess.run", "args": ["touch", str(marker)]}}
     ckpt = tmp_path / "hostile.ckpt"
     torch.save({"state_dict": {}, "speechllm": {"config": {"model": node, "seed": 0}}}, ckpt)
-    with pytest.raises(UnsafeConfigError, match=r"hostile\.ckpt: speechllm\.config\.model\.encoder"):
+    with pytest.raises(
+        UnsafeConfigError, match=r"hostile\.ckpt: speechllm\.config\.model\.encoder"
+    ):
         load(ckpt)
     assert not marker.exists()
 
@@ -156,7 +167,9 @@ class WideDownsampler(ConvDownsampler):
 
 def test_an_own_component_loads_once_code_allows_it(export, tmp_path, monkeypatch) -> None:
     target = f"{__name__}.WideDownsampler"
-    hostile = hostile_copy(export, tmp_path, "downsampler", {**NODE["downsampler"], "_target_": target})
+    hostile = hostile_copy(
+        export, tmp_path, "downsampler", {**NODE["downsampler"], "_target_": target}
+    )
     with pytest.raises(UnsafeConfigError, match=r"speechllm.models.components.allow\("):
         load(hostile)
     monkeypatch.setattr(components, "COMPONENTS", dict(components.COMPONENTS))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,10 @@ from speechllm.config import compose
 from speechllm.models import SpeechLLM
 from speechllm.models.hub import EXPORT_FILES
 from speechllm.models.pretrained import load
-from tests.models.hub_standin import HubStandIn, serve
+from tests.models.hub_standin import HubStandIn
 from tests.models.test_pretrained import outputs
 
 REPO = "speechllm-org/tiny-smoke"
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandIn]:
-    """The stand-in as the Hub endpoint (as ``HF_ENDPOINT`` would set it), online."""
-    with serve() as standin:
-        monkeypatch.setattr(constants, "ENDPOINT", standin.url)
-        template = standin.url + "/{repo_id}/resolve/{revision}/{filename}"
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        yield standin
 
 
 @pytest.fixture
@@ -65,7 +53,10 @@ def test_push_then_load_by_id_online_then_offline_at_each_revision(
     first = model.push_to_hub(REPO, node, token=hub.token)
     pushed = set(hub.repos[REPO].files("main")[1])
     assert {"config.json", "trainable.safetensors", "README.md"} <= pushed
-    assert {p.split("/")[0] for p in pushed} == {*(p.split("/")[0] for p in EXPORT_FILES), "README.md"}
+    assert {p.split("/")[0] for p in pushed} == {
+        *(p.split("/")[0] for p in EXPORT_FILES),
+        "README.md",
+    }
     perturb(model)
     second_outputs = outputs(model)
     model.push_to_hub(REPO, node, token=hub.token)
@@ -82,7 +73,9 @@ def test_push_then_load_by_id_online_then_offline_at_each_revision(
     snapshots = list(cache.glob("*/snapshots/*"))
     fetched = {str(p.relative_to(s)) for s in snapshots for p in s.rglob("*") if p.is_file()}
     assert "config.json" in fetched
-    assert fetched & {"pytorch_model.bin", "modeling_evil.py", "notes/train.log", "README.md"} == set()
+    assert (
+        fetched & {"pytorch_model.bin", "modeling_evil.py", "notes/train.log", "README.md"} == set()
+    )
 
     hub.stop()  # gone from the network: what follows can only come from the cache
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -99,7 +92,10 @@ def test_push_needs_a_write_token(tiny_smoke, hub: HubStandIn) -> None:
 
 
 def test_unknown_id_says_neither_folder_nor_hub(hub: HubStandIn, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="speechllm-org/missing: no such local folder, and no export on the Hub"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="speechllm-org/missing: no such local folder, and no export on the Hub",
+    ):
         load("speechllm-org/missing", cache_dir=tmp_path)
 
 
