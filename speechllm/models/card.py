@@ -10,6 +10,7 @@ and how to run it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def model_card(
         f"- `trainable.safetensors`: downsampler, layer weights and heads, "
         f"{trainable_params:,} parameters\n"
         f"- LoRA adapters: {', '.join(f'`adapters/{a}`' for a in adapters) or 'none'}\n"
-        f"- prompt template: `{prompt_template}`",
+        f"- prompt template: `{json.dumps(prompt_template)}`",
         "## Tasks",
         ", ".join(f"`{task}`" for task in tasks) or "not recorded (exported without its run)",
     ]
@@ -104,7 +105,8 @@ def model_card(
         sections += ["## Curriculum", _curriculum(stages, training)]
     manifests = (training.get("data") or {}).get("train_manifests")
     if manifests:
-        sections += ["## Training data", "\n".join(f"- `{Path(m).name}`" for m in manifests)]
+        listed = "\n".join(f"- `{Path(m).parent.name}/{Path(m).name}`" for m in manifests)
+        sections += ["## Training data", listed]
     sections += ["## Evaluation", _evaluation(info.evaluation)]
     sections += ["## Usage", _usage(where)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
@@ -138,7 +140,7 @@ def _evaluation(folder: Path | None) -> str:
         return "No evaluation report: run `speechllm-eval` and export again with `--eval DIR`."
     text = report.read_text()
     chunks = text.split("\n## ")
-    kept = [f"From `speechllm-eval` ({folder}). {chunks[0].partition(chr(10))[2].strip()}"]
+    kept = [f"From `speechllm-eval`. {chunks[0].partition(chr(10))[2].strip()}"]
     for chunk in chunks[1:]:
         title, _, body = chunk.partition("\n")
         if title.strip() in EVAL_SECTIONS:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import random
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +125,7 @@ def export_checkpoint(
     model, recipe = load_checkpoint(checkpoint)
     card = card or CardInfo()
     if card.training is None:
-        card.training = run_config(checkpoint)
+        card = replace(card, training=run_config(checkpoint))
     return save_pretrained(model, out, recipe.node, merge_lora, card)
 
 
@@ -226,8 +227,7 @@ def push_to_hub(
 ) -> CommitInfo:
     """Export ``model`` (as :func:`save_pretrained`) and upload it to ``repo_id`` in one
     commit; to push a folder already exported, use :func:`speechllm.models.hub.push`."""
-    card = card or CardInfo()
-    card.repo_id = card.repo_id or repo_id
+    card = replace(card or CardInfo(), repo_id=(card and card.repo_id) or repo_id)
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_pretrained(model, Path(tmp) / "export", config, merge_lora, card)
         return hub.push(folder, repo_id, token, private)

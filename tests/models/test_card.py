@@ -23,7 +23,7 @@ TRAINING = {
 
 def card(bases: list[Base], **info) -> str:
     return model_card(
-        CardInfo(**info), bases, "<a>{audio}</a> {instruction}", ["default"], 1234, "o/m"
+        CardInfo(**info), bases, "<a>{audio}</a>\n{instruction}", ["default"], 1234, "o/m"
     )
 
 
@@ -37,8 +37,9 @@ def test_referenced_bases_are_both_base_models() -> None:
     assert f"| llm | `{LLM}` | referenced |" in text
     assert "`asr`, `st`" in text
     assert "| multitask | to the end (max_steps=5000) | lora | asr (1.0), st (0.5) |" in text
-    assert "- `train.jsonl`" in text and "1,234 parameters" in text
+    assert "- `librispeech/train.jsonl`" in text and "1,234 parameters" in text
     assert 'model = load_model("o/m")' in text
+    assert '- prompt template: `"<a>{audio}</a>\\n{instruction}"`' in text  # one line
 
 
 def test_a_merged_llm_is_copied_and_says_why() -> None:
