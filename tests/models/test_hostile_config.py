@@ -175,3 +175,12 @@ def test_an_own_component_loads_once_code_allows_it(export, tmp_path, monkeypatc
     monkeypatch.setattr(components, "COMPONENTS", dict(components.COMPONENTS))
     components.allow(target)
     assert isinstance(SpeechLLM.from_pretrained(hostile).downsampler, WideDownsampler)
+
+
+def test_an_unknown_format_says_how_to_convert(export: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(export, old)
+    meta = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**meta, "format": 0}))
+    with pytest.raises(ValueError, match="format 0 .*export it again from its checkpoint"):
+        load(old)

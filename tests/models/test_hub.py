@@ -59,6 +59,7 @@ def test_push_then_load_by_id_online_then_offline_at_each_revision(
     }
     perturb(model)
     second_outputs = outputs(model)
+    assert not torch.equal(first_outputs[0], second_outputs[0])  # the revisions differ
     model.push_to_hub(REPO, node, token=hub.token)
     api = HfApi(token=hub.token)  # someone adds files the loader must never fetch
     for junk in ("pytorch_model.bin", "modeling_evil.py", "notes/train.log"):
