@@ -6,6 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from speechllm.config import CONF_DIR, ConfigError, compose, validate
+from speechllm.models import components
 
 GROUPS = [
     "encoder",
@@ -41,6 +42,8 @@ def test_every_experiment_composes_and_validates(experiment: str, tmp_path: Path
         [f"experiment={experiment}", "data.train_manifests=[m.jsonl]"], output_dir=tmp_path
     )
     validate(cfg)
+    # its export's config.json will load: the model names only allow-listed components
+    components.check(OmegaConf.to_container(cfg.module.model, resolve=True), experiment)
 
 
 def test_typo_in_a_key_names_the_key(tmp_path: Path) -> None:

@@ -13,21 +13,31 @@ An export folder:
       tokenizer/              the LLM's tokenizer
       encoder/ llm/           the frozen bases, only when they cannot be loaded by id or path
                               (built from a config) or when the adapters were merged into llm/
-      README.md               model card
+      README.md               model card (:mod:`speechllm.models.card`)
+
+``config.json`` is data: :mod:`speechllm.models.components` checks it (and a checkpoint's
+recipe) before anything is built from it. An export can live on the Hugging Face Hub
+(:mod:`speechllm.models.hub`): :func:`load` takes a repo id too, :func:`push_to_hub` uploads.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import yaml
+from huggingface_hub import CommitInfo
 from hydra.utils import instantiate
 from safetensors.torch import load_file, save_file
 
+from speechllm.models import components, hub
+from speechllm.models.card import Base, CardInfo, model_card
 from speechllm.models.llm import is_adapter_weight
 
 if TYPE_CHECKING:
@@ -67,14 +77,27 @@ class ModelRecipe:
         return cls(data["model"], data["seed"])
 
 
-def load(path: str | Path) -> SpeechLLM:
-    """An export folder or a training ``.ckpt`` as a ``SpeechLLM`` in eval mode."""
-    path = Path(path)
-    if path.is_dir():
-        return load_pretrained(path)
+def load(
+    path_or_id: str | Path,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> SpeechLLM:
+    """An export folder, a training ``.ckpt`` or a Hub repo id (``org/name``) holding an
+    export, as a ``SpeechLLM`` in eval mode.
+
+    Args:
+        path_or_id: a local folder or ``.ckpt``, else a model repo on the Hub.
+        revision: the repo's branch, tag or commit (Hub ids only).
+        token: a Hub token for private or gated repos (default: the logged-in one).
+        cache_dir: the Hub cache (default ``HF_HUB_CACHE``).
+        local_files_only: never contact the Hub (as ``HF_HUB_OFFLINE=1``).
+    """
+    path = Path(path_or_id)
     if path.suffix == ".ckpt" and path.is_file():
         return load_checkpoint(path)[0]
-    raise FileNotFoundError(f"{path}: expected an export folder or a .ckpt file")
+    return load_pretrained(path_or_id, revision, token, cache_dir, local_files_only)
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
@@ -83,6 +106,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
     extra = ckpt.get("speechllm") or {}
     if extra.get("config") is None:
         raise ValueError(f"{path}: no model config inside; was it written by speechllm-train?")
+    components.check(extra["config"]["model"], str(path), "speechllm.config.model")
     recipe = ModelRecipe.from_dict(extra["config"])
     model = recipe.build()
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
@@ -90,10 +114,29 @@ def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
     return model.eval(), recipe
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, merge_lora: bool = False) -> Path:
-    """A training checkpoint as an export folder (``speechllm-export``)."""
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    merge_lora: bool = False,
+    card: CardInfo | None = None,
+) -> Path:
+    """A training checkpoint as an export folder (``speechllm-export``); the card reads the
+    run's config beside the checkpoint unless ``card.training`` is given."""
     model, recipe = load_checkpoint(checkpoint)
-    return save_pretrained(model, out, recipe.node, merge_lora)
+    card = card or CardInfo()
+    if card.training is None:
+        card = replace(card, training=run_config(checkpoint))
+    return save_pretrained(model, out, recipe.node, merge_lora, card)
+
+
+def run_config(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The resolved config of the run that wrote ``<run>/checkpoints/x.ckpt``: the loggers'
+    ``hparams.yaml`` or Hydra's ``.hydra/config.yaml``; ``None`` if neither is there."""
+    run = Path(checkpoint).resolve().parent.parent
+    for found in [*sorted(run.glob("*/hparams.yaml")), run / ".hydra" / "config.yaml"]:
+        if found.is_file():
+            return yaml.safe_load(found.read_text())
+    return None
 
 
 def _loadable(node: dict[str, Any]) -> bool:
@@ -101,41 +144,66 @@ def _loadable(node: dict[str, Any]) -> bool:
 
 
 def save_pretrained(
-    model: SpeechLLM, out: str | Path, config: dict[str, Any], merge_lora: bool = False
+    model: SpeechLLM,
+    out: str | Path,
+    config: dict[str, Any],
+    merge_lora: bool = False,
+    card: CardInfo | None = None,
 ) -> Path:
     """Write ``model`` to ``out``; ``config`` is the Hydra node it was built from.
 
     With ``merge_lora`` the active adapters are folded into the LLM (in place: the model in
-    memory is merged afterwards too) and the merged LLM is written to ``llm/``.
+    memory is merged afterwards too) and the merged LLM is written to ``llm/``. ``card``
+    feeds the model card (training config, eval report, Hub metadata).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     node = json.loads(json.dumps(config))  # a private, plain copy
+    components.check(node, "the model config", "model")  # never write what load refuses
+    out.mkdir(parents=True, exist_ok=True)
     trainable = {
         k: v.contiguous()
         for k, v in model.trainable_state_dict().items()
         if k.startswith(("downsampler.", "encoder.layer_weights.", "heads."))
     }
     save_file(trainable, out / "trainable.safetensors")
+    bases = {part: _name(node[part]) for part in ("encoder", "llm")}
+    copied: dict[str, str | None] = {"encoder": None, "llm": None}
     if not _loadable(node["encoder"]):
         model.encoder.save_pretrained(out / "encoder")
         node["encoder"] = _local(node["encoder"], "encoder")
+        copied["encoder"] = "built from a config, it has no id to load it by"
     llm_node = node["llm"]
     llm_node.pop("adapter_paths", None)  # every adapter is written to adapters/ below
-    if merge_lora and model.llm.attached_adapters:
+    adapters = list(model.llm.attached_adapters)
+    if merge_lora and adapters:
         model.llm.merge_adapters()
-    else:
-        for name in model.llm.attached_adapters:
-            model.llm.save_adapter(name, out / "adapters" / name)
+        copied["llm"] = f"the LoRA adapters ({', '.join(adapters)}) are merged into it"
+        adapters = []
+    for name in adapters:
+        model.llm.save_adapter(name, out / "adapters" / name)
     if merge_lora or not _loadable(llm_node):
         model.llm.save_base(out / "llm")
         node["llm"] = _local(llm_node, "llm")
+        copied["llm"] = copied["llm"] or "built from a config, it has no id to load it by"
         if merge_lora:
             node["llm"]["adapters"] = {}
     model.llm.tokenizer.save_pretrained(out / "tokenizer")
     (out / "config.json").write_text(json.dumps({"format": FORMAT, "model": node}, indent=2))
-    (out / "README.md").write_text(_model_card(node, trainable, model, merge_lora))
+    card = card or CardInfo()
+    text = model_card(
+        card,
+        [Base(part, bases[part], copied[part]) for part in ("encoder", "llm")],
+        node.get("prompt_template", ""),
+        adapters,
+        sum(v.numel() for v in trainable.values()),
+        card.repo_id or str(out),
+    )
+    (out / "README.md").write_text(text)
     return out
+
+
+def _name(node: dict[str, Any]) -> str:
+    return str(node.get("name_or_path") or node["_target_"])
 
 
 def _local(node: dict[str, Any], folder: str) -> dict[str, Any]:
@@ -148,17 +216,56 @@ def _local(node: dict[str, Any], folder: str) -> dict[str, Any]:
     return {"_target_": LOADERS[folder], "name_or_path": f"./{folder}", **kept}
 
 
-def load_pretrained(path: str | Path, **overrides: Any) -> SpeechLLM:
-    """Rebuild a model written by :func:`save_pretrained` (bases from their ids or paths)."""
-    path = Path(path)
-    meta = json.loads((path / "config.json").read_text())
+def push_to_hub(
+    model: SpeechLLM,
+    repo_id: str,
+    config: dict[str, Any],
+    merge_lora: bool = False,
+    card: CardInfo | None = None,
+    token: str | bool | None = None,
+    private: bool | None = None,
+) -> CommitInfo:
+    """Export ``model`` (as :func:`save_pretrained`) and upload it to ``repo_id`` in one
+    commit; to push a folder already exported, use :func:`speechllm.models.hub.push`."""
+    card = replace(card or CardInfo(), repo_id=(card and card.repo_id) or repo_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_pretrained(model, Path(tmp) / "export", config, merge_lora, card)
+        return hub.push(folder, repo_id, token, private)
+
+
+def load_pretrained(
+    path_or_id: str | Path,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    **overrides: Any,
+) -> SpeechLLM:
+    """Rebuild a model written by :func:`save_pretrained`, from a folder or a Hub repo id
+    (arguments as :func:`load`); frozen bases come from their ids or paths, ``overrides``
+    replace top-level keys of the model node (after the file's config is checked)."""
+    path = hub.export_folder(path_or_id, revision, token, cache_dir, local_files_only)
+    source = path / "config.json"
+    try:
+        meta = json.loads(source.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{source}: not a readable export config ({err})") from err
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}/config.json: unknown export format {meta.get('format')!r}")
+        raise ValueError(
+            f"{source}: unknown export format {meta.get('format')!r} (this speechllm reads "
+            f"format {FORMAT}); export it again from its checkpoint with speechllm-export"
+        )
     node = meta["model"]
+    components.check(node, str(source), "model")
     for part in ("encoder", "llm"):
         name = node[part].get("name_or_path", "")
         if name.startswith("./"):
-            node[part]["name_or_path"] = str(path / name[2:])
+            local = (path / name[2:]).resolve()
+            if not local.is_relative_to(path.resolve()):
+                raise components.UnsafeConfigError(
+                    f"{source}: model.{part}.name_or_path: {name!r} leaves the export folder"
+                )
+            node[part]["name_or_path"] = str(local)
     node.update(overrides)
     model: SpeechLLM = instantiate(node, _convert_="all")
     adapters = sorted(p.name for p in (path / "adapters").glob("*") if p.is_dir())
@@ -173,21 +280,3 @@ def load_pretrained(path: str | Path, **overrides: Any) -> SpeechLLM:
             f"(missing {sorted(expected - set(state))}, unexpected {unexpected})"
         )
     return model.eval()
-
-
-def _model_card(
-    node: dict[str, Any], trainable: dict[str, torch.Tensor], model: SpeechLLM, merged: bool
-) -> str:
-    params = sum(v.numel() for v in trainable.values())
-    encoder = node["encoder"].get("name_or_path", node["encoder"]["_target_"])
-    adapters = ", ".join(model.llm.attached_adapters) or ("merged into llm/" if merged else "none")
-    return (
-        "# SpeechLLM export\n\n"
-        f"- encoder: `{encoder}` (frozen)\n"
-        f"- LLM: `{node['llm'].get('name_or_path', node['llm']['_target_'])}` (frozen)\n"
-        f"- downsampler + layer weights: {params:,} parameters (`trainable.safetensors`)\n"
-        f"- LoRA adapters: {adapters}\n"
-        f"- prompt template: `{node.get('prompt_template', '')}`\n\n"
-        "```python\nfrom speechllm import SpeechLLM\n"
-        'model = SpeechLLM.from_pretrained("<this folder>")\n```\n'
-    )

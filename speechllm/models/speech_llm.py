@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from speechllm.models import pretrained
+from speechllm.models.card import CardInfo
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.groups import TRAINABLE_GROUPS, TrainableGroups
@@ -109,15 +110,43 @@ class SpeechLLM(nn.Module):
 
     # ---------------------------------------------------------------- saving
     @classmethod
-    def from_pretrained(cls, path: str | Path, **overrides: Any) -> SpeechLLM:
-        """Load an export folder (``speechllm-export``); frozen bases come from their ids."""
-        return pretrained.load_pretrained(path, **overrides)
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        **overrides: Any,
+    ) -> SpeechLLM:
+        """Load an export (``speechllm-export``) from a folder or a Hub repo id (``org/name``,
+        at ``revision``); frozen bases come from their own ids."""
+        return pretrained.load_pretrained(
+            path_or_id, revision, token, cache_dir, local_files_only, **overrides
+        )
 
     def save_pretrained(
-        self, path: str | Path, config: dict[str, Any], merge_lora: bool = False
+        self,
+        path: str | Path,
+        config: dict[str, Any],
+        merge_lora: bool = False,
+        card: CardInfo | None = None,
     ) -> Path:
         """Write an export folder; ``config`` is the Hydra node this model was built from."""
-        return pretrained.save_pretrained(self, path, config, merge_lora)
+        return pretrained.save_pretrained(self, path, config, merge_lora, card)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        config: dict[str, Any],
+        merge_lora: bool = False,
+        card: CardInfo | None = None,
+        token: str | bool | None = None,
+        private: bool | None = None,
+    ) -> str:
+        """Export (as :meth:`save_pretrained`) and upload to ``repo_id``; the commit's URL."""
+        return pretrained.push_to_hub(self, repo_id, config, merge_lora, card, token, private)
 
     # ---------------------------------------------------------------- trainable groups
     def group_parameters(self, group: str) -> list[nn.Parameter]:
