@@ -20,6 +20,8 @@ import pytest
 import torch
 from fastapi import FastAPI
 
+from speechllm.cli import serve as cli
+from speechllm.cli.serve import main
 from speechllm.inference import answer, featurize, load_model
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import save_tiny_export
@@ -312,14 +314,37 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_cli_help_and_serving_an_export(export: Path) -> None:
-    usage = subprocess.run(
-        [sys.executable, "-m", "speechllm.cli.serve", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def test_cli_help_and_the_app_it_builds(
+    export: Path, recordings: list[Path], reference: SpeechLLM, monkeypatch, capsys
+) -> None:
+    with pytest.raises(SystemExit) as exit_code:
+        main(["--help"])
+    assert exit_code.value.code == 0
+    usage = capsys.readouterr().out
     assert "/v1/chat/completions" in usage and "--max-batch-size" in usage
+    served: list[tuple] = []
+    monkeypatch.setattr(cli, "serve", lambda *args: served.append(args))
+    main([str(export), "--name", "tiny-cli", "--port", "9", "--max-batch-size", "1"])
+    app, host, port, _ = served[0]
+    assert (host, port, app.state.batcher.max_batch_size) == ("127.0.0.1", 9, 1)
+    with running(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(
+            model="tiny-cli", messages=user("Say it.", file_part(recordings[1])), max_tokens=4
+        )
+    assert reply.choices[0].message.content == answer(
+        reference, recordings[1], "Say it.", max_new_tokens=4
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch: a minute on a busy 2-core CI box
+def test_python_m_speechllm_cli_serve_serves_an_export(export: Path) -> None:
     port = _free_port()
     command = [sys.executable, "-m", "speechllm.cli.serve", str(export), "--port", str(port)]
     process = subprocess.Popen([*command, "--name", "tiny-cli", "--device", "cpu"])
