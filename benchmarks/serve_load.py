@@ -65,8 +65,10 @@ def batches_served(url: str) -> tuple[int, int]:
     return health["batches"], health["items"]
 
 
-def load(url: str, cases: list[dict], expected: list[str], concurrency: int, args) -> dict:
-    """``args.requests`` requests from ``concurrency`` threads; latencies and answer checks."""
+def load(
+    url: str, cases: list[dict], expected: list[str], concurrency: int, requests: int, args
+) -> dict:
+    """``requests`` requests from ``concurrency`` threads; latencies and answer checks."""
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=300)
     counter = itertools.count()
     lock = threading.Lock()
@@ -76,7 +78,7 @@ def load(url: str, cases: list[dict], expected: list[str], concurrency: int, arg
 
     def worker() -> None:
         nonlocal lost, wrong
-        while (j := next(counter)) < args.requests and time.monotonic() < deadline:
+        while (j := next(counter)) < requests and time.monotonic() < deadline:
             case, stream = cases[j % len(cases)], j % 4 == 3
             start = time.perf_counter()
             try:
@@ -150,9 +152,12 @@ def main() -> None:
     for batching, batch_size in (("off", 1), ("on", args.max_batch_size)):
         process, url = start_server(model_path, batch_size, args)
         try:
-            load(url, cases[:2], expected[:2], 2, argparse.Namespace(**{**vars(args), "requests": 2}))
+            load(url, cases, expected, 2, 2, args)  # warm-up
             for concurrency in CONCURRENCY:
-                row = {"batching": batching, **load(url, cases, expected, concurrency, args)}
+                row = {
+                    "batching": batching,
+                    **load(url, cases, expected, concurrency, args.requests, args),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         finally:
@@ -161,14 +166,13 @@ def main() -> None:
 
     rate = {(r["batching"], r["concurrency"]): r["requests_per_s"] for r in rows}
     speedup = {c: round(rate["on", c] / rate["off", c], 2) for c in CONCURRENCY}
-    header = "| batching | concurrency | requests | req/s | p50 ms | p95 ms | mean batch | lost | wrong |"
-    print(header)
-    print("|---" * 9 + "|")
+    columns = {"batching": "batching", "concurrency": "concurrency", "requests": "requests"}
+    columns.update(requests_per_s="req/s", p50_ms="p50 ms", p95_ms="p95 ms")
+    columns.update(mean_batch="mean batch", lost="lost", wrong="wrong")
+    print("| " + " | ".join(columns.values()) + " |")
+    print("|---" * len(columns) + "|")
     for r in rows:
-        print(
-            f"| {r['batching']} | {r['concurrency']} | {r['requests']} | {r['requests_per_s']} | "
-            f"{r['p50_ms']} | {r['p95_ms']} | {r['mean_batch']} | {r['lost']} | {r['wrong']} |"
-        )
+        print("| " + " | ".join(str(r[key]) for key in columns) + " |")
     print("speed-up (req/s, on / off): " + ", ".join(f"{c}: {s}x" for c, s in speedup.items()))
     result = {
         "model": args.model or "untrained tiny WavLM + Llama (save_tiny_export)",

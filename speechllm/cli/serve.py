@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         max_tokens=args.max_tokens,
         default_max_tokens=args.default_max_tokens,
     )
-    serve(load_app(args.model, args.name, args.device, config), args.host, args.port, args.log_level)
+    serve(
+        load_app(args.model, args.name, args.device, config), args.host, args.port, args.log_level
+    )
 
 
 if __name__ == "__main__":

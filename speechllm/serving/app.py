@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from speechllm.data.features import Featurizer
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving.batcher import Answer, Batcher
-from speechllm.serving.jobs import ServingError, prepare
+from speechllm.serving.jobs import Job, ServingError, prepare
 from speechllm.serving.schema import (
     AssistantMessage,
     ChatCompletion,
@@ -111,7 +111,7 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
     return app
 
 
-async def _events(batcher: Batcher, job, name: str) -> AsyncIterator[str]:
+async def _events(batcher: Batcher, job: Job, name: str) -> AsyncIterator[str]:
     """OpenAI's stream: a role chunk, content chunks, a finish chunk, ``[DONE]``; a failure
     mid-stream is an ``error`` event (the OpenAI client raises it)."""
     head = {"id": completion_id(), "created": int(time.time()), "model": name}

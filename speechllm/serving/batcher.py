@@ -152,7 +152,9 @@ class Batcher:
         )
         self.batches += 1
         self.items += len(group)
-        return [_answer(text, row, settings) for text, row in zip(model.decode(ids), ids)]
+        return [
+            _answer(text, row, settings) for text, row in zip(model.decode(ids), ids, strict=True)
+        ]
 
 
 def _answer(text: str, ids: list[int], settings: GenerationSettings) -> Answer:
