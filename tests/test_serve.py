@@ -111,9 +111,20 @@ def test_answers_equal_inference_alone_streamed_or_not(
     assert len(set(answers)) == 3  # the audio and instruction matter: answers differ
 
 
-def test_models_and_health(client: openai.OpenAI, server: tuple[str, FastAPI]) -> None:
+def test_models_health_and_sampling(
+    client: openai.OpenAI, server: tuple[str, FastAPI], recordings: list[Path]
+) -> None:
     assert [m.id for m in client.models.list().data] == ["tiny"]
     assert health(server[0])["status"] == "ok"
+    sampled = client.chat.completions.create(
+        model="tiny",
+        messages=user("Say it.", file_part(recordings[0])),
+        temperature=0.8,
+        top_p=0.9,
+        max_tokens=4,
+    )
+    assert sampled.choices[0].finish_reason in ("stop", "length")
+    assert isinstance(sampled.choices[0].message.content, str)
 
 
 def _stop_after(text: str) -> str:

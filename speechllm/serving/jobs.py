@@ -72,11 +72,10 @@ def prepare(request: ChatCompletionRequest, featurizer: Featurizer, config: Serv
     audio = [(j, p) for j, p in enumerate(parts) if isinstance(p, AudioPart)]
     if not audio:
         raise ServingError(400, "the user message has no input_audio part", "messages")
-    if len(audio) > config.max_audio_parts:
+    if len(audio) > 1:  # the prompt template has one audio slot
         raise ServingError(
             400,
-            f"{len(audio)} input_audio parts; this server takes at most "
-            f"{config.max_audio_parts} per request",
+            f"{len(audio)} input_audio parts; this model takes at most 1 recording per request",
             f"messages[{turn}].content",
             "too_many_audio_parts",
         )

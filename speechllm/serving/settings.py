@@ -18,8 +18,6 @@ class ServeConfig:
     and this only costs latency when the server is nearly idle."""
     max_audio_seconds: float = 30.0
     """Longest recording accepted (after decoding)."""
-    max_audio_parts: int = 1
-    """``input_audio`` parts per request; the prompt template has one audio slot."""
     max_body_bytes: int = 16 * 1024 * 1024
     """Largest request body (base64 audio is 4/3 of the file)."""
     max_tokens: int = 512
@@ -28,8 +26,8 @@ class ServeConfig:
     """``max_tokens`` when a request gives none."""
 
     def __post_init__(self) -> None:
-        if self.max_batch_size < 1 or self.max_audio_parts < 1 or self.max_body_bytes < 1:
-            raise ValueError("max_batch_size, max_audio_parts and max_body_bytes must be >= 1")
+        if self.max_batch_size < 1 or self.max_body_bytes < 1:
+            raise ValueError("max_batch_size and max_body_bytes must be >= 1")
         if self.max_wait_ms < 0 or self.max_audio_seconds <= 0:
             raise ValueError("max_wait_ms must be >= 0 and max_audio_seconds > 0")
         if not 1 <= self.default_max_tokens <= self.max_tokens:
