@@ -90,7 +90,7 @@ class Batcher:
                 yield piece
             yield await pending.future
         finally:
-            pending.future.cancel()  # a client gone mid-stream frees its row in later batches
+            pending.future.cancel()  # a client gone before its batch runs is left out of it
 
     def _enqueue(self, job: Job, streamed: bool = False) -> _Pending:
         if self._queue is None:
