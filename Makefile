@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
 
-.PHONY: install lock test lint format demo demo-smoke bench clean
+.PHONY: install lock test chromium lint format demo demo-smoke bench clean
 
 # Every package at the exact version and hash in the lock, then speechllm itself with nothing
 # resolved again (a new release on the registry cannot change what a fresh clone installs).
@@ -27,8 +27,16 @@ lock:
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# The playground's browser test drives Debian's chromium through Playwright (no browser
+# download from Playwright's CDN): installed from apt when missing, non-interactively.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$sudo apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check speechllm tests benchmarks recipes

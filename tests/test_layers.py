@@ -1,7 +1,8 @@
 """Imports only go down the layers, and no module imports itself back through another.
 
     cli/, train.py, train_text.py      parse and call
-    inference.py, config.py            one recording in, one answer out; config checks
+    inference.py, config.py,           one recording in, one answer out; config checks;
+    serving/                           many recordings in over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
     models/     data/                  (siblings: neither imports the other)
 
@@ -20,6 +21,7 @@ LAYERS = {
     "training": 1,
     "evaluation": 1,
     "inference": 2,
+    "serving": 2,
     "config": 2,
     "train": 3,
     "train_text": 3,

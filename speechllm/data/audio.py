@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -38,8 +40,34 @@ def load_audio(
     """
     if not os.path.exists(path):
         raise AudioError(f"audio file not found: {path}", reason="missing_file")
+    return _decode(path, path, sample_rate, offset, duration)
+
+
+def decode_audio(data: bytes, sample_rate: int | None, name: str = "audio") -> torch.Tensor:
+    """:func:`load_audio` on an encoded file held in memory (an upload, a base64 payload).
+
+    Args:
+        data: The bytes of a WAV/FLAC/OGG/MP3 file (the container is sniffed, not trusted).
+        sample_rate: Rate to resample to; ``None`` keeps the file's rate.
+        name: What to call the audio in error messages.
+
+    Raises:
+        AudioError: The bytes are not decodable, hold no samples or NaN/inf samples.
+    """
+    return _decode(io.BytesIO(data), name, sample_rate)
+
+
+def _decode(
+    source: str | BinaryIO,
+    name: str,
+    sample_rate: int | None,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> torch.Tensor:
+    """Read, check and resample: the one decoder behind :func:`load_audio` and
+    :func:`decode_audio`."""
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(source) as f:
             rate = f.samplerate
             start = round(offset * rate)
             if start:
@@ -47,16 +75,17 @@ def load_audio(
             frames = -1 if duration is None else round(duration * rate)
             data = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioError(f"unreadable audio {path}: {error}", reason="unreadable") from None
+        detail = getattr(error, "error_string", error)  # libsndfile's words, not the object's repr
+        raise AudioError(f"unreadable audio {name}: {detail}", reason="unreadable") from None
     if data.shape[0] == 0:
-        raise AudioError(f"no samples in {path} (offset {offset} s)", reason="empty_audio")
+        raise AudioError(f"no samples in {name} (offset {offset} s)", reason="empty_audio")
     if duration is not None and data.shape[0] / rate < duration - TRUNCATION_TOLERANCE_S:
         raise AudioError(
-            f"truncated audio {path}: read {data.shape[0] / rate:.2f} s of {duration:.2f} s",
+            f"truncated audio {name}: read {data.shape[0] / rate:.2f} s of {duration:.2f} s",
             reason="truncated",
         )
     if not np.isfinite(data).all():
-        raise AudioError(f"NaN or inf samples in {path}", reason="nan_audio")
+        raise AudioError(f"NaN or inf samples in {name}", reason="nan_audio")
     waveform = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
     if sample_rate is not None and rate != sample_rate:
         waveform = _resampler(rate, sample_rate)(waveform)

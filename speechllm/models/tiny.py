@@ -13,6 +13,7 @@ from typing import Any
 
 import soundfile as sf
 import torch
+from hydra.utils import instantiate
 from peft import LoraConfig
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
@@ -302,6 +303,44 @@ def save_tiny_twin(kind: str, path: str | Path, dtype: torch.dtype | None = None
         processor.chat_template = CHAT_TEMPLATES[kind]
     processor.save_pretrained(path)
     return Path(path)
+
+
+TINY_EXPORT_NODE: dict[str, Any] = {
+    "_target_": "speechllm.models.SpeechLLM",
+    "encoder": {"_target_": "speechllm.models.tiny.tiny_encoder", "kind": "wavlm"},
+    "downsampler": {"_target_": "speechllm.models.ConvDownsampler", "_partial_": True},
+    "llm": {
+        "_target_": "speechllm.models.tiny.tiny_llm",
+        "kind": "llama",
+        "adapters": {
+            "task": {
+                "_target_": "peft.LoraConfig",
+                "r": 4,
+                "lora_alpha": 8,
+                "target_modules": ["q_proj", "v_proj"],
+            }
+        },
+    },
+    "prompt_template": "<audio>{audio}</audio> {instruction}: ",
+}
+"""The model :func:`save_tiny_export` writes: tiny WavLM + Llama with one LoRA adapter."""
+
+
+def save_tiny_export(path: str | Path, seed: int = 0, scale: float = 0.2) -> Path:
+    """An export folder (``speechllm-export``'s layout) of an untrained tiny model, in seconds.
+
+    Its trainable parts (LoRA included) are moved ``scale`` standard deviations away from their
+    init, so different recordings get different answers: what serving and inference tests need
+    to tell answers apart, without a training run.
+    """
+    torch.manual_seed(seed)
+    model = instantiate(TINY_EXPORT_NODE, _convert_="all")
+    model.set_trainable(["downsampler", "layer_weights", "lora"])
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(scale * torch.randn_like(p))
+    return model.save_pretrained(path, TINY_EXPORT_NODE)
 
 
 def tiny_lora(r: int = 4, target_modules: list[str] | None = None) -> LoraConfig:

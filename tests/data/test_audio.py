@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechllm.data.audio import SpecAugment, load_audio
+from speechllm.data.audio import SpecAugment, decode_audio, load_audio
 from speechllm.data.errors import AudioError
 
 
@@ -74,6 +74,24 @@ def test_bad_audio_raises_with_reason(tmp_path, write_audio, make, duration, rea
     assert caught.value.reason == reason and str(path) in str(caught.value)
     located = caught.value.at("train.jsonl", 7)
     assert str(located).startswith("train.jsonl:7: ") and located.reason == reason
+
+
+@pytest.mark.parametrize("name", ["a.wav", "a.flac", "a.mp3", "a.ogg"])
+def test_in_memory_bytes_decode_as_the_file_does(tmp_path: Path, write_audio, name: str) -> None:
+    path = write_audio(tmp_path / name, rate=8000)
+    from_bytes = decode_audio(path.read_bytes(), 16000)
+    assert torch.equal(from_bytes, load_audio(str(path), 16000)) and from_bytes.shape == (8000,)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"not audio at all", "unreadable"), (None, "empty_audio")],
+)
+def test_bad_bytes_raise_with_reason_and_name(tmp_path: Path, write_audio, data, reason) -> None:
+    data = data if data is not None else write_audio(tmp_path / "e.wav", seconds=0.0).read_bytes()
+    with pytest.raises(AudioError, match="upload 3") as caught:
+        decode_audio(data, 16000, name="upload 3")
+    assert caught.value.reason == reason
 
 
 def test_nan_samples_are_rejected(tmp_path: Path) -> None:

@@ -1,0 +1,21 @@
+"""Serve a trained speech LLM behind OpenAI's chat completions API, with dynamic batching."""
+
+from speechllm.serving.app import create_app
+from speechllm.serving.batcher import Answer, Batcher
+from speechllm.serving.jobs import Job, ServingError, prepare
+from speechllm.serving.server import load_app, running, serve
+from speechllm.serving.settings import GenerationSettings, ServeConfig
+
+__all__ = [
+    "Answer",
+    "Batcher",
+    "GenerationSettings",
+    "Job",
+    "ServeConfig",
+    "ServingError",
+    "create_app",
+    "load_app",
+    "prepare",
+    "running",
+    "serve",
+]
