@@ -9,7 +9,7 @@ from typing import Any
 
 from speechllm.data.synth.voices import ACCENTS, STYLES, VARIANT_GROUPS
 
-CLASSIFICATION = ("ic", "kws", "er", "sc", "ac", "sns", "gr")
+CLASSIFICATION = ("ic", "kws", "er", "asc", "sc", "ac", "sns", "gr")
 _TARGETS = {
     "asr": "transcript: lower case, numbers as words, no punctuation",
     "st": "Spanish (`tgt_lang: es`) or German (`de`) translation of a templated statement",
@@ -18,6 +18,8 @@ _TARGETS = {
     "kws": "`yes`/`no`: is `meta.keyword` said (balanced)",
     "kwe": "content words in order of appearance, `kw1, kw2`",
     "er": "speaking style (prosody proxy for emotion)",
+    "asc": "sentiment of an opinion's words (`positive`/`negative`/`neutral`), spoken in a matching "
+    "style only part of the time",
     "sc": "`one`/`two` speakers in a two-turn clip",
     "ac": "English accent",
     "sns": "`speech`/`non-speech`",
@@ -127,8 +129,8 @@ not acted or perceived emotion; each utterance jitters its preset (rate and volu
 
 Classification lines carry their label set in `labels`; `kws` lines carry the queried word in
 `meta.keyword`. One audio file yields several lines (asr, ac, gr, er, kws, kwe, plus ic and sf
-for commands, st for statements); two-turn clips yield `sc`, non-speech clips `sns` (matched
-by as many `sns: speech` lines).
+for commands, st for statements, asc for opinions); two-turn clips yield `sc`, non-speech clips
+`sns` (matched by as many `sns: speech` lines).
 
 ## Splits
 
