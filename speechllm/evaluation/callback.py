@@ -81,8 +81,7 @@ class GenerationMetrics(L.Callback):
             return
         with trainer.precision_plugin.val_step_context():  # the autocast validation steps use
             records = decode_batch(pl_module.model, batch, self.decoding, self.labels_by_task)
-        if self.decoding.joint:
-            keep_answers(records)
+        keep_answers(records, self.decoding)
         self.records += records
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from speechllm.evaluation.metrics import parse_joint
+from speechllm.data.joint import joint_target, parse_joint
 from speechllm.models.speech_llm import SpeechLLM
 
 LENGTH_SLACK = 10
@@ -48,8 +48,9 @@ class DecodingConfig:
     leaves room for byte-level tokenizers. None disables the bound."""
     constrain_labels: bool = True
     """Restrict classification answers to the task's label set."""
-    joint: bool = False
-    """The model answers ``"ASR: <transcript> | <task>: <answer>"`` (see :func:`joint_target`)."""
+    joint: bool | Sequence[str] = False
+    """The model answers ``"ASR: <transcript> | <task>: <answer>"`` (see :func:`joint_target`):
+    ``True`` for every task, or the tasks trained jointly (``data.joint_tasks``)."""
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
@@ -63,20 +64,12 @@ class DecodingConfig:
                 "max_tokens_per_audio_second must be > 0 or None, "
                 f"got {self.max_tokens_per_audio_second}"
             )
+        if not isinstance(self.joint, bool):
+            self.joint = list(self.joint)
 
-
-def joint_target(transcript: str, task: str, answer: str) -> str:
-    """The joint ``"ASR: <transcript> | <task>: <answer>"`` string, for training targets and
-    decoding alike, so both agree with :func:`speechllm.evaluation.metrics.parse_joint`.
-
-    Args:
-        transcript: What was said; must not contain ``|`` (the separator).
-        task: Task name.
-        answer: The task's answer.
-    """
-    if "|" in transcript:
-        raise ValueError(f"a joint transcript cannot contain '|': {transcript!r}")
-    return f"ASR: {transcript} | {task}: {answer}"
+    def is_joint(self, task: str) -> bool:
+        """Whether ``task``'s answers come after a transcript."""
+        return self.joint is True or (self.joint is not False and task in self.joint)
 
 
 def select(batch: Batch, indices: Sequence[int]) -> Batch:
@@ -271,7 +264,9 @@ def decode_batch(
         )
     ]
     labelled = [b for b, r in enumerate(records) if r["task"] in labels_by_task]
-    constrained = labelled if config.constrain_labels and not config.joint else []
+    constrained = [
+        b for b in labelled if config.constrain_labels and not config.is_joint(records[b]["task"])
+    ]
     free = sorted(set(range(len(records))) - set(constrained))
     if free:
         for b, text in zip(free, generate_free(model, select(batch, free), config), strict=True):
@@ -305,7 +300,7 @@ def _score_task(
     """Add ``label_scores`` to ``task``'s records (and, when joint, the best label's answer)."""
     items = [b for b, r in enumerate(records) if r["task"] == task]
     prefixes = None
-    if config.joint:
+    if config.is_joint(task):
         prefixes = [joint_target(parse_joint(records[b]["prediction"])[0], task, "") for b in items]
     scores = score_labels(model, select(batch, items), labels, prefixes).exp()
     best = scores.argmax(-1).tolist()

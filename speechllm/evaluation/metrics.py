@@ -9,7 +9,6 @@ scores compare the strings as generated.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from rapidfuzz.distance import Levenshtein
 from sklearn import metrics as skm
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from speechllm.data.joint import parse_joint  # noqa: F401  (the joint format's home is data)
 from speechllm.evaluation.normalize import normalize_label, normalize_text
 
 OTHER_LABEL = "(other)"
@@ -342,24 +342,3 @@ def score_predictions(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, flo
         task: score_task(task, [r["prediction"] for r in group], [r["target"] for r in group])
         for task, group in sorted(by_task.items())
     }
-
-
-_JOINT = re.compile(r"\s*ASR:\s*(?P<transcript>.*?)\s*\|\s*[\w-]+\s*:\s*(?P<answer>.*)", re.DOTALL)
-
-
-def parse_joint(prediction: str) -> tuple[str, str]:
-    """Split a joint decoding ``"ASR: <transcript> | <task>: <answer>"`` into its two parts.
-
-    A generation that breaks the format is taken to be an answer without a transcript, so the
-    task is still scored and WER counts the missing transcript as deletions.
-
-    Args:
-        prediction: The generated text.
-
-    Returns:
-        ``(transcript, answer)``, both stripped.
-    """
-    match = _JOINT.fullmatch(prediction)
-    if match is None:
-        return "", prediction.strip()
-    return match["transcript"], match["answer"].strip()

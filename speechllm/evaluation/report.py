@@ -37,6 +37,8 @@ SPLITS = ("seen", "heldout")
 """Values of a prediction's ``instruction_split``."""
 
 PREDICTION_FIELDS = ("id", "task", "instruction", "instruction_split", "prediction", "target")
+OPTIONAL_FIELDS = ("transcript",)
+"""Written when a row has them: the transcript joint decoding conditioned its answer on."""
 
 _CURVE_COLUMN = re.compile(r"(train|val)/loss|(train|val)/[^/]+/[^/]+")
 
@@ -117,7 +119,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "predictions.jsonl", "w") as f:
         for row in predictions:
-            f.write(json.dumps({k: row[k] for k in PREDICTION_FIELDS}) + "\n")
+            optional = {k: row[k] for k in OPTIONAL_FIELDS if k in row}
+            f.write(json.dumps({k: row[k] for k in PREDICTION_FIELDS} | optional) + "\n")
 
     doc = {
         "tasks": metrics,

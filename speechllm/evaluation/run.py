@@ -21,10 +21,11 @@ from tqdm import tqdm
 from speechllm.data.datamodule import eval_batches
 from speechllm.data.features import Featurizer
 from speechllm.data.instructions import instruction_split_of
+from speechllm.data.joint import parse_joint, transcripts
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.tasks import get_task
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch
-from speechllm.evaluation.metrics import parse_joint, score_task
+from speechllm.evaluation.metrics import score_task
 from speechllm.evaluation.report import load_csv_curves, write_report
 from speechllm.models.speech_llm import SpeechLLM
 
@@ -62,11 +63,30 @@ def task_labels(entries: Iterable[ManifestEntry]) -> dict[str, list[str]]:
     return {task: list(task_set) for task, task_set in labels.items()}
 
 
-def keep_answers(records: Iterable[dict[str, Any]]) -> None:
-    """Cut joint predictions (``"ASR: ... | task: answer"``) to their answer, in place: the
-    manifest target is the answer alone."""
+def keep_answers(records: Iterable[dict[str, Any]], decoding: DecodingConfig) -> None:
+    """Cut joint tasks' predictions (``"ASR: ... | task: answer"``) to their answer, in place
+    (the manifest target is the answer alone), keeping the transcript in ``transcript``."""
     for record in records:
-        record["prediction"] = parse_joint(record["prediction"])[1]
+        if decoding.is_joint(record["task"]):
+            record["transcript"], record["prediction"] = parse_joint(record["prediction"])
+
+
+def score_transcripts(
+    records: Iterable[dict[str, Any]],
+    references: dict[str, str],
+    scores: dict[str, dict[str, float]],
+) -> None:
+    """Add ``transcript_wer`` beside each joint task's answer metrics, in place: the WER of the
+    transcripts its answers were conditioned on, over the lines with a reference transcript
+    (:func:`speechllm.data.joint.transcripts`)."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if "transcript" in record and record["id"] in references:
+            by_task[record["task"]].append(record)
+    for task, rows in by_task.items():
+        hypotheses = [r["transcript"] for r in rows]
+        wer = score_task("asr", hypotheses, [references[r["id"]] for r in rows])["wer"]
+        scores[task]["transcript_wer"] = wer
 
 
 def score_records(
@@ -137,9 +157,10 @@ def evaluate(
         records += decode_batch(model, move_data_to_device(batch, device), decoding, labels_by_task)
     for record in records:
         record["instruction_split"] = split_of[record["id"]]
-    if decoding.joint:
-        keep_answers(records)
+    keep_answers(records, decoding)
     records.sort(key=lambda record: position[record["id"]])
+    scores = score_records(records, labels_by_task)
+    score_transcripts(records, transcripts(entries), scores)
     curves = load_csv_curves(curves_csv) if curves_csv else None
-    write_report(out_dir, records, score_records(records, labels_by_task), curves)
+    write_report(out_dir, records, scores, curves)
     return json.loads((Path(out_dir) / "metrics.json").read_text())
