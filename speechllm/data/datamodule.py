@@ -16,8 +16,8 @@ from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.joint import with_joint_targets
 from speechllm.data.manifest import ManifestEntry, read_manifests
-from speechllm.data.tasks import get_task
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
+from speechllm.data.tasks import get_task
 
 log = logging.getLogger(__name__)
 

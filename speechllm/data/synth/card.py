@@ -18,8 +18,7 @@ _TARGETS = {
     "kws": "`yes`/`no`: is `meta.keyword` said (balanced)",
     "kwe": "content words in order of appearance, `kw1, kw2`",
     "er": "speaking style (prosody proxy for emotion)",
-    "asc": "sentiment of an opinion's words (`positive`/`negative`/`neutral`), spoken in a matching "
-    "style only part of the time",
+    "asc": "`positive`/`negative`/`neutral`: an opinion's words, in a matching style half the time",
     "sc": "`one`/`two` speakers in a two-turn clip",
     "ac": "English accent",
     "sns": "`speech`/`non-speech`",
