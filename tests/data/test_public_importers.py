@@ -16,11 +16,12 @@ from speechllm.data.joint import transcripts
 from speechllm.data.manifest import read_manifest
 
 # google/speech_commands v0.02, in its ClassLabel order
-COMMAND_NAMES = (
-    "yes no up down left right on off stop go zero one two three four five six seven eight nine "
-    "bed bird cat dog happy house marvin sheila tree wow backward forward follow learn visual "
-    "_silence_"
-).split()
+COMMAND_NAMES = [
+    *("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"),
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    *("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow"),
+    *("backward", "forward", "follow", "learn", "visual", "_silence_"),
+]
 
 
 def saved(tmp_path: Path, columns: dict, features: Features) -> Dataset:
@@ -116,9 +117,12 @@ def test_ravdess_reads_labels_from_file_names(tmp_path: Path, write_audio) -> No
 
 
 def test_l2arctic_accent_is_the_first_language(tmp_path: Path, write_audio) -> None:
-    for speaker, utt, text in (("ABA", "arctic_a0001", "Author of the danger trail, Philip Steels,"),
-                               ("HKK", "arctic_b0002", "He turned  sharply."),
-                               ("HKK", "arctic_b0003", None)):  # fmt: skip
+    corpus = [
+        ("ABA", "arctic_a0001", "Author of the danger trail, Philip Steels,"),
+        ("HKK", "arctic_b0002", "He turned  sharply."),
+        ("HKK", "arctic_b0003", None),  # no transcript: left out
+    ]
+    for speaker, utt, text in corpus:
         write_audio(tmp_path / speaker / "wav" / f"{utt}.wav")
         if text:
             (tmp_path / speaker / "transcript").mkdir(parents=True, exist_ok=True)
