@@ -112,6 +112,7 @@ def test_ravdess_reads_labels_from_file_names(tmp_path: Path, write_audio) -> No
         "dogs are sitting by the door"
     )
     assert len(by_id["ravdess-03-01-01-01-01-02-12-er"].labels) == 8
+    assert ravdess.to_manifest(tmp_path, out, actors=[7]) == 1
     with pytest.raises(FileNotFoundError, match="Actor_"):
         ravdess.to_manifest(tmp_path / "empty", out)
 

@@ -33,7 +33,10 @@ SPEECH = "01"
 
 
 def to_manifest(
-    root: str | os.PathLike, out: str | os.PathLike, tasks: Sequence[str] = ("er",)
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    tasks: Sequence[str] = ("er",),
+    actors: Sequence[int] | None = None,
 ) -> int:
     """Write a RAVDESS manifest from the unzipped ``Actor_XX`` folders.
 
@@ -41,6 +44,8 @@ def to_manifest(
         root: Folder holding ``Actor_01`` ... ``Actor_24``.
         out: Output JSONL path.
         tasks: Subset of ``er``, ``gr``, ``asr``.
+        actors: Actors to include (RAVDESS has no official split: hold some out for dev);
+            ``None``: all.
 
     Returns:
         The number of lines written.
@@ -48,8 +53,10 @@ def to_manifest(
     if unknown := set(tasks) - {"er", "gr", "asr"}:
         raise ValueError(f"RAVDESS provides er, gr and asr, not {sorted(unknown)}")
     files = sorted(Path(root).glob("Actor_*/*.wav"))
+    if actors is not None:
+        files = [f for f in files if int(f.parent.name.removeprefix("Actor_")) in set(actors)]
     if not files:
-        raise FileNotFoundError(f"no Actor_*/*.wav under {root}: unzip the RAVDESS speech zip")
+        raise FileNotFoundError(f"no Actor_*/*.wav under {root} (of the actors asked for)")
     return write_manifest(_records(files, tasks), out)
 
 
