@@ -68,8 +68,10 @@ class DecodingConfig:
             self.joint = list(self.joint)
 
     def is_joint(self, task: str) -> bool:
-        """Whether ``task``'s answers come after a transcript."""
-        return self.joint is True or (self.joint is not False and task in self.joint)
+        """Whether ``task``'s answers come after a transcript (never ``asr``'s: its answer is
+        the transcript, and training keeps it plain)."""
+        named = self.joint is True or (self.joint is not False and task in self.joint)
+        return named and task != "asr"
 
 
 def select(batch: Batch, indices: Sequence[int]) -> Batch:

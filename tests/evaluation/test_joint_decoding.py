@@ -28,6 +28,8 @@ def test_only_the_joint_tasks_decode_a_transcript_first() -> None:
     labels = {"ic": ["even", "odd"], "er": ["even", "odd"]}
     config = DecodingConfig(max_new_tokens=6, joint=["ic"])
     assert config.is_joint("ic") and not config.is_joint("er")
+    every = DecodingConfig(joint=True)
+    assert every.is_joint("er") and not every.is_joint("asr")  # asr's answer is the transcript
     records = decode_batch(model, batch, config, labels)
     by_task = {task: [r for r in records if r["task"] == task] for task in labels}
     assert by_task["ic"] and by_task["er"]
