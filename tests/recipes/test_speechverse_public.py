@@ -51,13 +51,13 @@ def test_build_writes_every_present_source_and_names_the_missing(tmp_path: Path,
         for i in range(12):
             _wav(corpora / "musan" / kind / "src" / f"{kind}-src-{i:04d}.wav", seconds=1.0)
     build = _build_module()
-    counts = build.main(["--corpora", str(corpora), "--out", str(out), "--mixtures", "40"])
+    counts = build.main(["--corpora", str(corpora), "--out", str(out), "--mixtures", "20"])
     printed = capsys.readouterr()
     assert counts["train"]["asr"] == 8 and counts["dev"]["asr"] == 8
     assert counts["train"]["er"] == 2 and counts["dev"]["er"] == 1  # actors 21-24 are dev
     assert counts["train"]["sns"] + counts["dev"]["sns"] == 36
-    assert counts["train"]["kwe"] == 8 and counts["train"]["sc"] == 40
-    assert counts["dev"]["sc"] == 2
+    assert counts["train"]["kwe"] == 8 and counts["train"]["sc"] == 20
+    assert counts["dev"]["sc"] == 1
     for task in ("st", "ic", "sf", "kws", "asc", "ac"):
         assert not counts["train"][task]
     assert "missing" in printed.err + printed.out
