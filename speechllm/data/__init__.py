@@ -16,6 +16,7 @@ _PUBLIC = {
     "speechllm.data.errors": ("AudioError", "DataError", "ManifestError"),
     "speechllm.data.features": ("Featurizer", "collate_features"),
     "speechllm.data.instructions": ("instruction_for", "sample_instruction"),
+    "speechllm.data.joint": ("joint_target", "parse_joint", "transcripts", "with_joint_targets"),
     "speechllm.data.manifest": ("ManifestEntry", "read_manifest", "read_manifests",
                                 "write_manifest"),
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",

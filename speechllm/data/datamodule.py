@@ -14,8 +14,10 @@ from speechllm.data.audio import SpecAugment
 from speechllm.data.dataset import SpeechDataset, collate
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
+from speechllm.data.joint import with_joint_targets
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
+from speechllm.data.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ class SpeechDataModule(L.LightningDataModule):
         instruction_split: Template split for validation and test (``seen`` or ``heldout``).
         mixture_schedule: (first optimizer step, task weights) pairs; ``None`` weighs tasks by
             hours of audio. Usually set by the curriculum via :meth:`set_mixture_schedule`.
+        joint_tasks: Tasks whose training lines with a transcript train on the joint target
+            ``ASR: <transcript> | <task>: <answer>`` (:mod:`speechllm.data.joint`); validation
+            keeps plain answers, which generation metrics score (``decoding.joint``).
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class SpeechDataModule(L.LightningDataModule):
         spec_augment: bool = False,
         instruction_split: str = "seen",
         mixture_schedule: Schedule | None = None,
+        joint_tasks: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if num_workers < 0:
@@ -81,6 +87,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.skip_bad = skip_bad
         self.spec_augment = SpecAugment() if spec_augment else None
         self.instruction_split = instruction_split
+        self.joint_tasks = frozenset(get_task(task).name for task in joint_tasks)
         self.mixture_schedule = None if mixture_schedule is None else _plain(mixture_schedule)
         self.datasets: dict[str, SpeechDataset] = {}
         self._bad: dict[tuple[str | None, int | None, str], DataError] = {}
@@ -94,6 +101,8 @@ class SpeechDataModule(L.LightningDataModule):
                 continue
             on_error = self._record if self.skip_bad else None
             entries = read_manifests(self.manifests[split], on_error)
+            if split == "train":
+                entries = with_joint_targets(entries, self.joint_tasks)
             self.datasets[split] = SpeechDataset(
                 entries,
                 self.featurizer,

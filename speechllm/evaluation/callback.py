@@ -86,8 +86,7 @@ class GenerationMetrics(L.Callback):
         with trainer.precision_plugin.val_step_context():  # the autocast validation steps use
             records = decode_batch(pl_module.model, batch, self.decoding, self.labels_by_task)
         languages(records, self.entries)
-        if self.decoding.joint:
-            keep_answers(records)
+        keep_answers(records, self.decoding)
         self.records += records
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -26,8 +26,9 @@ from typing import Any
 
 import torch
 
+from speechllm.data.joint import joint_target, parse_joint
 from speechllm.data.tasks import get_task
-from speechllm.evaluation.metrics import NO_LABEL, parse_joint
+from speechllm.evaluation.metrics import NO_LABEL
 from speechllm.models.speech_llm import SpeechLLM
 
 LENGTH_SLACK = 10
@@ -52,8 +53,9 @@ class DecodingConfig:
     leaves room for byte-level tokenizers. None disables the bound."""
     constrain_labels: bool = True
     """Restrict classification answers to the task's label set."""
-    joint: bool = False
-    """The model answers ``"ASR: <transcript> | <task>: <answer>"`` (see :func:`joint_target`)."""
+    joint: bool | Sequence[str] = False
+    """The model answers ``"ASR: <transcript> | <task>: <answer>"`` (see :func:`joint_target`):
+    ``True`` for every task, or the tasks trained jointly (``data.joint_tasks``)."""
     threshold: float = 0.5
     """Head probability at which a multi-label task's label is predicted, unless a threshold
     chosen on a development set is given for the task."""
@@ -72,20 +74,14 @@ class DecodingConfig:
                 "max_tokens_per_audio_second must be > 0 or None, "
                 f"got {self.max_tokens_per_audio_second}"
             )
+        if not isinstance(self.joint, bool):
+            self.joint = list(self.joint)
 
-
-def joint_target(transcript: str, task: str, answer: str) -> str:
-    """The joint ``"ASR: <transcript> | <task>: <answer>"`` string, for training targets and
-    decoding alike, so both agree with :func:`speechllm.evaluation.metrics.parse_joint`.
-
-    Args:
-        transcript: What was said; must not contain ``|`` (the separator).
-        task: Task name.
-        answer: The task's answer.
-    """
-    if "|" in transcript:
-        raise ValueError(f"a joint transcript cannot contain '|': {transcript!r}")
-    return f"ASR: {transcript} | {task}: {answer}"
+    def is_joint(self, task: str) -> bool:
+        """Whether ``task``'s answers come after a transcript (never ``asr``'s: its answer is
+        the transcript, and training keeps it plain)."""
+        named = self.joint is True or (self.joint is not False and task in self.joint)
+        return named and task != "asr"
 
 
 def select(batch: Batch, indices: Sequence[int]) -> Batch:
@@ -317,9 +313,12 @@ def decode_batch(
             batch["ids"], batch["tasks"], batch["instructions"], batch["targets"], strict=True
         )
     ]
-    constrain = config.constrain_labels and not config.joint
     routes = [
-        get_task(r["task"]).route(r["task"] in model.heads, r["task"] in labels_by_task, constrain)
+        get_task(r["task"]).route(
+            r["task"] in model.heads,
+            r["task"] in labels_by_task,
+            config.constrain_labels and not config.is_joint(r["task"]),
+        )
         for r in records
     ]
     for task in {r["task"] for r, route in zip(records, routes, strict=True) if route == "head"}:
@@ -364,7 +363,7 @@ def _score_task(
     """Add ``label_scores`` to ``task``'s records (and, when joint, the best label's answer)."""
     items = [b for b, r in enumerate(records) if r["task"] == task]
     prefixes = None
-    if config.joint:
+    if config.is_joint(task):
         prefixes = [joint_target(parse_joint(records[b]["prediction"])[0], task, "") for b in items]
     scores = score_labels(model, select(batch, items), labels, prefixes).exp()
     best = scores.argmax(-1).tolist()

@@ -8,7 +8,6 @@ the task's own business (``speechllm.data.tasks``); ``speechllm.evaluation.scori
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
@@ -336,24 +335,3 @@ def confusion_matrix(
     if OTHER_LABEL in predictions:
         labels.append(OTHER_LABEL)
     return labels, skm.confusion_matrix(targets, predictions, labels=labels).tolist()
-
-
-_JOINT = re.compile(r"\s*ASR:\s*(?P<transcript>.*?)\s*\|\s*[\w-]+\s*:\s*(?P<answer>.*)", re.DOTALL)
-
-
-def parse_joint(prediction: str) -> tuple[str, str]:
-    """Split a joint decoding ``"ASR: <transcript> | <task>: <answer>"`` into its two parts.
-
-    A generation that breaks the format is taken to be an answer without a transcript, so the
-    task is still scored and WER counts the missing transcript as deletions.
-
-    Args:
-        prediction: The generated text.
-
-    Returns:
-        ``(transcript, answer)``, both stripped.
-    """
-    match = _JOINT.fullmatch(prediction)
-    if match is None:
-        return "", prediction.strip()
-    return match["transcript"], match["answer"].strip()

@@ -34,8 +34,9 @@ SPLITS = ("seen", "heldout")
 """Values of a prediction's ``instruction_split``."""
 
 PREDICTION_FIELDS = ("id", "task", "instruction", "instruction_split", "prediction", "target")
-OPTIONAL_FIELDS = ("lang", "tgt_lang", "label_scores")
-"""Written when a prediction has them: they change how it is scored."""
+OPTIONAL_FIELDS = ("lang", "tgt_lang", "label_scores", "transcript")
+"""Written when a prediction has them: what changes how it is scored (languages, label scores),
+and the transcript joint decoding conditioned its answer on."""
 
 _CURVE_COLUMN = re.compile(r"(train|val)/loss|(train|val)/[^/]+/[^/]+")
 

@@ -24,12 +24,13 @@ from tqdm import tqdm
 from speechllm.data.datamodule import eval_batches
 from speechllm.data.features import Featurizer
 from speechllm.data.instructions import instruction_split_of
+from speechllm.data.joint import parse_joint, transcripts
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.tasks import get_task
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch, head_probabilities, select
-from speechllm.evaluation.metrics import choose_threshold, multi_hot, parse_joint, split_labels
+from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labels
 from speechllm.evaluation.report import load_csv_curves, write_report
-from speechllm.evaluation.scoring import score_records
+from speechllm.evaluation.scoring import score_records, score_task
 from speechllm.models.head import ClassificationHead
 from speechllm.models.speech_llm import SpeechLLM
 
@@ -110,11 +111,34 @@ def dev_thresholds(
     }
 
 
-def keep_answers(records: Iterable[dict[str, Any]]) -> None:
-    """Cut joint predictions (``"ASR: ... | task: answer"``) to their answer, in place: the
-    manifest target is the answer alone."""
+def keep_answers(records: Iterable[dict[str, Any]], decoding: DecodingConfig) -> None:
+    """Cut joint tasks' predictions (``"ASR: ... | task: answer"``) to their answer, in place
+    (the manifest target is the answer alone), keeping the transcript in ``transcript``."""
     for record in records:
-        record["prediction"] = parse_joint(record["prediction"])[1]
+        if decoding.is_joint(record["task"]):
+            record["transcript"], record["prediction"] = parse_joint(record["prediction"])
+
+
+def score_transcripts(
+    records: Iterable[dict[str, Any]],
+    references: dict[str, str],
+    scores: dict[str, dict[str, float]],
+    normalizer: str = "auto",
+) -> None:
+    """Add ``transcript_wer`` beside each joint task's answer metrics, in place: the WER of the
+    transcripts its answers were conditioned on, over the lines with a reference transcript
+    (:func:`speechllm.data.joint.transcripts`)."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if "transcript" in record and record["id"] in references:
+            by_task[record["task"]].append(record)
+    for task, rows in by_task.items():
+        hypotheses = [r["transcript"] for r in rows]
+        langs = [r.get("lang") for r in rows]
+        asr = score_task("asr", hypotheses, [references[r["id"]] for r in rows], langs=langs,
+                         normalizer=normalizer)  # fmt: skip
+        if "wer" in asr:
+            scores[task]["transcript_wer"] = asr["wer"]
 
 
 def evaluate(
@@ -173,10 +197,10 @@ def evaluate(
     for record in records:
         record["instruction_split"] = split_of[record["id"]]
     languages(records, entries)
-    if decoding.joint:
-        keep_answers(records)
+    keep_answers(records, decoding)
     records.sort(key=lambda record: position[record["id"]])
+    scores = score_records(records, labels_by_task, normalizer)
+    score_transcripts(records, transcripts(entries), scores, normalizer)
     curves = load_csv_curves(curves_csv) if curves_csv else None
-    metrics = score_records(records, labels_by_task, normalizer)
-    write_report(out_dir, records, metrics, curves, labels_by_task, normalizer, thresholds)
+    write_report(out_dir, records, scores, curves, labels_by_task, normalizer, thresholds)
     return json.loads((Path(out_dir) / "metrics.json").read_text())

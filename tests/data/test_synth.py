@@ -14,8 +14,16 @@ import soundfile as sf
 from hydra import compose, initialize_config_module
 
 from speechllm.data.manifest import read_manifests
-from speechllm.data.synth import SynthConfig, content_words, generate, sample_sentence
+from speechllm.data.synth import (
+    SynthConfig,
+    content_words,
+    generate,
+    sample_sentence,
+    split_variants,
+)
 from speechllm.data.synth.grammar import COMMANDS
+from speechllm.data.synth.opinions import MATCHING_STYLES, SENTIMENTS
+from speechllm.data.synth.plan import SplitSpec, plan_split
 from speechllm.data.synth.voices import ACCENTS, FEMALE, STYLES, Voice
 
 SPLITS = ("train", "dev", "test", "test_heldout_instructions")
@@ -23,6 +31,7 @@ LABELS = {
     "ic": set(COMMANDS),
     "kws": {"yes", "no"},
     "er": set(STYLES),
+    "asc": set(SENTIMENTS),
     "sc": {"one", "two"},
     "ac": set(ACCENTS),
     "sns": {"speech", "non-speech"},
@@ -77,6 +86,7 @@ def test_every_task_with_its_label_set(lines: dict[str, list[dict[str, Any]]]) -
             "kws",
             "kwe",
             "er",
+            "asc",
             "sc",
             "ac",
             "sns",
@@ -91,9 +101,41 @@ def test_every_task_with_its_label_set(lines: dict[str, list[dict[str, Any]]]) -
 
 def test_train_label_coverage(lines: dict[str, list[dict[str, Any]]]) -> None:
     targets = Counter((line["task"], line["target"]) for line in lines["train"])
-    for task in ("er", "sns", "gr", "kws", "sc"):
+    for task in ("er", "asc", "sns", "gr", "kws", "sc"):
         assert {label for t, label in targets if t == task} == LABELS[task], task
     assert len({label for t, label in targets if t == "ac"}) >= 5
+
+
+POSITIVE = {"love", "loved", "great", "excellent", "wonderful", "amazing", "best", "pleased"}
+NEGATIVE = {"hate", "hated", "terrible", "awful", "worst", "refund", "rude", "annoyed"}
+
+
+def test_opinions_carry_their_sentiment_in_their_words() -> None:
+    rng = random.Random(0)
+    opinions = [sample_sentence("opinion", rng) for _ in range(400)]
+    assert Counter(s.sentiment for s in opinions).keys() == set(SENTIMENTS)
+    cues = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": set()}
+    for s in opinions:  # no opinion uses another sentiment's words
+        words = set(s.text.split())
+        assert all(not words & cue for k, cue in cues.items() if k != s.sentiment), s
+    for sentiment in ("positive", "negative"):  # and many use their own
+        own = [bool(set(s.text.split()) & cues[sentiment]) for s in opinions
+               if s.sentiment == sentiment]  # fmt: skip
+        assert sum(own) > 0.3 * len(own), sentiment
+
+
+def test_asc_lines_are_spoken_with_and_without_a_matching_style() -> None:
+    spec = SplitSpec(
+        "train", 600, split_variants(0, 2)["train"], {"opinion": 1.0}, 0, 0, 0, 0, (5, 30), 0.5
+    )
+    asc = [line for item in plan_split(spec, 0, 0.1, 0.1) for line in item.lines
+           if line["task"] == "asc"]  # fmt: skip
+    matching = [line["meta"]["style"] in MATCHING_STYLES[line["target"]] for line in asc]
+    # half match by design, and a fifth to two fifths of the random styles match by chance
+    assert len(asc) == 600 and 0.55 < sum(matching) / len(asc) < 0.8
+    for sentiment in SENTIMENTS:
+        styles = {line["meta"]["style"] for line in asc if line["target"] == sentiment}
+        assert styles == set(STYLES), sentiment
 
 
 def test_test_voices_and_sentences_unseen_in_train(lines: dict[str, list[dict[str, Any]]]) -> None:

@@ -3,6 +3,7 @@ from functools import partial
 import pytest
 import torch
 
+from speechllm.data.joint import parse_joint
 from speechllm.evaluation.decoding import (
     DecodingConfig,
     LabelTrie,
@@ -14,7 +15,6 @@ from speechllm.evaluation.decoding import (
     select,
     token_limits,
 )
-from speechllm.evaluation.metrics import parse_joint
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm

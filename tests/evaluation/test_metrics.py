@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from speechllm.data.joint import parse_joint
 from speechllm.data.tasks import SCORING, TASKS
 from speechllm.evaluation.metrics import (
     OTHER_LABEL,
@@ -12,7 +13,6 @@ from speechllm.evaluation.metrics import (
     choose_threshold,
     confusion_matrix,
     keyword_f1,
-    parse_joint,
     parse_slots,
     slu_f1,
     uar,

@@ -50,6 +50,25 @@ def to_manifest(
     return write_manifest(({**record, **(fields or {})} for record in records), out)
 
 
+def audio_file(audio: Mapping[str, Any], folder: Path, utt: str) -> tuple[Path, float]:
+    """The file and duration of one row's ``audio`` cell: its own ``path`` when it holds no
+    samples, else ``folder/<utt>.flac`` written from its array or bytes.
+
+    Shared by every Hugging Face importer (:mod:`.hf_labels` too), so each corpus only maps
+    its own columns.
+    """
+    if audio.get("array") is None and audio.get("bytes") is None:
+        path = Path(audio["path"]).resolve()
+        return path, sf.info(str(path)).duration
+    if audio.get("array") is not None:
+        data, rate = np.asarray(audio["array"], np.float32), int(audio["sampling_rate"])
+    else:
+        data, rate = sf.read(io.BytesIO(audio["bytes"]), dtype="float32")
+    path = folder / f"{utt}.flac"
+    sf.write(path, data, rate)
+    return path, len(data) / rate
+
+
 def _records(
     rows: Iterable[Mapping[str, Any]],
     folder: Path,
@@ -60,18 +79,7 @@ def _records(
 ) -> Iterator[dict[str, Any]]:
     for number, row in enumerate(rows):
         utt = str(row[id_column]) if id_column else f"{id_prefix}-{number:08d}"
-        audio = row["audio"]
-        if audio.get("array") is None and audio.get("bytes") is None:
-            path = Path(audio["path"]).resolve()
-            duration = sf.info(str(path)).duration
-        else:
-            if audio.get("array") is not None:
-                data, rate = np.asarray(audio["array"], np.float32), int(audio["sampling_rate"])
-            else:
-                data, rate = sf.read(io.BytesIO(audio["bytes"]), dtype="float32")
-            path = folder / f"{utt}.flac"
-            sf.write(path, data, rate)
-            duration = len(data) / rate
+        path, duration = audio_file(row["audio"], folder, utt)
         yield {
             "id": utt,
             "audio": str(path),

@@ -18,6 +18,7 @@ _TARGETS = {
     "kws": "`yes`/`no`: is `meta.keyword` said (balanced)",
     "kwe": "content words in order of appearance, `kw1, kw2`",
     "er": "speaking style (prosody proxy for emotion)",
+    "asc": "`positive`/`negative`/`neutral`: an opinion's words, in a matching style half the time",
     "sc": "`one`/`two` speakers in a two-turn clip",
     "ac": "English accent",
     "sns": "`speech`/`non-speech`",
@@ -127,8 +128,8 @@ not acted or perceived emotion; each utterance jitters its preset (rate and volu
 
 Classification lines carry their label set in `labels`; `kws` lines carry the queried word in
 `meta.keyword`. One audio file yields several lines (asr, ac, gr, er, kws, kwe, plus ic and sf
-for commands, st for statements); two-turn clips yield `sc`, non-speech clips `sns` (matched
-by as many `sns: speech` lines).
+for commands, st for statements, asc for opinions); two-turn clips yield `sc`, non-speech clips
+`sns` (matched by as many `sns: speech` lines).
 
 ## Splits
 

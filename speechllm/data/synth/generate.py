@@ -55,9 +55,18 @@ class SynthConfig:
     workers: int = 2
     """Synthesis processes; 1 synthesises in this process."""
     sentence_mix: dict[str, float] = field(
-        default_factory=lambda: {"command": 0.4, "statement": 0.3, "question": 0.15, "number": 0.15}
+        default_factory=lambda: {
+            "command": 0.35,
+            "statement": 0.25,
+            "question": 0.12,
+            "number": 0.12,
+            "opinion": 0.16,
+        }
     )
     """Share of single-speaker utterances per sentence kind."""
+    matching_style_prob: float = 0.5
+    """Chance that an opinion (``asc``) is spoken in a style matching its sentiment; the rest
+    take a random style, so sentiment must be read from the words."""
     two_turn_frac: float = 0.1
     """Share of two-turn utterances (for ``sc``): half one voice, half two."""
     nonspeech_frac: float = 0.08
@@ -92,7 +101,13 @@ class SynthConfig:
             raise ValueError("sentence_mix needs a positive weight")
         if self.two_turn_frac + self.nonspeech_frac >= 1:
             raise ValueError("two_turn_frac + nonspeech_frac must leave single utterances")
-        for name in ("two_turn_frac", "nonspeech_frac", "overlap_prob", "noise_prob"):
+        for name in (
+            "two_turn_frac",
+            "nonspeech_frac",
+            "overlap_prob",
+            "noise_prob",
+            "matching_style_prob",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
         if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
@@ -140,6 +155,7 @@ def _specs(cfg: SynthConfig) -> list[SplitSpec]:
             cfg.overlap_prob,
             cfg.noise_prob,
             cfg.snr_db,
+            cfg.matching_style_prob,
         )
         for split in SPLITS
     ]

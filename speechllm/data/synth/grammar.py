@@ -1,5 +1,6 @@
 """Sentence grammars: spoken commands with intents and slots, questions, numbers and dates,
-and statements with Spanish and German translations.
+statements with Spanish and German translations, and opinions with a sentiment
+(:mod:`.opinions`).
 
 Templates use a small notation, expanded left to right:
 
@@ -17,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from speechllm.data.synth import lexicon as lx
+from speechllm.data.synth.opinions import OPINIONS, REVIEWED, VENUES
 
-SENTENCE_KINDS = ("command", "question", "number", "statement")
+SENTENCE_KINDS = ("command", "question", "number", "statement", "opinion")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Sentence:
     """``(slot type, value)`` in order of appearance."""
     translations: dict[str, str] = field(default_factory=dict)
     """Target language code -> translation, for statements."""
+    sentiment: str | None = None
+    """``positive``, ``negative`` or ``neutral``, for opinions."""
 
     @property
     def spoken(self) -> str:
@@ -110,6 +114,8 @@ FILLERS: dict[str, Callable[[random.Random], str]] = {
     "ordinal": lambda rng: lx.ordinal_words(rng.randint(1, 31)),
     "month": lambda rng: rng.choice(lx.MONTHS),
     "year": lambda rng: lx.year_words(rng.randint(1950, 2024)),
+    "reviewed": lambda rng: rng.choice(REVIEWED),
+    "venue": lambda rng: rng.choice(VENUES),
 }
 
 COMMANDS: dict[str, list[str]] = {
@@ -374,6 +380,10 @@ def sample_sentence(kind: str, rng: random.Random) -> Sentence:
     if kind in ("question", "number"):
         text, _ = expand(rng.choice(QUESTIONS if kind == "question" else NUMBERS), rng)
         return Sentence(text, kind)
+    if kind == "opinion":
+        sentiment = rng.choice(sorted(OPINIONS))
+        text, _ = expand(rng.choice(OPINIONS[sentiment]), rng)
+        return Sentence(text, kind, sentiment=sentiment)
     if kind == "statement":
         en, es, de = rng.choice(STATEMENTS)
         words = {key: rng.choice(values) for key, values in _CATEGORIES.items()}

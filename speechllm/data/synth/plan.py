@@ -17,6 +17,7 @@ from typing import Any
 from speechllm.data.synth.espeak import Prosody
 from speechllm.data.synth.grammar import COMMANDS, Sentence, content_words, sample_sentence
 from speechllm.data.synth.nonspeech import NONSPEECH_KINDS
+from speechllm.data.synth.opinions import MATCHING_STYLES, SENTIMENTS
 from speechllm.data.synth.voices import ACCENTS, GENDERS, STYLES, Voice, jitter, sample_voice
 
 SPLITS = ("train", "dev", "test")
@@ -67,6 +68,8 @@ class SplitSpec:
     overlap_prob: float
     noise_prob: float
     snr_db: tuple[float, float]
+    matching_style_prob: float = 0.5
+    """Chance that an opinion is spoken in a style matching its sentiment."""
 
 
 def sentence_split(text: str, seed: int, dev_frac: float, test_frac: float) -> str:
@@ -94,10 +97,13 @@ class Planner:
             if self._belongs(sentence.text):
                 return sentence
 
-    def turn(self, voice: Voice | None = None, style: str | None = None) -> Turn:
+    def turn(self, voice: Voice | None = None) -> Turn:
         voice = voice or sample_voice(self.spec.variants, self.rng)
-        style = style or self.rng.choice(sorted(STYLES))
-        return Turn(self.sentence(), voice, style, jitter(style, self.rng))
+        style = self.rng.choice(sorted(STYLES))
+        sentence = self.sentence()
+        if sentence.sentiment is not None and self.rng.random() < self.spec.matching_style_prob:
+            style = self.rng.choice(MATCHING_STYLES[sentence.sentiment])
+        return Turn(sentence, voice, style, jitter(style, self.rng))
 
     def snr(self) -> float | None:
         if self.rng.random() >= self.spec.noise_prob:
@@ -161,6 +167,8 @@ class Planner:
             lines.append(_line(item, "ic", s.intent, labels=sorted(COMMANDS), meta=meta))
             slots = "; ".join(f"{name}={value}" for name, value in s.slots) or "none"
             lines.append(_line(item, "sf", slots, meta=meta))
+        if s.sentiment is not None:
+            lines.append(_line(item, "asc", s.sentiment, labels=list(SENTIMENTS), meta=meta))
         for lang, text in s.translations.items():
             lines.append(_line(item, "st", text, tgt_lang=lang, meta=meta, suffix=lang))
         if self._sns_speech_left > 0:  # as many speech as non-speech lines
