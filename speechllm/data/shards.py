@@ -19,6 +19,7 @@ order and the items already in finished shards are passed over without touching 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -94,7 +95,9 @@ def cut_of(recording: Recording, entry: Mapping[str, Any]) -> MonoCut:
     """A cut of ``recording`` carrying manifest fields ``entry`` (``id``, ``task``, ``target``,
     optional ``offset``, ``duration``, ``lang`` and the ``cut.custom`` fields)."""
     start = float(entry.get("offset") or 0.0)
-    duration = entry.get("duration") or recording.duration - start
+    # a manifest's rounded duration may pass the file's end by a few samples: keep to the file,
+    # as the JSONL reader does, rather than let lhotse pad
+    duration = min(entry.get("duration") or math.inf, recording.duration - start)
     supervision = SupervisionSegment(
         id=entry["id"],
         recording_id=recording.id,
@@ -175,6 +178,23 @@ def cuts_from_hf(
         else:
             recording = Recording.from_file(audio["path"], recording_id=utt)
         yield cut_of(recording, {"id": utt, "task": task, "target": target, "lang": lang})
+
+
+def open_hf(
+    source: str, split: str = "train", audio_column: str = "audio"
+) -> tuple[Iterable[Mapping[str, Any]], int | None]:
+    """Rows of a Hugging Face dataset (a ``save_to_disk`` folder, or a hub name streamed with
+    ``streaming=True``) with the audio left encoded, and the row count when known."""
+    import datasets  # heavy; only this source needs it
+
+    if Path(source).exists():
+        rows = datasets.load_from_disk(source)
+        if isinstance(rows, datasets.DatasetDict):
+            rows = rows[split]
+    else:
+        rows = datasets.load_dataset(source, split=split, streaming=True)
+    rows = rows.cast_column(audio_column, datasets.Audio(decode=False))
+    return rows, getattr(rows, "num_rows", None)
 
 
 def write_shards(

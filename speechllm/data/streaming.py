@@ -217,8 +217,8 @@ class ShardedDataModule(SpeechDataModule):
         train_shards: Folder of ``<task>/`` Shar folders (``speechllm-data shard``).
         val_manifests: JSONL manifests for validation.
         test_manifests: JSONL manifests for testing.
-        **kwargs: The other :class:`SpeechDataModule` arguments (``pool_size`` is the items
-            of encoded audio a worker holds per task).
+        pool_size: Items of encoded audio a worker holds per task, sorted and packed together.
+        The other arguments are :class:`SpeechDataModule`'s.
     """
 
     def __init__(
@@ -227,9 +227,32 @@ class ShardedDataModule(SpeechDataModule):
         train_shards: str,
         val_manifests: Sequence[str] = (),
         test_manifests: Sequence[str] = (),
-        **kwargs: Any,
+        *,
+        max_batch_seconds: float = 200.0,
+        max_batch_items: int | None = None,
+        pool_size: int = 200,
+        num_workers: int = 2,
+        seed: int = 0,
+        skip_bad: bool = False,
+        spec_augment: bool = False,
+        instruction_split: str = "seen",
+        mixture_schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(featurizer, (), val_manifests, test_manifests, **kwargs)
+        super().__init__(
+            featurizer,
+            (),
+            val_manifests,
+            test_manifests,
+            max_batch_seconds=max_batch_seconds,
+            max_batch_items=max_batch_items,
+            pool_size=pool_size,
+            num_workers=num_workers,
+            seed=seed,
+            skip_bad=skip_bad,
+            spec_augment=spec_augment,
+            instruction_split=instruction_split,
+            mixture_schedule=mixture_schedule,
+        )
         self.train_shards = train_shards
         self._stream: ShardStream | None = None
 
