@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from speechllm.data import shards
 from speechllm.data.audio import load_audio
 from speechllm.data.errors import DataError
 from speechllm.data.importers import covost2, lhotse, librispeech, slurp
 from speechllm.data.manifest import ManifestEntry, read_manifests
-from speechllm.data import shards
 from speechllm.data.tasks import get_task
 
 HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)

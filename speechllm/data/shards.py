@@ -147,7 +147,11 @@ def cuts_from_cutset(path: str | os.PathLike, task: str, lang: str | None = None
         if lang is not None:
             for sup in cut.supervisions:
                 sup.language = lang
-        cut.custom = {**(cut.custom or {}), "task": task, "origin": f"{cut.recording_id}@{cut.start}"}
+        cut.custom = {
+            **(cut.custom or {}),
+            "task": task,
+            "origin": f"{cut.recording_id}@{cut.start}",
+        }
         yield cut
 
 

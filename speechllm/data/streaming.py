@@ -144,14 +144,18 @@ class ShardStream(IterableDataset):
             if int(self._version[0]) != version:
                 version, mixture = int(self._version[0]), self._mixture()
             task = int(mixture.tasks_of(np.array([k]))[0])
-            yield collate([self._item(cut, shard, pos, k) for cut, shard, pos in next(streams[task])])
+            yield collate(
+                [self._item(cut, shard, pos, k) for cut, shard, pos in next(streams[task])]
+            )
 
     def _lane(self, task: str, lane: int, skip: int) -> Iterator[_Batch]:
         """Lane ``lane``'s endless batches of ``task``, the first ``skip`` passed over."""
         shards, seed = self.shards[task], task_seed(self.seed, task)
         lanes = self.world_size * self.workers
         for epoch in itertools.count():
-            for number in np.random.default_rng([seed, epoch]).permutation(len(shards))[lane::lanes]:
+            for number in np.random.default_rng([seed, epoch]).permutation(len(shards))[
+                lane::lanes
+            ]:
                 shard = shards[int(number)]
                 durations = [c["duration"] for c in LazyJsonlIterator(shard.cuts)]
                 plan = self._plan(durations, [seed, epoch, int(number)])
@@ -195,7 +199,10 @@ class ShardStream(IterableDataset):
                 raise AudioError("NaN or inf samples", reason="nan_audio")
         except (AudioLoadingError, RuntimeError, ValueError, OSError) as error:
             if not isinstance(error, DataError):
-                error = AudioError(f"undecodable audio of {cut.id}: {error}", reason="unreadable")
+                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+                error = AudioError(
+                    f"undecodable audio of {cut.id}: {first_line}", reason="unreadable"
+                )
             located = error.at(shard, position)
             if self.skip_bad:
                 return located

@@ -136,6 +136,4 @@ def test_interrupted_write_resumes_after_the_last_finished_shard(tmp_path: Path)
 
 
 def _ids_by_shard(root: Path) -> list[list[str]]:
-    return [
-        [c.id for c in CutSet.from_file(shard.cuts)] for shard in read_shards(root)["asr"]
-    ]
+    return [[c.id for c in CutSet.from_file(shard.cuts)] for shard in read_shards(root)["asr"]]
