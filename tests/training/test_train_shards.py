@@ -68,5 +68,5 @@ def test_ddp_sharded_stream_killed_and_resumed_sees_the_same_batches(tmp_path: P
         assert sorted(resumed) == list(range(stopped, 10))
         assert {s: full[s] for s in resumed} == resumed, rank
     ranks = [steps_seen(tmp_path / "full", r) for r in (0, 1)]
-    for step in range(10):  # the ranks read disjoint shards
+    for step in (0, 1):  # each worker's first batch: every lane is in its first epoch's shards
         assert not set(ranks[0][step].split(",")) & set(ranks[1][step].split(","))
