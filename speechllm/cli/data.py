@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from types import ModuleType
 
 from tqdm import tqdm
 
-from speechllm.data import shards
 from speechllm.data.audio import load_audio
 from speechllm.data.errors import DataError
 from speechllm.data.importers import covost2, lhotse, librispeech, slurp
@@ -128,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shards() -> ModuleType:
+    """``speechllm.data.shards``, imported when a shard command runs (it loads lhotse)."""
+    from speechllm.data import shards
+
+    return shards
+
+
 def _shard_parser(commands: argparse._SubParsersAction) -> None:
     sources = commands.add_parser(
         "shard", help="write lhotse Shar shards (one folder per task) for streaming training"
@@ -135,12 +142,12 @@ def _shard_parser(commands: argparse._SubParsersAction) -> None:
     cmd = sources.add_parser("jsonl", help="JSONL manifests (shuffled once with --seed)")
     cmd.add_argument("manifests", nargs="+", help="JSONL manifest(s)")
     cmd.add_argument("--seed", type=int, default=0)
-    cmd.set_defaults(cuts=lambda a: (shards.cuts_from_manifests(a.manifests, a.seed), None))
+    cmd.set_defaults(cuts=lambda a: (_shards().cuts_from_manifests(a.manifests, a.seed), None))
     cmd = sources.add_parser("cuts", help="a lhotse CutSet (e.g. from lhotse.recipes)")
     cmd.add_argument("cutset", help="cuts.jsonl.gz")
     cmd.add_argument("--task", default="asr")
     cmd.add_argument("--lang", default=None)
-    cmd.set_defaults(cuts=lambda a: (shards.cuts_from_cutset(a.cutset, a.task, a.lang), None))
+    cmd.set_defaults(cuts=lambda a: (_shards().cuts_from_cutset(a.cutset, a.task, a.lang), None))
     cmd = sources.add_parser("hf", help="a Hugging Face dataset with an Audio column")
     cmd.add_argument("dataset", help="save_to_disk folder, or a hub name (streamed)")
     cmd.add_argument("--split", default="train")
@@ -158,6 +165,7 @@ def _shard_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _hf_cuts(args: argparse.Namespace) -> tuple:
+    shards = _shards()
     rows, total = shards.open_hf(args.dataset, args.split, args.audio_column)
     cuts = shards.cuts_from_hf(
         rows,
@@ -172,7 +180,7 @@ def _hf_cuts(args: argparse.Namespace) -> tuple:
 
 def _run_shard(args: argparse.Namespace) -> int:
     cuts, total = args.cuts(args)
-    counts = shards.write_shards(
+    counts = _shards().write_shards(
         cuts, args.out, shard_size=args.shard_size, audio_format=args.audio_format, total=total
     )
     for task, count in counts.items():

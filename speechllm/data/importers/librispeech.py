@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from lhotse import RecordingSet, SupervisionSet
-from lhotse.recipes import prepare_librispeech
+from typing import TYPE_CHECKING, Any
 
 from speechllm.data.manifest import write_manifest
+
+if TYPE_CHECKING:
+    from lhotse import RecordingSet, SupervisionSet
 
 
 def to_manifest(root: str | os.PathLike, split: str, out: str | os.PathLike) -> int:
@@ -28,6 +28,8 @@ def to_manifest(root: str | os.PathLike, split: str, out: str | os.PathLike) -> 
     folder = Path(root) / split
     if not folder.is_dir():
         raise ValueError(f"LibriSpeech split folder not found: {folder}")
+    from lhotse.recipes import prepare_librispeech  # loaded only when this importer runs
+
     parts = prepare_librispeech(root, dataset_parts=[split], normalize_text="lower")
     return write_manifest(_records(parts[split]["recordings"], parts[split]["supervisions"]), out)
 
