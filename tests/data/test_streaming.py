@@ -13,7 +13,7 @@ from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.sampler import Batching
 from speechllm.data.shards import cuts_from_manifests, read_shards, write_shards
-from speechllm.data.streaming import ShardStream
+from speechllm.data.streaming import ShardedDataModule, ShardStream
 from speechllm.models.tiny import write_tiny_manifest
 
 BATCHING = Batching(max_batch_seconds=3.0, pool_size=4)
@@ -99,3 +99,11 @@ def test_bad_audio_is_skipped_and_named_by_shard_and_position(tmp_path, wav2vec2
 
 def _bad(batch: dict) -> list[DataError]:
     return batch["bad_items"]
+
+
+def test_resume_under_another_layout_is_refused(shards, wav2vec2) -> None:
+    saved = ShardedDataModule(wav2vec2, str(shards), num_workers=2).state_dict()
+    assert saved == {"world_size": 1, "num_workers": 2, "seed": 0, "shards": {"asr": 8, "ic": 8}}
+    ShardedDataModule(wav2vec2, str(shards), num_workers=2).load_state_dict(saved)
+    with pytest.raises(ValueError, match="resume with the same devices, num_workers"):
+        ShardedDataModule(wav2vec2, str(shards), num_workers=1).load_state_dict(saved)
