@@ -122,19 +122,17 @@ def cut_of(recording: Recording, entry: Mapping[str, Any]) -> MonoCut:
     )
 
 
-def cuts_from_manifests(paths: Sequence[str | os.PathLike], seed: int = 0) -> list[MonoCut]:
+def cuts_from_manifests(paths: Sequence[str | os.PathLike], seed: int = 0) -> Iterator[MonoCut]:
     """Cuts of validated manifest lines (a bad line raises naming file:line), shuffled with
-    ``seed`` so shards mix speakers and sources (the stream then only shuffles within a pool)."""
+    ``seed`` so shards mix speakers and sources (the stream then only shuffles within a pool).
+
+    The lines are held while the cuts are made one at a time (a cut reads its file's header).
+    """
     entries: list[ManifestEntry] = read_manifests(paths)
-    order = np.random.default_rng(seed).permutation(len(entries))
-    recordings: dict[str, Recording] = {}
-    cuts = []
-    for i in order:
+    for i in np.random.default_rng(seed).permutation(len(entries)):
         e = entries[i]
-        if e.audio not in recordings:
-            recordings[e.audio] = Recording.from_file(e.audio, recording_id=e.audio)
-        cuts.append(cut_of(recordings[e.audio], {**asdict(e), "labels": e.labels}))
-    return cuts
+        recording = Recording.from_file(e.audio, recording_id=e.audio)
+        yield cut_of(recording, {**asdict(e), "labels": e.labels})
 
 
 def cuts_from_cutset(path: str | os.PathLike, task: str, lang: str | None = None) -> Iterator[Cut]:

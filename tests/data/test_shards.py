@@ -112,10 +112,12 @@ def test_shard_converts_a_lhotse_cutset(tmp_path: Path, write_audio) -> None:
 
 def test_interrupted_write_resumes_after_the_last_finished_shard(tmp_path: Path) -> None:
     manifest = write_tiny_manifest(tmp_path / "data", 20, tasks=("asr",))
-    cuts = cuts_from_manifests([manifest])
+
+    def cuts():  # the input, read again in the same order by each write
+        return cuts_from_manifests([manifest])
 
     def interrupted():
-        for number, cut in enumerate(cuts):
+        for number, cut in enumerate(cuts()):
             if number == 11:
                 raise KeyboardInterrupt
             yield cut
@@ -126,13 +128,13 @@ def test_interrupted_write_resumes_after_the_last_finished_shard(tmp_path: Path)
     index = json.loads((out / "asr" / INDEX).read_text())
     assert [s["items"] for s in index["shards"]] == [4, 4]
     first = (out / "asr" / "recording.000000.tar").stat().st_mtime_ns
-    assert write_shards(cuts, out, shard_size=4) == {"asr": 20}
+    assert write_shards(cuts(), out, shard_size=4) == {"asr": 20}
     assert (out / "asr" / "recording.000000.tar").stat().st_mtime_ns == first  # not rewritten
     whole = tmp_path / "whole"
-    write_shards(cuts, whole, shard_size=4)
+    write_shards(cuts(), whole, shard_size=4)
     assert [list(i) for i in _ids_by_shard(out)] == [list(i) for i in _ids_by_shard(whole)]
     with pytest.raises(ValueError, match="shard_size 4, not 5"):
-        write_shards(cuts, out, shard_size=5)
+        write_shards(cuts(), out, shard_size=5)
 
 
 def _ids_by_shard(root: Path) -> list[list[str]]:
