@@ -21,7 +21,12 @@ GROUPS = [
 ]
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # values for the ??? of the "bring your own" options
-FILLED = {"encoder.name_or_path": "x", "llm.name_or_path": "y", "data.train_manifests": ["m.jsonl"]}
+FILLED = {
+    "encoder.name_or_path": "x",
+    "llm.name_or_path": "y",
+    "data.train_manifests": ["m.jsonl"],
+    "data.train_shards": "shards",
+}
 
 
 def options(group: str) -> list[str]:

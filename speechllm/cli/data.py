@@ -2,6 +2,7 @@
 
 speechllm-data check train.jsonl dev.jsonl          # every problem with file:line, summary
 speechllm-data import librispeech ROOT train-clean-100 out/train.jsonl
+speechllm-data shard jsonl data/synth/train.jsonl --out shards/train   # lhotse Shar per task
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from types import ModuleType
 
 from tqdm import tqdm
 
@@ -122,7 +124,68 @@ def _parser() -> argparse.ArgumentParser:
     cmd.set_defaults(importer=lambda a: lhotse.to_manifest(a.cuts, a.out, a.task, a.lang))
     for corpus in imports.choices.values():
         corpus.set_defaults(run=_run_import)
+    _shard_parser(commands)
     return parser
+
+
+def _shards() -> ModuleType:
+    """``speechllm.data.shards``, imported when a shard command runs (it loads lhotse)."""
+    from speechllm.data import shards
+
+    return shards
+
+
+def _shard_parser(commands: argparse._SubParsersAction) -> None:
+    sources = commands.add_parser(
+        "shard", help="write lhotse Shar shards (one folder per task) for streaming training"
+    ).add_subparsers(dest="source", required=True)
+    cmd = sources.add_parser("jsonl", help="JSONL manifests (shuffled once with --seed)")
+    cmd.add_argument("manifests", nargs="+", help="JSONL manifest(s)")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.set_defaults(cuts=lambda a: (_shards().cuts_from_manifests(a.manifests, a.seed), None))
+    cmd = sources.add_parser("cuts", help="a lhotse CutSet (e.g. from lhotse.recipes)")
+    cmd.add_argument("cutset", help="cuts.jsonl.gz")
+    cmd.add_argument("--task", default="asr")
+    cmd.add_argument("--lang", default=None)
+    cmd.set_defaults(cuts=lambda a: (_shards().cuts_from_cutset(a.cutset, a.task, a.lang), None))
+    cmd = sources.add_parser("hf", help="a Hugging Face dataset with an Audio column")
+    cmd.add_argument("dataset", help="save_to_disk folder, or a hub name (streamed)")
+    cmd.add_argument("--split", default="train")
+    cmd.add_argument("--task", default="asr")
+    cmd.add_argument("--audio-column", default="audio")
+    cmd.add_argument("--target-column", default="text")
+    cmd.add_argument("--id-column", default=None)
+    cmd.add_argument("--lang", default=None)
+    cmd.set_defaults(cuts=_hf_cuts)
+    for source in sources.choices.values():
+        source.add_argument("--out", required=True, help="output folder (resumes a partial one)")
+        source.add_argument("--shard-size", type=int, default=1000, help="items per shard")
+        source.add_argument("--audio-format", default="flac", choices=["flac", "wav", "opus"])
+        source.set_defaults(run=_run_shard)
+
+
+def _hf_cuts(args: argparse.Namespace) -> tuple:
+    shards = _shards()
+    rows, total = shards.open_hf(args.dataset, args.split, args.audio_column)
+    cuts = shards.cuts_from_hf(
+        rows,
+        args.task,
+        audio_column=args.audio_column,
+        target_column=args.target_column,
+        id_column=args.id_column,
+        lang=args.lang,
+    )
+    return cuts, total
+
+
+def _run_shard(args: argparse.Namespace) -> int:
+    cuts, total = args.cuts(args)
+    counts = _shards().write_shards(
+        cuts, args.out, shard_size=args.shard_size, audio_format=args.audio_format, total=total
+    )
+    for task, count in counts.items():
+        print(f"{task}: {count} item(s) in {args.out}/{task}")
+    return 0
 
 
 def _run_import(args: argparse.Namespace) -> int:

@@ -20,7 +20,9 @@ _PUBLIC = {
     "speechllm.data.manifest": ("ManifestEntry", "read_manifest", "read_manifests",
                                 "write_manifest"),
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
-                               "Schedule", "padding_efficiency"),
+                               "Schedule", "TaskMixture", "padding_efficiency"),
+    "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
+    "speechllm.data.streaming": ("ShardStream", "ShardedDataModule"),
     "speechllm.data.tasks": ("TASKS", "Task", "get_task", "register_task"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}

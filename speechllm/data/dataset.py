@@ -76,22 +76,35 @@ class SpeechDataset(Dataset):
             if self.skip_bad:
                 return located
             raise located from None
-        features, length = self.featurizer(waveform)
         split = self.instruction_split
         if self.item_splits:
             split = instruction_split_of(entry, split)
-        if self.spec_augment is not None:
-            features = self.spec_augment(features, length, item_seed)
-        return {
-            "features": features,
-            "length": length,
-            "instruction": instruction_for(entry, split, random.Random(item_seed)),
-            "target": entry.target,
-            "task": entry.task,
-            "id": entry.id,
-            # lines of one recording (one per task) share it: the encoder cache keys on it
-            "audio_key": f"{entry.audio}@{entry.offset}",
-        }
+        return make_item(entry, waveform, self.featurizer, split, self.spec_augment, item_seed)
+
+
+def make_item(
+    entry: ManifestEntry,
+    waveform: torch.Tensor,
+    featurizer: Featurizer,
+    split: str,
+    spec_augment: SpecAugment | None,
+    item_seed: int,
+) -> dict[str, Any]:
+    """One item for :func:`collate` from a line and its decoded audio (both training streams,
+    in-memory and sharded, build items here)."""
+    features, length = featurizer(waveform)
+    if spec_augment is not None:
+        features = spec_augment(features, length, item_seed)
+    return {
+        "features": features,
+        "length": length,
+        "instruction": instruction_for(entry, split, random.Random(item_seed)),
+        "target": entry.target,
+        "task": entry.task,
+        "id": entry.id,
+        # lines of one recording (one per task) share it: the encoder cache keys on it
+        "audio_key": f"{entry.audio}@{entry.offset}",
+    }
 
 
 def collate(items: Sequence[dict[str, Any] | DataError]) -> dict[str, Any]:

@@ -129,6 +129,75 @@ class _TaskStream:
             )
 
 
+class TaskMixture:
+    """Which task batch ``k`` draws: a uniform ``u_k`` from (seed, k) against the cumulative
+    weights of step ``k // accumulate``'s stage, the same on every rank and in every process.
+
+    Both training streams (the in-memory sampler and the sharded one) draw through it, so a
+    curriculum mixes tasks identically whatever the data's storage.
+
+    Args:
+        task_names: Tasks that have data, in a fixed order (the draws index into it).
+        schedule: (first optimizer step, {task: weight}) pairs; the first must start at step 0.
+        seed: Seed of the draws.
+        accumulate_grad_batches: Batches per optimizer step (stage switches follow steps).
+    """
+
+    def __init__(
+        self,
+        task_names: Sequence[str],
+        schedule: Schedule,
+        seed: int = 0,
+        accumulate_grad_batches: int = 1,
+    ) -> None:
+        if accumulate_grad_batches < 1:
+            raise ValueError("accumulate_grad_batches must be >= 1")
+        self.task_names = list(task_names)
+        self.seed, self.accumulate_grad_batches = seed, accumulate_grad_batches
+        self.set_schedule(schedule)
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        """Replace the mixture schedule."""
+        steps, rows = [], []
+        for step, weights in sorted(schedule, key=lambda stage: stage[0]):
+            missing = sorted(t for t, w in weights.items() if w > 0 and t not in self.task_names)
+            if missing:
+                raise ValueError(
+                    f"mixture weights at step {step} name task(s) {missing} with no training "
+                    f"data; tasks with data: {self.task_names}"
+                )
+            row = np.array([float(weights.get(t, 0.0)) for t in self.task_names])
+            if not np.isfinite(row).all() or (row < 0).any() or row.sum() <= 0:
+                raise ValueError(f"mixture weights at step {step} must be >= 0 with a positive sum")
+            cumulative = np.cumsum(row) / row.sum()
+            cumulative[np.flatnonzero(row)[-1] :] = 1.0  # rounding must not reach a 0-weight task
+            steps.append(step)
+            rows.append(cumulative)
+        if not steps or steps[0] != 0:
+            raise ValueError("the mixture schedule must have a stage starting at step 0")
+        self._steps = np.array(steps)
+        self._cumulative = np.stack(rows)
+
+    def tasks_of(self, ks: np.ndarray) -> np.ndarray:
+        """Task index (into ``task_names``) of global batches ``ks``."""
+        ks = np.asarray(ks, dtype=np.int64)
+        u = np.empty(len(ks))
+        for block in np.unique(ks // _BLOCK):
+            hit = ks // _BLOCK == block
+            u[hit] = np.random.default_rng([self.seed, block]).random(_BLOCK)[ks[hit] % _BLOCK]
+        stage = np.searchsorted(self._steps, ks // self.accumulate_grad_batches, side="right") - 1
+        return (u[:, None] >= self._cumulative[stage]).sum(axis=1)
+
+    def draws_before(self, k: int, every: int = 1, phase: int = 0) -> np.ndarray:
+        """Per task, how many of the batches ``k' < k`` with ``k' % every == phase`` draw it."""
+        drawn = np.zeros(len(self.task_names), dtype=np.int64)
+        for start in range(0, k, _BLOCK):
+            ks = np.arange(start, min(k, start + _BLOCK))
+            ks = ks[ks % every == phase]
+            drawn += np.bincount(self.tasks_of(ks), minlength=len(self.task_names))
+        return drawn
+
+
 class MultitaskBatchSampler:
     """Endless training batches, one task per batch, mixed by a step-dependent schedule.
 
@@ -169,57 +238,30 @@ class MultitaskBatchSampler:
         for index, name in enumerate(tasks):
             by_task[name].append(index)
         self.streams = [
-            _TaskStream(by_task[name], durations, batching, _mix(seed, name))
+            _TaskStream(by_task[name], durations, batching, task_seed(seed, name))
             for name in self.task_names
         ]
         if schedule is None:
             hours = {name: sum(durations[i] for i in by_task[name]) for name in self.task_names}
             schedule = [(0, hours)]
-        self.accumulate_grad_batches = accumulate_grad_batches
+        self.mixture = TaskMixture(self.task_names, schedule, seed, accumulate_grad_batches)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.start_batch = start_batch
-        self.set_schedule(schedule)
+        self._cursor, self._drawn = -1, np.zeros(len(self.task_names), dtype=np.int64)
 
     def set_schedule(self, schedule: Schedule) -> None:
         """Replace the mixture schedule; batches from the next one on follow it exactly."""
-        steps, rows = [], []
-        for step, weights in sorted(schedule, key=lambda stage: stage[0]):
-            missing = sorted(t for t, w in weights.items() if w > 0 and t not in self.task_names)
-            if missing:
-                raise ValueError(
-                    f"mixture weights at step {step} name task(s) {missing} with no training "
-                    f"data; tasks with data: {self.task_names}"
-                )
-            row = np.array([float(weights.get(t, 0.0)) for t in self.task_names])
-            if not np.isfinite(row).all() or (row < 0).any() or row.sum() <= 0:
-                raise ValueError(f"mixture weights at step {step} must be >= 0 with a positive sum")
-            cumulative = np.cumsum(row) / row.sum()
-            cumulative[np.flatnonzero(row)[-1] :] = 1.0  # rounding must not reach a 0-weight task
-            steps.append(step)
-            rows.append(cumulative)
-        if not steps or steps[0] != 0:
-            raise ValueError("the mixture schedule must have a stage starting at step 0")
-        self._steps = np.array(steps)
-        self._cumulative = np.stack(rows)
-        self._cursor, self._drawn = -1, np.zeros(len(self.task_names), dtype=np.int64)
+        self.mixture.set_schedule(schedule)
+        self._cursor = -1
 
     def tasks_of(self, ks: np.ndarray) -> np.ndarray:
         """Task index (into ``task_names``) of global batches ``ks``, the same on every rank."""
-        ks = np.asarray(ks, dtype=np.int64)
-        u = np.empty(len(ks))
-        for block in np.unique(ks // _BLOCK):
-            hit = ks // _BLOCK == block
-            u[hit] = np.random.default_rng([self.seed, block]).random(_BLOCK)[ks[hit] % _BLOCK]
-        stage = np.searchsorted(self._steps, ks // self.accumulate_grad_batches, side="right") - 1
-        return (u[:, None] >= self._cumulative[stage]).sum(axis=1)
+        return self.mixture.tasks_of(ks)
 
     def batch(self, k: int) -> list[ItemKey]:
         """This rank's batch number ``k`` of the stream."""
         if k != self._cursor:  # random access: count each task's draws before k from scratch
-            self._drawn = np.zeros(len(self.task_names), dtype=np.int64)
-            for start in range(0, k, _BLOCK):
-                ks = np.arange(start, min(k, start + _BLOCK))
-                self._drawn += np.bincount(self.tasks_of(ks), minlength=len(self.task_names))
+            self._drawn = self.mixture.draws_before(k)
         task = int(self.tasks_of(np.array([k]))[0])
         position = int(self._drawn[task]) * self.world_size + self.rank
         self._drawn[task] += 1
@@ -276,6 +318,6 @@ class EvalBatchSampler:
             yield [ItemKey(i, 0) for i in batch]
 
 
-def _mix(seed: int, name: str) -> int:
+def task_seed(seed: int, name: str) -> int:
     """A per-task seed that does not depend on which other tasks have data."""
     return seed * 1_000_003 + zlib.crc32(name.encode())

@@ -32,7 +32,7 @@ def data_overrides(manifest: Path) -> list[str]:
     return [f"data.train_manifests=[{manifest}]", f"data.val_manifests=[{manifest}]"]
 
 
-def cli(args: list[str], run_dir: Path) -> subprocess.Popen:
+def cli(args: list[str], run_dir: Path, **popen) -> subprocess.Popen:
     env = dict(
         os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"
     )
@@ -50,6 +50,7 @@ def cli(args: list[str], run_dir: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        **popen,
     )
 
 

@@ -1,16 +1,17 @@
-"""LibriSpeech: ``<root>/<split>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` plus one
-``<spk>-<chapter>.trans.txt`` per chapter with ``<utt-id> <TRANSCRIPT>`` lines."""
+"""LibriSpeech (``<root>/<split>/<spk>/<chapter>/*.flac`` + ``*.trans.txt``), parsed by lhotse's
+recipe (``lhotse.recipes.prepare_librispeech``) rather than by hand."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import soundfile as sf
+from typing import TYPE_CHECKING, Any
 
 from speechllm.data.manifest import write_manifest
+
+if TYPE_CHECKING:
+    from lhotse import RecordingSet, SupervisionSet
 
 
 def to_manifest(root: str | os.PathLike, split: str, out: str | os.PathLike) -> int:
@@ -27,22 +28,21 @@ def to_manifest(root: str | os.PathLike, split: str, out: str | os.PathLike) -> 
     folder = Path(root) / split
     if not folder.is_dir():
         raise ValueError(f"LibriSpeech split folder not found: {folder}")
-    return write_manifest(_records(folder), out)
+    from lhotse.recipes import prepare_librispeech  # loaded only when this importer runs
+
+    parts = prepare_librispeech(root, dataset_parts=[split], normalize_text="lower")
+    return write_manifest(_records(parts[split]["recordings"], parts[split]["supervisions"]), out)
 
 
-def _records(folder: Path) -> Iterator[dict[str, Any]]:
-    for transcript in sorted(folder.glob("*/*/*.trans.txt")):
-        for line in transcript.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            utt, text = line.split(" ", 1)
-            audio = (transcript.parent / f"{utt}.flac").resolve()
-            yield {
-                "id": utt,
-                "audio": str(audio),
-                "duration": round(sf.info(str(audio)).duration, 3),
-                "task": "asr",
-                "target": text.strip().lower(),
-                "lang": "en",
-                "meta": {"speaker": utt.split("-")[0]},
-            }
+def _records(recordings: RecordingSet, supervisions: SupervisionSet) -> Iterator[dict[str, Any]]:
+    for sup in sorted(supervisions, key=lambda s: s.id):
+        recording = recordings[sup.recording_id]
+        yield {
+            "id": sup.id,
+            "audio": str(Path(recording.sources[0].source).resolve()),
+            "duration": round(recording.duration, 3),
+            "task": "asr",
+            "target": sup.text,
+            "lang": "en",
+            "meta": {"speaker": sup.speaker},
+        }
