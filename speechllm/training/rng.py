@@ -6,7 +6,7 @@ training draws dropout masks and augmentations: identical streams on every rank 
 gives each rank its own stream once the process group exists, and a checkpoint holds every
 rank's state (gathered to the writer), so rank ``r`` resumes from rank ``r``'s state::
 
-    build (seed s on all ranks) ─► seed_rank: SeedSequence([s, r]) ─► train ─► save [S_0 .. S_W-1]
+    build (seed s on all ranks) ─► rank r > 0: SeedSequence([s, r]) ─► train ─► save [S_0 .. S_W-1]
                                                         resume on rank r ◄─ S_r ◄┘
 """
 
@@ -47,12 +47,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def seed_rank(rank: int) -> int:
-    """Reseed Python, NumPy and torch from the run's seed (torch's last) mixed with ``rank``.
+def seed_rank(rank: int) -> int | None:
+    """Give rank ``rank > 0`` its own stream: the run's seed (torch's last) mixed with ``rank``.
 
-    Returns the new seed. Called on every rank, also rank 0 and single-process runs, so a
-    1-process run draws what rank 0 of a larger one draws.
+    Rank 0 keeps the stream it has, so a single-process run draws exactly what it drew before
+    ranks had streams of their own. Returns the new seed, or ``None`` on rank 0.
     """
+    if rank == 0:
+        return None
     seed = int(np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed)
