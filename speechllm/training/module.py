@@ -67,12 +67,22 @@ class SpeechLLMModule(L.LightningModule):
         self._tasks = list(TASKS)
         self._task_sums: dict[str, torch.Tensor] = {}
         self._sharded = False
+        self._resume_rng: list[dict[str, Any]] | dict[str, Any] | None = None
         self.strict_loading = False  # frozen bases are not in checkpoints; checked by hand
         self.model.set_trainable(list(trainable or ["downsampler", "layer_weights"]))
 
     def setup(self, stage: str) -> None:
         # after the process group exists and before a checkpoint's states are restored
         seed_rank(self.trainer.global_rank)
+
+    def on_train_start(self) -> None:
+        # A checkpoint's random state is restored last, after what resuming itself draws
+        # (adapters attached again, loaders' iterators), so the next step draws what the
+        # uninterrupted run drew.
+        if self._resume_rng is not None:
+            trainer = self.trainer
+            restore_rank_rng(self._resume_rng, trainer.global_rank, trainer.world_size)
+            self._resume_rng = None
 
     def configure_model(self) -> None:
         """``trainer=fsdp`` (Lightning's ``ModelParallelStrategy``): FSDP2, one unit per
@@ -203,8 +213,7 @@ class SpeechLLMModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extra = checkpoint.get("speechllm", {})
         self.skipped_steps = extra.get("skipped_steps", 0)
-        if "rng" in extra:
-            restore_rank_rng(extra["rng"], self.trainer.global_rank, self.trainer.world_size)
+        self._resume_rng = extra.get("rng")
         if "state_dict" not in checkpoint:  # a sharded strategy loaded the shards in place
             return
         prefix = "model."
