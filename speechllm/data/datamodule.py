@@ -136,7 +136,7 @@ class SpeechDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer else 1,
             start_batch=trainer.global_step * accumulate if trainer else 0,
         )
-        return _loader(dataset, self._train_sampler, self.num_workers)
+        return _loader(dataset, self._train_sampler, self.num_workers, seed=self.seed)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader("val")
@@ -181,7 +181,7 @@ class SpeechDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
         )
-        return _loader(dataset, sampler, self.num_workers)
+        return _loader(dataset, sampler, self.num_workers, seed=self.seed)
 
 
 def eval_batches(
@@ -213,8 +213,15 @@ def _collate_clean(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _loader(
-    dataset: SpeechDataset, sampler: Any, num_workers: int, collate_fn: Any = collate
+    dataset: SpeechDataset,
+    sampler: Any,
+    num_workers: int,
+    collate_fn: Any = collate,
+    seed: int = 0,
 ) -> DataLoader:
+    """A loader with its own generator: each new iterator draws a base seed for its workers,
+    and from the global generator that draw would shift the dropout masks that follow (a
+    validation, or a resumed run's fresh iterator, would make training differ)."""
     return DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -222,6 +229,7 @@ def _loader(
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch.distributed as dist
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.manifest import ManifestEntry
@@ -26,7 +26,7 @@ class GenerationMetrics(L.Callback):
     Under DDP each rank decodes its own batches; at validation end the records are gathered
     to every rank (``all_gather_object``, called by every rank once per scored validation,
     even with no records) and every rank scores the same records, so the logged values agree
-    without a further reduction. Sharded models (FSDP, DeepSpeed ZeRO-3) are refused: their
+    without a further reduction. Sharded models (FSDP) are refused: their
     ranks would have to generate in lockstep, and each rank's batches differ.
 
     Args:
@@ -56,9 +56,9 @@ class GenerationMetrics(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         strategy = trainer.strategy
-        if isinstance(strategy, FSDPStrategy) or getattr(strategy, "zero_stage_3", False):
+        if isinstance(strategy, (FSDPStrategy, ModelParallelStrategy)):
             raise ValueError(
-                "GenerationMetrics cannot decode with a sharded model (FSDP, DeepSpeed ZeRO-3); "
+                "GenerationMetrics cannot decode with a sharded model (FSDP); "
                 "use DDP or leave callbacks=generation_metrics out"
             )
 

@@ -307,7 +307,9 @@ class SpeechLLM(nn.Module):
         audio_embeds, lengths = self.encode_audio(audio, audio_lengths, keys)
         on_head = [i for i, task in enumerate(tasks or []) if task in self.heads]
         if not on_head:
-            return self.score(audio_embeds, lengths, instructions, targets)
+            out = self.score(audio_embeds, lengths, instructions, targets)
+            out.loss = out.loss + self._idle_heads(set())
+            return out
         item_sum = audio_embeds.new_zeros(len(targets), dtype=torch.float32)
         item_tokens = torch.zeros(len(targets), dtype=torch.long, device=item_sum.device)
         on_lm = [i for i in range(len(targets)) if i not in on_head]
@@ -327,7 +329,26 @@ class SpeechLLM(nn.Module):
             items = [on_head[r] for r in rows]
             item_sum[items] = self.heads[task].loss(task_logits, [targets[i] for i in items])
             item_tokens[items] = 1
-        return SpeechLLMOutput(item_sum.sum() / item_tokens.sum(), item_sum, item_tokens)
+        loss = item_sum.sum() / item_tokens.sum() + self._idle_heads(set(logits))
+        return SpeechLLMOutput(loss, item_sum, item_tokens)
+
+    def _idle_heads(self, ran: set[str]) -> torch.Tensor | float:
+        """Zero times each trainable head a batch did not use: its true gradient, zero.
+
+        Every trainable parameter is then in every step's graph, so DDP's reducer needs no
+        ``find_unused_parameters`` for a task mixture with heads (docs/scale.md), and one
+        process sees exactly the gradients DDP does.
+        """
+        if not torch.is_grad_enabled():
+            return 0.0
+        idle = [
+            p
+            for task, head in self.heads.items()
+            if task not in ran
+            for p in head.parameters()
+            if p.requires_grad
+        ]
+        return sum(p.sum() for p in idle) * 0.0 if idle else 0.0
 
     def _head_logits(
         self,

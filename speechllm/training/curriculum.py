@@ -113,12 +113,6 @@ class CurriculumCallback(L.Callback):
         self._module, self._trainer = pl_module, trainer
         strategy = trainer.strategy
         if not isinstance(strategy, (SingleDeviceStrategy, DDPStrategy)):
-            if "deepspeed" in type(strategy).__name__.lower() and len(self.stages) > 1:
-                raise ValueError(
-                    "DeepSpeed builds its optimizer once, so a multi-stage curriculum cannot "
-                    "change the trainable set under it: use trainer=ddp or fsdp, or a "
-                    "single-stage curriculum"
-                )
             # Sharded strategies wrap the model once: attach every adapter a stage will use
             # now (B starts at zero, so outputs do not change; they stay frozen until used).
             for name in self._adapters_used():
@@ -180,7 +174,8 @@ class CurriculumCallback(L.Callback):
             [tuple(t) for t in state_dict["transitions"]],
         )
         if self._module is not None:  # setup ran: restore the trainable set before optimizers
-            self._apply(rebuild=False)
+            # a strategy that restores after setup has built the optimizer for stage 0 already
+            self._apply(rebuild=self._trainer.strategy.restore_checkpoint_after_setup)
 
     # ---------------------------------------------------------------- transitions
     def _advance(self, trainer: L.Trainer) -> None:
@@ -200,8 +195,9 @@ class CurriculumCallback(L.Callback):
             datamodule.set_mixture_schedule(self.mixture_schedule())
         if rebuild:
             strategy = trainer.strategy
-            if isinstance(strategy, DDPStrategy):
-                strategy.model = strategy._setup_model(strategy.lightning_module)
+            if isinstance(strategy, DDPStrategy):  # the public path: comm hooks come back too
+                strategy.model = strategy.lightning_module
+                strategy.configure_ddp()
             strategy.setup_optimizers(trainer)
 
     def _horizon(self) -> int | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim import Optimizer
 
 from speechllm.data.tasks import TASKS
@@ -19,7 +20,8 @@ from speechllm.training.optim import (
     decay_groups,
     optimization,
 )
-from speechllm.training.rng import rng_state, set_rng_state
+from speechllm.training.rng import gather_rng_states, restore_rank_rng, seed_rank
+from speechllm.training.sharding import shard
 
 
 class SpeechLLMModule(L.LightningModule):
@@ -64,8 +66,31 @@ class SpeechLLMModule(L.LightningModule):
         self._nonfinite_run = 0
         self._tasks = list(TASKS)
         self._task_sums: dict[str, torch.Tensor] = {}
+        self._sharded = False
+        self._resume_rng: list[dict[str, Any]] | dict[str, Any] | None = None
         self.strict_loading = False  # frozen bases are not in checkpoints; checked by hand
         self.model.set_trainable(list(trainable or ["downsampler", "layer_weights"]))
+
+    def setup(self, stage: str) -> None:
+        # after the process group exists and before a checkpoint's states are restored
+        seed_rank(self.trainer.global_rank)
+
+    def on_train_start(self) -> None:
+        # A checkpoint's random state is restored last, after what resuming itself draws
+        # (adapters attached again, loaders' iterators), so the next step draws what the
+        # uninterrupted run drew.
+        if self._resume_rng is not None:
+            trainer = self.trainer
+            restore_rank_rng(self._resume_rng, trainer.global_rank, trainer.world_size)
+            self._resume_rng = None
+
+    def configure_model(self) -> None:
+        """``trainer=fsdp`` (Lightning's ``ModelParallelStrategy``): FSDP2, one unit per
+        transformer block over every rank (no tensor parallelism); see ``training/sharding``."""
+        strategy = self.trainer.strategy
+        if isinstance(strategy, ModelParallelStrategy) and not self._sharded:
+            shard(self.model)
+            self._sharded = True
 
     # ---------------------------------------------------------------- steps
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
@@ -182,14 +207,15 @@ class SpeechLLMModule(L.LightningModule):
             "adapters": self.model.llm.attached_adapters,
             "config": self.recipe.to_dict() if self.recipe else None,
             "skipped_steps": self.skipped_steps,
-            "rng": rng_state(),
+            "rng": gather_rng_states(),  # every rank's, though only rank 0 writes
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extra = checkpoint.get("speechllm", {})
         self.skipped_steps = extra.get("skipped_steps", 0)
-        if "rng" in extra:
-            set_rng_state(extra["rng"])
+        self._resume_rng = extra.get("rng")
+        if "state_dict" not in checkpoint:  # a sharded strategy loaded the shards in place
+            return
         prefix = "model."
         state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items()}
         self.model.load_trainable_state_dict(state, extra.get("adapters", []))
