@@ -8,7 +8,9 @@ component, then one greedy ``generate``::
     step = encoder (frozen, + layer mix) -> downsampler -> splice -> LLM forward -> backward
            -> optimizer          ("other": the loss, Python glue; step minus the parts)
 
-``--encoder-lengths`` times Whisper-large-v3's encoder on a 5 s and a 30 s clip with
+Times are the process's CPU seconds (all threads) on CPU: the VM is shared, and CPU time is
+what its load does not inflate (on an idle 2-vCPU VM wall time is roughly half); wall seconds
+on a GPU. ``--encoder-lengths`` times Whisper-large-v3's encoder on a 5 s and a 30 s clip with
 ``real_length`` on and off, and reports how far real-length hidden states are from the
 padded ones (tiny and real-size random models). ``--splice`` times ``SpeechLLM._splice`` at
 batch 64 with long prompts against the LLM's forward per item. The input is speech-like
@@ -205,11 +207,14 @@ def batch_of(model: SpeechLLM, seconds: list[float], device: torch.device) -> di
 
 # ---------------------------------------------------------------- timing
 class Timers:
-    """Seconds spent inside wrapped callables, by component name."""
+    """Seconds spent inside wrapped callables, by component name: this process's CPU seconds
+    (all threads) on CPU, which a shared machine's load does not inflate as it does wall time;
+    wall seconds on a GPU."""
 
-    def __init__(self, sync: Callable[[], None]) -> None:
+    def __init__(self, sync: Callable[[], None], clock: Callable[[], float]) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.sync = sync
+        self.clock = clock
 
     def wrap(self, owner: Any, attr: str, name: str) -> None:
         inner = getattr(owner, attr)
@@ -223,10 +228,10 @@ class Timers:
     @contextlib.contextmanager
     def timing(self, name: str) -> Iterator[None]:
         self.sync()
-        start = time.perf_counter()
+        start = self.clock()
         yield
         self.sync()
-        self.seconds[name] += time.perf_counter() - start
+        self.seconds[name] += self.clock() - start
 
 
 def peak_rss_mb() -> float:
@@ -239,6 +244,7 @@ def run_setup(spec: str, steps: int, seconds: list[float], toy: bool) -> dict[st
     encoder, llm = pair.split("+")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     torch.manual_seed(0)
     start = time.perf_counter()
     model = build_model(encoder, llm, toy).to(device)
@@ -248,7 +254,7 @@ def run_setup(spec: str, steps: int, seconds: list[float], toy: bool) -> dict[st
     frozen = sum(p.numel() for p in model.parameters()) - trainable
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
-    timers = Timers(sync)
+    timers = Timers(sync, clock)
     timers.wrap(model.encoder, "forward", "encoder")
     timers.wrap(model.downsampler, "forward", "downsampler")
     timers.wrap(model, "_splice", "splice")
@@ -277,6 +283,7 @@ def run_setup(spec: str, steps: int, seconds: list[float], toy: bool) -> dict[st
     return {
         "setup": spec,
         "device": device.type,
+        "clock": "wall" if device.type == "cuda" else "process CPU seconds",
         "batch": len(seconds),
         "audio_seconds": seconds,
         "steps_timed": len(measured),
@@ -302,6 +309,8 @@ def encoder_lengths(
     real = build_encoder("whisper-large-v3", toy, real_length=True).eval()
     padded = build_encoder("whisper-large-v3", toy, real_length=False).eval()
     padded.load_state_dict(real.state_dict())
+    with torch.no_grad():  # warm up: the first pass pays one-off allocations
+        real.hidden_states(torch.zeros(1, real.model.config.num_mel_bins, 200), torch.tensor([200]))
     times: dict[str, float] = {}
     difference: dict[str, dict[str, float]] = {}
     for seconds in clips:
@@ -311,10 +320,10 @@ def encoder_lengths(
             audio, lengths = collate_features([featurizer(speech_like(seconds, 0))])
             runs = []
             with torch.no_grad():
-                for _ in range(repeats):  # the best of a few: the machine is shared
-                    start = time.perf_counter()
+                for _ in range(repeats):  # CPU seconds, the best of a few: the machine is shared
+                    start = time.process_time()
                     hidden = torch.stack(encoder.hidden_states(audio, lengths))
-                    runs.append(time.perf_counter() - start)
+                    runs.append(time.process_time() - start)
             times[f"{seconds:g}s_{name}"] = min(runs)
             n = int(encoder.output_lengths(lengths)[0])
             out[name] = hidden[:, 0, :n]
@@ -354,12 +363,12 @@ def splice_cost(toy: bool, batch: int = 64, prompt_chars: int = 600) -> dict[str
     targets = model._target_ids(["turn the kitchen lights off"] * batch)
     with torch.no_grad():
         model._splice(audio[:2], lengths[:2], instructions[:2], targets[:2])  # warm up
-        start = time.perf_counter()
+        start = time.process_time()
         embeds, mask, _ = model._splice(audio, lengths, instructions, targets)
-        splice_s = time.perf_counter() - start
-        start = time.perf_counter()
+        splice_s = time.process_time() - start
+        start = time.process_time()
         model.llm(embeds[:2], mask[:2], logits_to_keep=8)  # a short target's logits
-        forward_s = (time.perf_counter() - start) / 2
+        forward_s = (time.process_time() - start) / 2
     return {
         "batch": batch,
         "tokens_per_row": int(mask.sum(-1).max()),
@@ -420,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.encoder_lengths:
         results["encoder_lengths"] = [
             encoder_lengths(True),
-            *([] if args.toy else [encoder_lengths(False)]),
+            *([] if args.toy else [encoder_lengths(False, repeats=1)]),
         ]
         print(json.dumps(results["encoder_lengths"], indent=1))
     if args.splice:
