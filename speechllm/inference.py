@@ -45,7 +45,8 @@ def featurize(
             waveform = AF.resample(waveform, sampling_rate, rate)
     else:
         waveform = load_audio(str(audio), rate)
-    features, lengths = collate_features([Featurizer(model.encoder.feature_extractor)(waveform)])
+    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    features, lengths = collate_features([featurizer(waveform)])
     device = next(model.parameters()).device
     return features.to(device), lengths.to(device)
 

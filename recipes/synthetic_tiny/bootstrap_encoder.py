@@ -184,9 +184,13 @@ def dev_cer(model: Pretrainer, featurizer: Featurizer, manifest: Path) -> float:
 
 
 def build_encoder(args: argparse.Namespace) -> AudioEncoder:
-    """The tiny Whisper encoder at this run's size, or the one ``--init`` names."""
+    """The tiny Whisper encoder at this run's size, or the one ``--init`` names.
+
+    Pretrained on whole (padded) windows, as the demo's recorded figures were measured; the
+    demo's config keeps ``encoder.real_length: false`` to match (docs/encoder.md).
+    """
     if args.init:
-        return AudioEncoder.from_pretrained(args.init, last_layer_only=True)
+        return AudioEncoder.from_pretrained(args.init, last_layer_only=True, real_length=False)
     h = args.hidden_size
     return tiny_whisper_encoder(
         args.window_seconds,
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> Path:
     groups = list(utterances(Path(args.data) / "train.jsonl").values())
     labels = label_sets(groups)
     encoder = build_encoder(args)
-    featurizer = Featurizer(encoder.feature_extractor)
+    featurizer = Featurizer(encoder.feature_extractor, whole_windows=not encoder.real_length)
     items = featurize(groups, featurizer, labels)
     model = Pretrainer(encoder, labels, args.aux_layer)
     if args.init and (Path(args.init) / HEADS).is_file():

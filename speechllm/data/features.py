@@ -3,8 +3,10 @@
 Two input kinds (see the batch contract in docs/architecture.md)::
 
     waveform encoders (wav2vec2, WavLM, HuBERT)   (samples,)          valid = samples
-    Whisper                                        (n_mels, W * win)   valid = samples // hop
+    Whisper, whole_windows=True                    (n_mels, W * win)   valid = samples // hop
                                                    W = whole windows covering the audio
+    Whisper, whole_windows=False                   (n_mels, valid      valid = samples // hop
+                                                    rounded up to 2)
 """
 
 from __future__ import annotations
@@ -16,19 +18,29 @@ import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, SequenceFeatureExtractor, WhisperFeatureExtractor
 
+WHISPER_FRAME_MULTIPLE = 2
+"""Whisper's convolutions (strides 1 and 2) turn two mel frames into one encoder frame; an
+encoder on real lengths rounds each item up to this, so the frame after an odd length must be
+the item's own (silence), not a neighbour's padding."""
+
 
 class Featurizer:
     """Computes one item's encoder input independently of the other items in its batch.
 
-    Whisper audio is padded to a whole number of encoder windows rather than truncated to one, so
-    long audio keeps every frame (the encoder processes it window by window).
+    Whisper audio is never truncated: long audio keeps every frame (the encoder processes it
+    window by window). With ``whole_windows`` it is padded with silence to whole 30 s windows,
+    as Hugging Face's ``WhisperEncoder`` requires; without, it stops after its real frames
+    (rounded up to :data:`WHISPER_FRAME_MULTIPLE`), for an encoder with ``real_length`` on, so
+    a 5 s clip is not collated, copied and moved as 30 s.
 
     Args:
         extractor: A ``WhisperFeatureExtractor`` or a waveform extractor with ``feature_size=1``
             (``Wav2Vec2FeatureExtractor``).
+        whole_windows: Pad Whisper log-mel to whole windows (what an encoder with
+            ``real_length`` off needs; one with it on reads only the real frames of either).
     """
 
-    def __init__(self, extractor: SequenceFeatureExtractor) -> None:
+    def __init__(self, extractor: SequenceFeatureExtractor, whole_windows: bool = True) -> None:
         self.is_log_mel = isinstance(extractor, WhisperFeatureExtractor)
         if not self.is_log_mel and extractor.feature_size != 1:
             raise ValueError(
@@ -36,6 +48,7 @@ class Featurizer:
                 "log-mel or a waveform extractor with feature_size=1"
             )
         self.extractor = extractor
+        self.whole_windows = whole_windows
         self.sampling_rate: int = extractor.sampling_rate
         self.frame_rate: float = (
             extractor.sampling_rate / extractor.hop_length
@@ -45,9 +58,9 @@ class Featurizer:
         """Units of ``valid_length`` per second of audio."""
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str) -> Featurizer:
+    def from_pretrained(cls, name_or_path: str, whole_windows: bool = True) -> Featurizer:
         """Wrap the feature extractor saved with an encoder checkpoint (local or on the Hub)."""
-        return cls(AutoFeatureExtractor.from_pretrained(name_or_path))
+        return cls(AutoFeatureExtractor.from_pretrained(name_or_path), whole_windows)
 
     def __call__(self, waveform: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Featurize one item.
@@ -57,7 +70,8 @@ class Featurizer:
 
         Returns:
             ``(features, valid_length)``: ``(samples,)`` and ``samples`` for waveform encoders;
-            ``(n_mels, frames)`` padded to whole windows and the number of real frames for Whisper.
+            ``(n_mels, frames)`` (padded to whole windows, or to the real frames rounded up to
+            :data:`WHISPER_FRAME_MULTIPLE`) and the number of real frames for Whisper.
         """
         if waveform.dim() != 1 or waveform.numel() == 0:
             raise ValueError(
@@ -65,7 +79,12 @@ class Featurizer:
             )
         samples = waveform.numel()
         if self.is_log_mel:
-            return self._log_mel(waveform), max(1, samples // self.extractor.hop_length)
+            valid = max(1, samples // self.extractor.hop_length)
+            features = self._log_mel(waveform)
+            if not self.whole_windows:
+                multiple = WHISPER_FRAME_MULTIPLE
+                features = features[:, : -(-valid // multiple) * multiple]
+            return features, valid
         out = self.extractor(
             waveform.numpy(), sampling_rate=self.sampling_rate, return_tensors="pt"
         )

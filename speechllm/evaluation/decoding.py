@@ -14,6 +14,10 @@ batched::
 With ``joint`` on, a model answers ``"ASR: <transcript> | <task>: <answer>"``; a trie cannot
 constrain an answer that follows a free transcript, so the label is chosen by scoring every
 label after the generated transcript (an exact search over the label set) instead.
+
+:func:`decode_batch` runs the audio encoder once per item (``SpeechLLM.encode_audio``); every
+route above reuses those embeddings, so a labelled item that is generated, then scored against
+``L`` labels, costs one encoder pass, not ``L + 1``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import torch
 from speechllm.data.joint import joint_target, parse_joint
 from speechllm.data.tasks import get_task
 from speechllm.evaluation.metrics import NO_LABEL
-from speechllm.models.speech_llm import SpeechLLM
+from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
 
 LENGTH_SLACK = 10
 """Tokens allowed on top of the audio-length bound: short clips still get a whole answer."""
@@ -107,13 +111,24 @@ def token_limits(
     ]
 
 
+def _encoded(model: SpeechLLM, batch: Batch, audio: AudioEmbeddings | None) -> AudioEmbeddings:
+    """``audio`` if the caller already encoded the batch, else one encoder pass now."""
+    return (
+        audio if audio is not None else model.encode_audio(batch["audio"], batch["audio_lengths"])
+    )
+
+
 def _generate(
-    model: SpeechLLM, batch: Batch, config: DecodingConfig, max_new_tokens: int, **kwargs: Any
+    model: SpeechLLM,
+    batch: Batch,
+    config: DecodingConfig,
+    max_new_tokens: int,
+    audio: AudioEmbeddings | None,
+    **kwargs: Any,
 ) -> list[list[int]]:
     """New token ids per item, cut before ``eos``, with the config's search settings."""
     return model.generate_ids(
-        batch["audio"],
-        batch["audio_lengths"],
+        _encoded(model, batch, audio),
         batch["instructions"],
         max_new_tokens,
         num_beams=config.num_beams,
@@ -124,7 +139,11 @@ def _generate(
 
 @torch.no_grad()
 def generate_free(
-    model: SpeechLLM, batch: Batch, config: DecodingConfig, **generate_kwargs: Any
+    model: SpeechLLM,
+    batch: Batch,
+    config: DecodingConfig,
+    audio: AudioEmbeddings | None = None,
+    **generate_kwargs: Any,
 ) -> list[str]:
     """Greedy or beam-search answers for a batch, one string per item.
 
@@ -136,10 +155,11 @@ def generate_free(
         model: The speech LLM (in eval mode).
         batch: A batch in the data contract.
         config: Decoding settings.
+        audio: The batch already encoded (``model.encode_audio``); encoded here if None.
         **generate_kwargs: Further Hugging Face ``generate`` settings (e.g. ``suppress_tokens``).
     """
     limits = token_limits(model, batch["audio_lengths"], config)
-    rows = _generate(model, batch, config, max(limits), **generate_kwargs)
+    rows = _generate(model, batch, config, max(limits), audio, **generate_kwargs)
     cut = [row[:limit] for row, limit in zip(rows, limits, strict=True)]
     return model.decode(cut)
 
@@ -182,7 +202,11 @@ class LabelTrie:
 
 @torch.no_grad()
 def generate_constrained(
-    model: SpeechLLM, batch: Batch, config: DecodingConfig, tries: Sequence[LabelTrie]
+    model: SpeechLLM,
+    batch: Batch,
+    config: DecodingConfig,
+    tries: Sequence[LabelTrie],
+    audio: AudioEmbeddings | None = None,
 ) -> list[str]:
     """Answers restricted to each item's label set, so every answer is one of its labels.
 
@@ -191,6 +215,7 @@ def generate_constrained(
         batch: A batch in the data contract.
         config: Decoding settings (``num_beams``, ``repetition_penalty``).
         tries: One label trie per item (items of different tasks can share a batch).
+        audio: The batch already encoded (``model.encode_audio``); encoded here if None.
     """
     # Hugging Face passes the decoder ids: only the generated tokens for a decoder-only model
     # fed inputs_embeds, the decoder start token first for an encoder-decoder.
@@ -200,7 +225,7 @@ def generate_constrained(
         return tries[item].allowed(ids[start:].tolist())
 
     depth = max(trie.depth for trie in tries)
-    rows = _generate(model, batch, config, depth, prefix_allowed_tokens_fn=allowed)
+    rows = _generate(model, batch, config, depth, audio, prefix_allowed_tokens_fn=allowed)
     return [trie.labels[tuple(row)] for trie, row in zip(tries, rows, strict=True)]
 
 
@@ -211,6 +236,7 @@ def score_labels(
     labels: Sequence[str],
     prefixes: Sequence[str] | None = None,
     max_rows: int = 64,
+    audio: AudioEmbeddings | None = None,
 ) -> torch.Tensor:
     """Log-probability of each label for each item, normalised over the label set.
 
@@ -220,7 +246,8 @@ def score_labels(
     labels then gives a distribution whose argmax is a prediction and whose probabilities
     feed :func:`speechllm.evaluation.metrics.auroc`.
 
-    Every (item, label) pair is one row of ``model.forward``, run ``max_rows`` rows at a time.
+    Every (item, label) pair is one row of ``model.score``, run ``max_rows`` rows at a time;
+    the rows repeat each item's audio embeddings (one encoder pass per item, not per label).
 
     Args:
         model: The speech LLM (in eval mode).
@@ -229,24 +256,34 @@ def score_labels(
         prefixes: Text each item's answer starts with before the label (joint decoding's
             ``"ASR: ... | task: "``); none by default.
         max_rows: Rows per forward pass, to bound memory.
+        audio: The batch already encoded (``model.encode_audio``); encoded here if None.
 
     Returns:
         ``(B, L)`` log-probabilities; ``exp`` of each row sums to 1.
     """
     n_items, n_labels = len(batch["instructions"]), len(labels)
     total, prefixes = n_items * n_labels, prefixes or [""] * n_items
+    encoded = _encoded(model, batch, audio)
     log_likelihood = []
     for first in range(0, total, max_rows):
         pairs = [divmod(r, n_labels) for r in range(first, min(first + max_rows, total))]
-        rows = select(batch, [b for b, _ in pairs])
-        rows["targets"] = [prefixes[b] + labels[j] for b, j in pairs]
-        log_likelihood.append(-model(**rows).item_loss_sum)
+        items = [b for b, _ in pairs]
+        out = model.score(
+            encoded.select(items),
+            [batch["instructions"][b] for b in items],
+            [prefixes[b] + labels[j] for b, j in pairs],
+        )
+        log_likelihood.append(-out.item_loss_sum)
     return torch.cat(log_likelihood).view(n_items, n_labels).log_softmax(-1)
 
 
 @torch.no_grad()
 def head_probabilities(
-    model: SpeechLLM, batch: Batch, task: str, labels: Sequence[str]
+    model: SpeechLLM,
+    batch: Batch,
+    task: str,
+    labels: Sequence[str],
+    audio: AudioEmbeddings | None = None,
 ) -> torch.Tensor:
     """``(B, len(labels))`` sigmoid probabilities of ``task``'s head, columns in ``labels`` order.
 
@@ -254,6 +291,7 @@ def head_probabilities(
         model: The speech LLM (in eval mode) with a head for ``task``.
         batch: A batch in the data contract, all of ``task``.
         labels: The label set to report; the same labels as the head's, in any order.
+        audio: The batch's audio already encoded (encoded here otherwise).
     """
     head_labels = model.heads[task].labels
     if sorted(head_labels) != sorted(labels):
@@ -261,7 +299,9 @@ def head_probabilities(
             f"task {task!r}: the head's labels {head_labels} differ from the evaluation's "
             f"label set {list(labels)}"
         )
-    probs = model.classify(batch["audio"], batch["audio_lengths"], batch["instructions"], task)
+    if audio is None:
+        audio = model.encode_audio(batch["audio"], batch["audio_lengths"])
+    probs = model.classify(audio, batch["instructions"], task)
     return probs[:, [head_labels.index(label) for label in labels]]
 
 
@@ -321,16 +361,19 @@ def decode_batch(
         )
         for r in records
     ]
+    audio = model.encode_audio(batch["audio"], batch["audio_lengths"])
     for task in {r["task"] for r, route in zip(records, routes, strict=True) if route == "head"}:
         items = [b for b, r in enumerate(records) if r["task"] == task]
         labels = labels_by_task[task]
-        probs = head_probabilities(model, select(batch, items), task, labels).float()
+        part = select(batch, items)
+        probs = head_probabilities(model, part, task, labels, audio.select(items)).float()
         answers = head_answers(task, probs, labels, thresholds.get(task, config.threshold))
         for k, b in enumerate(items):
             records[b] |= {"prediction": answers[k], "label_scores": probs[k].tolist()}
     free = [b for b, route in enumerate(routes) if route == "free"]
     if free:
-        for b, text in zip(free, generate_free(model, select(batch, free), config), strict=True):
+        texts = generate_free(model, select(batch, free), config, audio.select(free))
+        for b, text in zip(free, texts, strict=True):
             records[b]["prediction"] = text
     constrained = [b for b, route in enumerate(routes) if route == "constrained"]
     if constrained:
@@ -343,18 +386,20 @@ def decode_batch(
             select(batch, constrained),
             config,
             [tries[records[b]["task"]] for b in constrained],
+            audio.select(constrained),
         )
         for b, answer in zip(constrained, answers, strict=True):
             records[b]["prediction"] = answer
     scored = {r["task"] for r, route in zip(records, routes, strict=True) if route != "head"}
     for task in scored & set(labels_by_task):
-        _score_task(model, batch, config, records, task, labels_by_task[task])
+        _score_task(model, batch, audio, config, records, task, labels_by_task[task])
     return records
 
 
 def _score_task(
     model: SpeechLLM,
     batch: Batch,
+    audio: AudioEmbeddings,
     config: DecodingConfig,
     records: list[dict[str, Any]],
     task: str,
@@ -365,7 +410,9 @@ def _score_task(
     prefixes = None
     if config.is_joint(task):
         prefixes = [joint_target(parse_joint(records[b]["prediction"])[0], task, "") for b in items]
-    scores = score_labels(model, select(batch, items), labels, prefixes).exp()
+    scores = score_labels(
+        model, select(batch, items), labels, prefixes, audio=audio.select(items)
+    ).exp()
     best = scores.argmax(-1).tolist()
     single = get_task(task).scoring == "label"
     for k, b in enumerate(items):

@@ -4,10 +4,11 @@ from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder, LayerWeights
 from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
-from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
+from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM, SpeechLLMOutput
 
 __all__ = [
     "LLM",
+    "AudioEmbeddings",
     "AudioEncoder",
     "ClassificationHead",
     "ConvDownsampler",

@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, PreTrained
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from speechllm.models.precision import own_precision
+from speechllm.models.whisper_real_length import encode_real_length
 
 
 class LayerWeights(nn.Module):
@@ -55,8 +56,16 @@ class AudioEncoder(nn.Module):
         last_layer_only: use the top hidden state instead of the learned layer mix.
         cache_hidden_states: keep every item's hidden states (float16, CPU) by utterance id
             and reuse them: the encoder is frozen and deterministic, so after one pass over the
-            data the training steps skip it. Only for runs without audio augmentation; costs
-            ``layers x frames x hidden x 2`` bytes per utterance.
+            data the training steps skip it. For tiny runs only (the demo, tests): it lives in
+            this process's memory, ``layers x frames x hidden x 2`` bytes per utterance (about
+            6 MB per second of audio for Whisper-large-v3), is not shared between data-parallel
+            ranks or kept across runs, and is wrong under audio augmentation. Evaluation does
+            not need it: :meth:`SpeechLLM.encode` runs once per item and scoring and
+            generation reuse its embeddings.
+        real_length: Whisper-family encoders run on each item's real frames (rounded up to the
+            convolutions' stride, positional embeddings sliced) instead of whole 30 s windows
+            padded with silence; long audio still goes window by window. Ignored by other
+            encoders. Why this is the default: ``docs/encoder.md``.
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class AudioEncoder(nn.Module):
         feature_extractor: FeatureExtractionMixin,
         last_layer_only: bool = False,
         cache_hidden_states: bool = False,
+        real_length: bool = True,
     ) -> None:
         super().__init__()
         if getattr(model.config, "is_encoder_decoder", False):
@@ -75,6 +85,7 @@ class AudioEncoder(nn.Module):
         num_layers = model.config.num_hidden_layers + 1  # embeddings + every block
         self.layer_weights = LayerWeights(num_layers, last_only=last_layer_only)
         self.cache_hidden_states = cache_hidden_states
+        self.real_length = real_length and self.is_windowed
         self._cache: dict[str, torch.Tensor] = {}
 
     @classmethod
@@ -83,6 +94,7 @@ class AudioEncoder(nn.Module):
         name_or_path: str,
         last_layer_only: bool = False,
         cache_hidden_states: bool = False,
+        real_length: bool = True,
         **model_kwargs: Any,
     ) -> AudioEncoder:
         """Load any HF audio model (Whisper, WavLM, HuBERT, wav2vec2) by hub id or local path.
@@ -98,7 +110,7 @@ class AudioEncoder(nn.Module):
             loader = getattr(import_module(f"transformers.models.{kind}.modeling_{kind}"), arch)
         model = loader.from_pretrained(name_or_path, **model_kwargs)
         extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
-        return cls(model, extractor, last_layer_only, cache_hidden_states)
+        return cls(model, extractor, last_layer_only, cache_hidden_states, real_length)
 
     def save_pretrained(self, path: str | Path) -> None:
         """The frozen model and its feature extractor, loadable by :meth:`from_pretrained`."""
@@ -137,7 +149,14 @@ class AudioEncoder(nn.Module):
         if not self.is_windowed:
             return None
         cfg = self.model.config
-        return cfg.max_source_positions * self.model.conv1.stride[0] * self.model.conv2.stride[0]
+        return cfg.max_source_positions * self.frame_multiple
+
+    @property
+    def frame_multiple(self) -> int:
+        """Input frames per output frame (Whisper's conv strides, 1 x 2): an item's real frames
+        are rounded up to a multiple of this, so its last output frame sees only its own input,
+        exactly as when it is encoded alone."""
+        return self.model.conv1.stride[0] * self.model.conv2.stride[0] if self.is_windowed else 1
 
     def train(self, mode: bool = True) -> AudioEncoder:
         super().train(mode)
@@ -190,11 +209,14 @@ class AudioEncoder(nn.Module):
         self, audio: torch.Tensor, audio_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """Every hidden state of the wrapped model (embeddings, then each block), each
-        ``(B, T, D)``, Whisper windows stitched per item.
+        ``(B, T, D)``, Whisper windows stitched per item (real frames only with
+        ``real_length``; what lies past an item's :meth:`output_lengths` is padding).
 
         :meth:`forward` runs this frozen, under ``no_grad``; a script that pretrains the encoder
         itself (the demo's bootstrap) calls it with autograd on.
         """
+        if self.real_length:
+            return encode_real_length(self.model, audio, audio_lengths, self.frame_multiple)
         if self.is_windowed:
             return self._encode_windows(audio, audio_lengths)
         return self._encode_waveform(audio, audio_lengths)

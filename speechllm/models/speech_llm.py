@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -29,6 +29,26 @@ class SpeechLLMOutput:
     loss: torch.Tensor
     item_loss_sum: torch.Tensor
     item_tokens: torch.Tensor
+
+
+class AudioEmbeddings(NamedTuple):
+    """A batch's audio in the LLM's embedding space, from :meth:`SpeechLLM.encode_audio`.
+
+    Encoding (frozen encoder, layer mix, downsampler) is the costly half of a speech LLM's
+    forward on short prompts; evaluation encodes each item once and hands these to
+    :meth:`SpeechLLM.score`, :meth:`SpeechLLM.generate_ids` and label scoring, which repeat
+    rows with :meth:`select` instead of re-encoding per label or per call.
+    """
+
+    embeds: torch.Tensor
+    """``(B, T', D)``, zero past each item's length."""
+    lengths: torch.Tensor
+    """``(B,)`` valid embeddings per item."""
+
+    def select(self, indices: Sequence[int]) -> AudioEmbeddings:
+        """The rows ``indices`` (repeats allowed: one row per label to score)."""
+        rows = list(indices)
+        return AudioEmbeddings(self.embeds[rows], self.lengths[rows])
 
 
 class SpeechLLM(nn.Module):
@@ -211,14 +231,15 @@ class SpeechLLM(nn.Module):
     # ---------------------------------------------------------------- splicing
     def encode_audio(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor, ids: list[str] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio -> LLM-space embeddings ``(B, T', D)`` and their lengths ``(B,)``.
+    ) -> AudioEmbeddings:
+        """Audio -> LLM-space embeddings ``(B, T', D)`` and their lengths ``(B,)``: the one
+        encoder pass per item that scoring and generation then share.
 
         ``ids`` let a caching encoder skip utterances it has already encoded.
         """
         frames, mask = self.encoder(audio, audio_lengths, ids)
         embeds, mask = self.downsampler(frames, mask)
-        return embeds, mask.sum(-1)
+        return AudioEmbeddings(embeds, mask.sum(-1))
 
     def _prompt_ids(self, instruction: str) -> list[list[int]]:
         """Token ids of the template's text around its slots: one list more than slots."""
@@ -304,26 +325,25 @@ class SpeechLLM(nn.Module):
         ``audio_keys`` (else ``ids``) name the recordings for a caching encoder.
         """
         keys = audio_keys if audio_keys is not None else ids
-        audio_embeds, lengths = self.encode_audio(audio, audio_lengths, keys)
+        encoded = self.encode_audio(audio, audio_lengths, keys)
         on_head = [i for i, task in enumerate(tasks or []) if task in self.heads]
         if not on_head:
-            out = self.score(audio_embeds, lengths, instructions, targets)
+            out = self.score(encoded, instructions, targets)
             out.loss = out.loss + self._idle_heads(set())
             return out
-        item_sum = audio_embeds.new_zeros(len(targets), dtype=torch.float32)
+        item_sum = encoded.embeds.new_zeros(len(targets), dtype=torch.float32)
         item_tokens = torch.zeros(len(targets), dtype=torch.long, device=item_sum.device)
         on_lm = [i for i in range(len(targets)) if i not in on_head]
         if on_lm:
             out = self.score(
-                audio_embeds[on_lm],
-                lengths[on_lm],
+                encoded.select(on_lm),
                 [instructions[i] for i in on_lm],
                 [targets[i] for i in on_lm],
             )
             item_sum[on_lm], item_tokens[on_lm] = out.item_loss_sum, out.item_tokens
         head_tasks = [tasks[i] for i in on_head]
         logits = self._head_logits(
-            audio_embeds[on_head], lengths[on_head], [instructions[i] for i in on_head], head_tasks
+            encoded.select(on_head), [instructions[i] for i in on_head], head_tasks
         )
         for task, (rows, task_logits) in logits.items():
             items = [on_head[r] for r in rows]
@@ -351,15 +371,11 @@ class SpeechLLM(nn.Module):
         return sum(p.sum() for p in idle) * 0.0 if idle else 0.0
 
     def _head_logits(
-        self,
-        audio_embeds: torch.Tensor,
-        lengths: torch.Tensor,
-        instructions: list[str],
-        tasks: list[str],
+        self, audio: AudioEmbeddings, instructions: list[str], tasks: list[str]
     ) -> dict[str, tuple[list[int], torch.Tensor]]:
         """One LLM pass over the prompts, then each task's head on its rows: ``task -> (rows,
         logits)``."""
-        embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
+        embeds, mask, _ = self._splice(*audio, instructions, None)
         hidden = self.llm.hidden_states(embeds, mask)
         out = {}
         for task in dict.fromkeys(tasks):
@@ -368,18 +384,15 @@ class SpeechLLM(nn.Module):
         return out
 
     def score(
-        self,
-        audio_embeds: torch.Tensor,
-        lengths: torch.Tensor,
-        instructions: list[str],
-        targets: list[str],
+        self, audio: AudioEmbeddings, instructions: list[str], targets: list[str]
     ) -> SpeechLLMOutput:
         """The loss of ``targets`` given already encoded audio (from :meth:`encode_audio`).
 
-        Label scoring encodes each item once and repeats its embeddings across labels.
+        Label scoring encodes each item once and repeats its rows across labels
+        (:meth:`AudioEmbeddings.select`).
         """
         target_ids = self._target_ids(targets)
-        embeds, mask, labels = self._splice(audio_embeds, lengths, instructions, target_ids)
+        embeds, mask, labels = self._splice(*audio, instructions, target_ids)
         if self.llm.is_encoder_decoder:
             width = max(len(t) for t in target_ids)
             labels = torch.full((len(targets), width), IGNORE, dtype=torch.long, device=mask.device)
@@ -399,39 +412,29 @@ class SpeechLLM(nn.Module):
         return SpeechLLMOutput(item_sum.sum() / item_tokens.sum(), item_sum, item_tokens)
 
     # ---------------------------------------------------------------- inference
-    def embed_prompts(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor, instructions: list[str]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded prompt embeddings (audio spliced in) and attention mask, for decoding."""
-        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
-        embeds, mask, _ = self._splice(audio_embeds, lengths, instructions, None)
-        return embeds, mask
-
     @torch.no_grad()
-    def classify(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor, instructions: list[str], task: str
-    ) -> torch.Tensor:
-        """Sigmoid label probabilities ``(B, n_labels)`` from ``task``'s head (for AUROC)."""
+    def classify(self, audio: AudioEmbeddings, instructions: list[str], task: str) -> torch.Tensor:
+        """Sigmoid label probabilities ``(B, n_labels)`` from ``task``'s head (for AUROC), given
+        the batch's encoded audio (:meth:`encode_audio`)."""
         if task not in self.heads:
             raise KeyError(f"task {task!r} has no classification head; heads: {list(self.heads)}")
-        audio_embeds, lengths = self.encode_audio(audio, audio_lengths)
         tasks = [task] * len(instructions)
-        _, logits = self._head_logits(audio_embeds, lengths, instructions, tasks)[task]
+        _, logits = self._head_logits(audio, instructions, tasks)[task]
         return logits.float().sigmoid()
 
     @torch.no_grad()
     def generate_ids(
         self,
-        audio: torch.Tensor,
-        audio_lengths: torch.Tensor,
+        audio: AudioEmbeddings,
         instructions: list[str],
         max_new_tokens: int = 64,
         **generate_kwargs: Any,
     ) -> list[list[int]]:
-        """The answers' token ids per item, cut before ``eos`` (no decoder start token): for
-        callers that cut, constrain or score tokens (``generate_kwargs`` go to Hugging Face
-        ``generate``, e.g. ``num_beams`` or ``prefix_allowed_tokens_fn``)."""
-        embeds, mask = self.embed_prompts(audio, audio_lengths, instructions)
+        """The answers' token ids per item given already encoded audio, cut before ``eos`` (no
+        decoder start token): for callers that cut, constrain or score tokens
+        (``generate_kwargs`` go to Hugging Face ``generate``, e.g. ``num_beams`` or
+        ``prefix_allowed_tokens_fn``)."""
+        embeds, mask, _ = self._splice(*audio, instructions, None)
         generate_kwargs.setdefault("do_sample", False)
         out = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
         eos, start = self.llm.eos_token_id, int(self.llm.is_encoder_decoder)
@@ -442,6 +445,7 @@ class SpeechLLM(nn.Module):
         """Token ids back to text (special tokens dropped)."""
         return self.llm.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
+    @torch.no_grad()
     def generate(
         self,
         audio: torch.Tensor,
@@ -453,7 +457,10 @@ class SpeechLLM(nn.Module):
         """Greedy (or any ``generate`` setting) answers for a batch, one string per item.
 
         One recording from a file or a waveform at any rate: ``speechllm.inference.answer``.
+        A caller that also scores the batch encodes it once (:meth:`encode_audio`) and calls
+        :meth:`generate_ids` and :meth:`score` on the embeddings.
         """
+        encoded = self.encode_audio(audio, audio_lengths)
         return self.decode(
-            self.generate_ids(audio, audio_lengths, instructions, max_new_tokens, **generate_kwargs)
+            self.generate_ids(encoded, instructions, max_new_tokens, **generate_kwargs)
         )

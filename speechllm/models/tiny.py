@@ -102,12 +102,15 @@ def tiny_encoder(
     last_layer_only: bool = False,
     cache_hidden_states: bool = False,
     dtype: str | torch.dtype | None = None,
+    real_length: bool = True,
     **overrides: Any,
 ) -> AudioEncoder:
     """A tiny randomly initialised encoder: ``whisper`` (log-mel, 1 s windows), ``wavlm``,
     ``hubert`` or ``wav2vec2`` (raw waveform, 20 ms frames), with weights in ``dtype``."""
     model, extractor = _tiny_encoder_model(kind, overrides)
-    return AudioEncoder(_cast(model, dtype), extractor, last_layer_only, cache_hidden_states)
+    return AudioEncoder(
+        _cast(model, dtype), extractor, last_layer_only, cache_hidden_states, real_length
+    )
 
 
 def _cast(model: torch.nn.Module, dtype: str | torch.dtype | None) -> Any:
@@ -118,16 +121,21 @@ def _cast(model: torch.nn.Module, dtype: str | torch.dtype | None) -> Any:
 
 
 def tiny_whisper_encoder(
-    window_seconds: int = 1, last_layer_only: bool = False, **overrides: Any
+    window_seconds: int = 1,
+    last_layer_only: bool = False,
+    real_length: bool = False,
+    **overrides: Any,
 ) -> AudioEncoder:
     """The tiny Whisper's encoder alone (a ``WhisperEncoder``), over ``window_seconds`` windows.
+
+    Whole windows by default (``real_length`` off): the demo's bootstrap pretrains on them.
 
     For pretraining an encoder from scratch, as the CPU demo's bootstrap does: it saves what it
     trains, and ``AudioEncoder.from_pretrained`` loads the folder as a ``WhisperEncoder``. No
     decoder is built, so the random draws that follow (a recipe's heads) are the encoder's own.
     """
     config, extractor = _whisper(window_seconds, overrides)
-    return AudioEncoder(WhisperEncoder(config), extractor, last_layer_only)
+    return AudioEncoder(WhisperEncoder(config), extractor, last_layer_only, real_length=real_length)
 
 
 def _whisper(

@@ -44,7 +44,7 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
     """The app serving ``model`` (in eval mode) under the model id ``name``."""
     config = config or ServeConfig()
     batcher = Batcher(model, config.max_batch_size, config.max_wait_ms)
-    featurizer = Featurizer(model.encoder.feature_extractor)
+    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
     created = int(time.time())
     playground = (files("speechllm.serving") / "static" / "index.html").read_text()
 

@@ -5,7 +5,7 @@
     request ─► queue ─► [ first item, then up to max_batch_size - 1 more within max_wait_ms ]
                               │ group by GenerationSettings (max_tokens, temperature, top_p, stop)
                               ▼
-               one worker thread: collate ─► SpeechLLM.generate_ids ─► decode ─► cut at stop
+               one worker thread: collate ─► encode_audio ─► generate_ids ─► decode ─► cut at stop
                               │ streamed rows: BatchStreamer ─► TextSink ─► the request's queue
                               ▼
                each request's future gets its Answer (or its own error)
@@ -147,9 +147,8 @@ class Batcher:
         if any(p.sink is not None for p in group):
             sinks = [p.sink for p in group]
             kwargs["streamer"] = BatchStreamer(model.llm.tokenizer, model.llm.eos_token_id, sinks)
-        ids = model.generate_ids(
-            audio.to(device), lengths.to(device), [p.job.instruction for p in group], **kwargs
-        )
+        encoded = model.encode_audio(audio.to(device), lengths.to(device))
+        ids = model.generate_ids(encoded, [p.job.instruction for p in group], **kwargs)
         self.batches += 1
         self.items += len(group)
         return [

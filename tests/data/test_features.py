@@ -65,3 +65,12 @@ def test_fast_whisper_path_equals_featurizing_the_padded_audio(whisper, seconds:
         return_tensors="pt",
     )["input_features"][0]
     torch.testing.assert_close(features, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.005, 3.0, 7.3])
+def test_whisper_real_frames_are_the_whole_window_features_cut(whisper, seconds: float) -> None:
+    waveform = torch.randn(round(seconds * 16000)) * 0.1
+    padded, valid = whisper(waveform)
+    cut, cut_valid = Featurizer(whisper.extractor, whole_windows=False)(waveform)
+    assert cut_valid == valid and cut.shape[-1] == valid + valid % 2
+    torch.testing.assert_close(cut, padded[:, : cut.shape[-1]])

@@ -179,3 +179,31 @@ def test_joint_decoding_answers_with_a_scored_label() -> None:
         assert record["prediction"] == joint_target(transcript, "ic", answer)
         best = max(range(2), key=record["label_scores"].__getitem__)
         assert answer == ["even", "odd"][best]
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_encoder_runs_once_per_evaluated_item(joint: bool) -> None:
+    """Free generation, constrained decoding (or joint: generation then label scoring after the
+    transcript) and label scoring all reuse one encoder pass per item."""
+    model = build(seed=10)
+    batch = tiny_batches(1, 6, tasks=("asr", "ic"), seed=11)[0]
+    labels = {"ic": ["even", "odd", "zero"]}
+    assert {"asr", "ic"} <= set(batch["tasks"])
+    encoded_items = []
+    hidden_states = model.encoder.hidden_states
+
+    def counting(audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        encoded_items.extend(audio_lengths.tolist())
+        return hidden_states(audio, audio_lengths)
+
+    model.encoder.hidden_states = counting
+    config = DecodingConfig(max_new_tokens=4, joint=joint)
+    records = decode_batch(model, batch, config, labels)
+    assert sorted(encoded_items) == sorted(batch["audio_lengths"].tolist())  # each item once
+    assert all(len(r["label_scores"]) == 3 for r in records if r["task"] == "ic")
+    # reusing the embeddings scores exactly what encoding per call did
+    ic = [b for b, t in enumerate(batch["tasks"]) if t == "ic"]
+    alone = score_labels(model, select(batch, ic), labels["ic"], max_rows=2).exp()
+    for k, b in enumerate(ic):
+        if not joint:
+            assert records[b]["label_scores"] == pytest.approx(alone[k].tolist(), abs=1e-5)

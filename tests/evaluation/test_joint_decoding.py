@@ -10,8 +10,8 @@ import torch
 
 from speechllm.data.joint import joint_target, parse_joint
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch
-from speechllm.evaluation.scoring import score_task
 from speechllm.evaluation.run import evaluate
+from speechllm.evaluation.scoring import score_task
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import PARITY, tiny_batches, tiny_encoder, tiny_llm, write_tiny_manifest

@@ -131,9 +131,8 @@ def test_head_tasks_are_read_and_scored_through_the_head(tmp_path: Path) -> None
     for batch in eval_batches(
         read_manifests([str(dev)]), Featurizer(model.encoder.feature_extractor)
     ):
-        probs = model.classify(
-            batch["audio"], batch["audio_lengths"], batch["instructions"], "symptoms"
-        )
+        audio = model.encode_audio(batch["audio"], batch["audio_lengths"])
+        probs = model.classify(audio, batch["instructions"], "symptoms")
         dev_probs.append(probs.numpy())
         dev_truth.append(multi_hot([split_labels(t) for t in batch["targets"]], SYMPTOMS))
     threshold = choose_threshold(np.concatenate(dev_truth), np.concatenate(dev_probs))

@@ -56,5 +56,6 @@ def test_head_tasks_train_through_the_head_and_are_checkpointed(batch) -> None:
         "heads.ic.proj.weight",
         "heads.ic.proj.bias",
     }
-    probs = model.classify(batch["audio"], batch["audio_lengths"], batch["instructions"], "ic")
+    audio = model.encode_audio(batch["audio"], batch["audio_lengths"])
+    probs = model.classify(audio, batch["instructions"], "ic")
     assert probs.shape == (len(batch["ids"]), 2) and ((probs > 0) & (probs < 1)).all()
