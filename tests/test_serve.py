@@ -93,7 +93,8 @@ def test_answers_equal_inference_alone_streamed_or_not(
     answers = []
     for path, instruction in zip(recordings[:3], INSTRUCTIONS, strict=True):  # wav, flac, mp3
         expected = answer(reference, path, instruction, max_new_tokens=TOKENS)
-        tokens = reference.generate_ids(*featurize(reference, path), [instruction], TOKENS)[0]
+        encoded = reference.encode_audio(*featurize(reference, path))
+        tokens = reference.generate_ids(encoded, [instruction], TOKENS)[0]
         messages = user(instruction, file_part(path))
         reply = client.chat.completions.create(model="tiny", messages=messages, max_tokens=TOKENS)
         assert reply.choices[0].message.content == expected
@@ -183,11 +184,11 @@ def test_a_request_failing_inside_a_batch_fails_alone(
     calls: list[list[str]] = []
     generate_ids = model.generate_ids
 
-    def fragile(audio, lengths, instructions, *args, **kwargs):
+    def fragile(audio, instructions, *args, **kwargs):
         calls.append(list(instructions))
         if "explode" in instructions:
             raise RuntimeError("boom")
-        return generate_ids(audio, lengths, instructions, *args, **kwargs)
+        return generate_ids(audio, instructions, *args, **kwargs)
 
     monkeypatch.setattr(model, "generate_ids", fragile)
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
