@@ -1,0 +1,116 @@
+"""Runs that survive a cluster: SIGTERM mid-stage-2, requeue, auto-resume, a corrupt checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechllm.config import compose
+from speechllm.models.tiny import write_tiny_manifest
+from speechllm.train import train
+from speechllm.training.preemption import REQUEUE_EXIT_CODE
+from tests.training.test_train_cli import cli, data_overrides, finish, trainable
+
+# stage 1 (align) steps 0..2, stage 2 (lora_warmup) steps 3..8, stage 3 steps 9..11
+STAGE2 = range(3, 9)
+
+
+@pytest.fixture(scope="module")
+def args(tmp_path_factory) -> list[str]:
+    manifest = write_tiny_manifest(tmp_path_factory.mktemp("data"), 48)
+    return [
+        "experiment=tiny_smoke",
+        *data_overrides(manifest),
+        "trainer.max_steps=12",
+        "curriculum.stages.lora_warmup.steps=6",
+    ]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(args, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("uninterrupted")
+    finish(cli(args, run))
+    return run
+
+
+def logged(run: Path) -> dict[tuple[int, str], float]:
+    """Every cell of metrics.csv by (step, metric); a step logged twice would fail here."""
+    cells: dict[tuple[int, str], float] = {}
+    with open(run / "logs" / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(row.pop("step"))
+            for key, value in row.items():
+                if value != "" and key != "epoch":
+                    assert (step, key) not in cells, f"{key} logged twice at step {step}"
+                    cells[step, key] = float(value)
+    return cells
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    expected, got = (
+        trainable(reference / "checkpoints" / "last.ckpt"),
+        trainable(run / "checkpoints" / "last.ckpt"),
+    )
+    assert set(expected) == set(got)
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, atol=1e-6, rtol=1e-5)
+    want, have = logged(reference), logged(run)
+    assert sorted(have) == sorted(want)
+    for cell, value in want.items():
+        assert have[cell] == pytest.approx(value, rel=1e-4, abs=1e-6), cell
+
+
+def test_sigterm_mid_stage_two_checkpoints_exits_requeue_and_resumes(
+    args, uninterrupted, tmp_path
+) -> None:
+    run = tmp_path / "run"
+    victim = cli(args, run)
+    metrics = run / "logs" / "metrics.csv"
+    deadline = time.time() + 240
+    while last_logged_step(metrics) < 4:  # step 4 logged: the run is in stage 2
+        assert victim.poll() is None and time.time() < deadline, "run ended before the signal"
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGTERM)
+    out, _ = victim.communicate(timeout=120)
+    assert victim.returncode == REQUEUE_EXIT_CODE, out[-3000:]
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved in STAGE2, saved
+    assert "preempted at step" in out
+    finish(cli(args, run))  # the same command again: resume=auto continues the run
+    assert trainable_step(run) == 12
+    assert_same_run(run, uninterrupted)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(
+    args, uninterrupted, tmp_path, caplog
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)  # keeps modification times: step=12 and last newest
+    for name in ("last.ckpt", "step=12.ckpt"):
+        path = run / "checkpoints" / name
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
+    with caplog.at_level(logging.WARNING, logger="speechllm.training.resume"):
+        train(compose(args, output_dir=run))
+    skipped = [r.getMessage() for r in caplog.records if "does not load" in r.getMessage()]
+    assert len(skipped) == 2 and all("step=12" in m or "last" in m for m in skipped)
+    assert trainable_step(run) == 12
+    assert_same_run(run, uninterrupted)
+
+
+def trainable_step(run: Path) -> int:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+
+
+def last_logged_step(metrics: Path) -> int:
+    try:
+        with open(metrics, newline="") as f:
+            return max(int(row["step"]) for row in csv.DictReader(f))
+    except (FileNotFoundError, ValueError, TypeError):  # not yet written, or a row half-written
+        return -1
