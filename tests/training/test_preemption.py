@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import shutil
 import signal
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
 from speechllm.config import compose
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.train import train
-from speechllm.training.preemption import REQUEUE_EXIT_CODE
+from speechllm.training import CurriculumCallback
+from speechllm.training.preemption import REQUEUE_EXIT_CODE, Preemption
+from speechllm.training.resume import ResumePoint
+from speechllm.training.trainer import fit
+from tests.training.test_curriculum import STAGES
 from tests.training.test_train_cli import cli, data_overrides, finish, trainable
+from tests.training.tiny_world import FixedBatches, make_module, make_trainer
 
 # stage 1 (align) steps 0..2, stage 2 (lora_warmup) steps 3..8, stage 3 steps 9..11
 STAGE2 = range(3, 9)
@@ -114,3 +121,40 @@ def last_logged_step(metrics: Path) -> int:
             return max(int(row["step"]) for row in csv.DictReader(f))
     except (FileNotFoundError, ValueError, TypeError):  # not yet written, or a row half-written
         return -1
+
+
+class SignalAt(L.Callback):
+    """Sends the process SIGTERM as optimizer step ``step`` starts (its forward not yet run)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and batch_idx == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize(("abandon_after_s", "saved_step"), [(None, 5), (0, 4)])
+def test_finish_or_abandon_the_step_then_resume_exactly(
+    batches, tmp_path, abandon_after_s, saved_step
+) -> None:
+    """Step 4 (stage 2) is finished or abandoned; either way the resumed run ends as an
+    uninterrupted one."""
+
+    def trainer(steps: int, *extra: L.Callback) -> L.Trainer:
+        callbacks = [CurriculumCallback(STAGES), Preemption(abandon_after_s=abandon_after_s)]
+        return make_trainer(steps, [*callbacks, *extra], default_root_dir=tmp_path)
+
+    reference = make_module()
+    fit(reference, FixedBatches(batches), trainer(8))
+    victim = make_module()
+    with pytest.raises(SystemExit) as exited:
+        fit(victim, FixedBatches(batches), trainer(8, SignalAt(4)))
+    assert exited.value.code == REQUEUE_EXIT_CODE
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == saved_step
+    resumed = make_module()
+    fit(resumed, FixedBatches(batches), trainer(8), ResumePoint(str(ckpt), saved_step))
+    want = reference.model.trainable_state_dict()
+    for key, value in resumed.model.trainable_state_dict().items():
+        torch.testing.assert_close(value, want[key], atol=1e-6, rtol=1e-5)
