@@ -6,8 +6,8 @@ the time limit). Lightning already turns SIGTERM into a stop at the end of the c
 auto-requeue handler (``SLURMEnvironment``: hpc checkpoint + ``scontrol requeue``) for the
 requeue signal. This callback adds what is missing::
 
-    signal ──► Lightning's SIGTERM handler (stop flag, DDP broadcast)
-       │            └──► end of the batch: SIGTERMException
+    signal ──► (after a validation under way) Lightning's SIGTERM handler (stop flag, DDP
+       │            broadcast) ──► end of the batch: SIGTERMException
        └─ abandon_after_s elapsed, and not inside the optimizer update:
                         └──► SIGTERMException now (the step is abandoned)
     SIGTERMException ──► on_exception: save <checkpoint dir>/last.ckpt ──► exit 75
@@ -72,10 +72,13 @@ class Preemption(L.Callback):
         self._in_step = False  # forward/backward of a step: the part that may be abandoned
         self._step_rng: dict[str, Any] | None = None
         self._step_start = 0
+        self._trainer: L.Trainer | None = None
+        self._stop_after_validation: Any = None
 
     # ------------------------------------------------------------ signals
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning registered its handlers just before this hook; it restores them at teardown
+        self._trainer = trainer
         handler = self._handler(signal.getsignal(signal.SIGTERM))
         for sig in [signal.SIGTERM, *self.signals]:
             current = signal.getsignal(sig)
@@ -85,19 +88,32 @@ class Preemption(L.Callback):
             signal.signal(sig, handler)
 
     def _handler(self, lightning_sigterm: Any) -> Any:
-        def handle(signum: int, frame: FrameType | None) -> None:
+        def stop() -> None:
             if callable(lightning_sigterm):
-                lightning_sigterm(signal.SIGTERM, frame)  # stop flag, DDP broadcast, children
+                lightning_sigterm(signal.SIGTERM, None)  # stop flag, DDP broadcast, children
+
+        def handle(signum: int, frame: FrameType | None) -> None:
             if self.requested_at is None:
                 self.requested_at = time.monotonic()
                 log.warning("received %s: checkpointing and exiting", signal.Signals(signum).name)
                 if self.abandon_after_s:
                     signal.signal(signal.SIGALRM, lambda *_: self._abandon())
                     signal.setitimer(signal.ITIMER_REAL, self.abandon_after_s)
+            if self._trainer is not None and self._trainer.validating:
+                # Lightning would cut the validation short, and a resumed run does not redo it:
+                # its metrics would be missing. It is bounded (limit_val_batches): let it end.
+                self._stop_after_validation = stop
+                return
+            stop()
             if self.abandon_after_s == 0:
                 self._abandon()
 
         return handle
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._stop_after_validation is not None:
+            self._stop_after_validation()
+            self._stop_after_validation = None
 
     def _abandon(self) -> None:
         if self._in_step:

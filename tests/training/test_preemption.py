@@ -158,3 +158,40 @@ def test_finish_or_abandon_the_step_then_resume_exactly(
     want = reference.model.trainable_state_dict()
     for key, value in resumed.model.trainable_state_dict().items():
         torch.testing.assert_close(value, want[key], atol=1e-6, rtol=1e-5)
+
+
+class SignalInValidation(L.Callback):
+    """Sends SIGTERM from the first validation batch after optimizer step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *args) -> None:
+        if trainer.global_step == self.step and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
+        if trainer.global_step == self.step:
+            self.finished = batch_idx + 1
+
+
+def test_a_signal_during_validation_lets_it_finish_then_resumes_exactly(batches, tmp_path):
+    def trainer(*extra: L.Callback) -> L.Trainer:
+        callbacks = [CurriculumCallback(STAGES), Preemption(), *extra]
+        return make_trainer(
+            8, callbacks, default_root_dir=tmp_path, limit_val_batches=2, val_check_interval=2
+        )
+
+    reference = make_module()
+    fit(reference, FixedBatches(batches), trainer())
+    victim, signaller = make_module(), SignalInValidation(4)
+    with pytest.raises(SystemExit):
+        fit(victim, FixedBatches(batches), trainer(signaller))
+    assert signaller.finished == 2  # both validation batches ran: their metrics are logged
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 4
+    resumed = make_module()
+    fit(resumed, FixedBatches(batches), trainer(), ResumePoint(str(ckpt), 4))
+    want = reference.model.trainable_state_dict()
+    for key, value in resumed.model.trainable_state_dict().items():
+        torch.testing.assert_close(value, want[key], atol=1e-6, rtol=1e-5)
