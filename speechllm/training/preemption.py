@@ -1,13 +1,13 @@
 """Preemption: when the cluster says stop, checkpoint within a bounded time and exit "requeue".
 
 Clusters preempt with SIGTERM and a grace period (SLURM also sends ``--signal=USR1@<s>`` before
-the time limit). Lightning already turns SIGTERM into a stop at the end of the current batch
-(``SIGTERMException``, forwarded to every DDP rank) and, under SLURM, installs its own
-auto-requeue handler (``SLURMEnvironment``: hpc checkpoint + ``scontrol requeue``) for the
-requeue signal. This callback adds what is missing::
+the time limit). Under SLURM, Lightning installs its own auto-requeue handler for the requeue
+signal (``SLURMEnvironment``: hpc checkpoint + ``scontrol requeue``), which is kept. Lightning's
+SIGTERM handling stops without a checkpoint, cutting a validation short (a resumed run never
+redoes it) and stopping mid-window under gradient accumulation; this callback replaces it::
 
-    signal ──► (after a validation under way) Lightning's SIGTERM handler (stop flag, DDP
-       │            broadcast) ──► end of the batch: SIGTERMException
+    signal ──► request ──► next step's start (this step and its validation done, agreed
+       │                   by every rank): SIGTERMException
        └─ abandon_after_s elapsed, and not inside the optimizer update:
                         └──► SIGTERMException now (the step is abandoned)
     SIGTERMException ──► on_exception: save <checkpoint dir>/last.ckpt ──► exit 75
@@ -72,48 +72,29 @@ class Preemption(L.Callback):
         self._in_step = False  # forward/backward of a step: the part that may be abandoned
         self._step_rng: dict[str, Any] | None = None
         self._step_start = 0
-        self._trainer: L.Trainer | None = None
-        self._stop_after_validation: Any = None
+        self._saving = False
 
     # ------------------------------------------------------------ signals
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning registered its handlers just before this hook; it restores them at teardown
-        self._trainer = trainer
-        handler = self._handler(signal.getsignal(signal.SIGTERM))
+        # Lightning registered its handlers just before this hook (it restores them at
+        # teardown). Its SIGTERM handler is replaced: it stops mid-validation, whose metrics a
+        # resumed run would then miss, and mid-window under gradient accumulation.
         for sig in [signal.SIGTERM, *self.signals]:
             current = signal.getsignal(sig)
             if sig != signal.SIGTERM and current not in (signal.SIG_DFL, signal.SIG_IGN, None):
                 log.info("%s keeps its handler (SLURM auto-requeue)", sig.name)
                 continue
-            signal.signal(sig, handler)
+            signal.signal(sig, self._handle)
 
-    def _handler(self, lightning_sigterm: Any) -> Any:
-        def stop() -> None:
-            if callable(lightning_sigterm):
-                lightning_sigterm(signal.SIGTERM, None)  # stop flag, DDP broadcast, children
-
-        def handle(signum: int, frame: FrameType | None) -> None:
-            if self.requested_at is None:
-                self.requested_at = time.monotonic()
-                log.warning("received %s: checkpointing and exiting", signal.Signals(signum).name)
-                if self.abandon_after_s:
-                    signal.signal(signal.SIGALRM, lambda *_: self._abandon())
-                    signal.setitimer(signal.ITIMER_REAL, self.abandon_after_s)
-            if self._trainer is not None and self._trainer.validating:
-                # Lightning would cut the validation short, and a resumed run does not redo it:
-                # its metrics would be missing. It is bounded (limit_val_batches): let it end.
-                self._stop_after_validation = stop
-                return
-            stop()
-            if self.abandon_after_s == 0:
-                self._abandon()
-
-        return handle
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._stop_after_validation is not None:
-            self._stop_after_validation()
-            self._stop_after_validation = None
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested_at is None:
+            self.requested_at = time.monotonic()
+            log.warning("received %s: checkpointing and exiting", signal.Signals(signum).name)
+            if self.abandon_after_s:
+                signal.signal(signal.SIGALRM, lambda *_: self._abandon())
+                signal.setitimer(signal.ITIMER_REAL, self.abandon_after_s)
+        if self.abandon_after_s == 0:
+            self._abandon()
 
     def _abandon(self) -> None:
         if self._in_step:
@@ -123,8 +104,15 @@ class Preemption(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if batch_idx % trainer.accumulate_grad_batches == 0:  # Lightning may stop mid-window
+        if batch_idx % trainer.accumulate_grad_batches == 0:
             self._step_rng, self._step_start = rng_state(), trainer.global_step
+            # the previous step, its validation and its logs are done: stop here, on every
+            # rank at the same step (one rank may have been signalled first)
+            stop = trainer.strategy.reduce_boolean_decision(
+                self.requested_at is not None, all=False
+            )
+            if stop:
+                raise SIGTERMException()
         self._in_step = True
 
     def on_before_optimizer_step(
@@ -150,7 +138,11 @@ class Preemption(L.Callback):
             trainer.default_root_dir, "checkpoints"
         )
         path = os.path.join(folder, self.filename)
-        trainer.save_checkpoint(path)
+        self._saving = True
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._saving = False
         self.saved = path
         waited = time.monotonic() - (self.requested_at or time.monotonic())
         log.warning(
@@ -160,6 +152,17 @@ class Preemption(L.Callback):
             waited,
             self.exit_code,
         )
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if not self._saving:
+            return
+        # Lightning restores the logging step as if every checkpoint were saved before the
+        # batch's end (ModelCheckpoint, on_train_batch_end) and adds one; this one is saved
+        # after it, so without this every later metric would be logged one step late.
+        state = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]
+        state["_batches_that_stepped"] -= 1
 
 
 @contextmanager
