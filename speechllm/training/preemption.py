@@ -158,11 +158,12 @@ class Preemption(L.Callback):
     ) -> None:
         if not self._saving:
             return
-        # Lightning restores the logging step as if every checkpoint were saved before the
-        # batch's end (ModelCheckpoint, on_train_batch_end) and adds one; this one is saved
-        # after it, so without this every later metric would be logged one step late.
-        state = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]
-        state["_batches_that_stepped"] -= 1
+        # The batch that was starting (or was abandoned) never began, as far as the saved
+        # loop knows: Lightning then restores the state of a finished step, with its step
+        # count, validation schedule and logging step, exactly.
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        for counts in (progress["total"], progress["current"]):
+            counts["ready"] = counts["started"] = counts["processed"]
 
 
 @contextmanager
