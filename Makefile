@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/step_overhead.py
 	$(PY) benchmarks/data_loading.py
 	$(PY) benchmarks/generation_throughput.py
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) .lock-venv outputs runs lightning_logs .pytest_cache

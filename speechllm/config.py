@@ -38,6 +38,8 @@ def check_targets(cfg: Any, path: str = "") -> None:
         return
     if "_target_" in cfg:
         name = cfg._target_
+        if not isinstance(name, str):
+            raise ConfigError(f"{path}._target_: must be a dotted name, got {name!r}")
         try:
             target = _locate(name)
         except ImportError as err:

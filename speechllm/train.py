@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from speechllm.config import CONF_DIR, validate
 from speechllm.data.features import Featurizer
 from speechllm.models.pretrained import ModelRecipe
+from speechllm.training.resume import resume_point
 from speechllm.training.trainer import build_trainer, fit
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit from ``cfg`` (resuming from ``cfg.ckpt_path`` if set); returns the final metrics."""
-    return fit(*build(cfg), ckpt_path=cfg.get("ckpt_path"))
+    """Fit from ``cfg``, continuing the run folder's run (``cfg.resume``, ``cfg.ckpt_path``).
+
+    Returns the final metrics.
+    """
+    start = resume_point(cfg.paths.output_dir, cfg.get("resume", "auto"), cfg.get("ckpt_path"))
+    return fit(*build(cfg), start=start)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")

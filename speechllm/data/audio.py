@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,6 +12,7 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 import torchaudio.transforms as T
 
 from speechllm.data.errors import AudioError
@@ -88,8 +90,28 @@ def _decode(
         raise AudioError(f"NaN or inf samples in {name}", reason="nan_audio")
     waveform = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
     if sample_rate is not None and rate != sample_rate:
-        waveform = _resampler(rate, sample_rate)(waveform)
+        waveform = resample(waveform, rate, sample_rate)
     return waveform
+
+
+MAX_KERNEL = 4_000_000
+"""Largest sinc kernel (elements) built for one rate pair; odd rates go via a near one."""
+
+
+def resample(waveform: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """Windowed-sinc resampling whose kernel stays small whatever the file's rate.
+
+    The kernel has about ``new/g x orig/g`` elements (``g = gcd(orig, new)``): 383,999 Hz to
+    16 kHz would need 24 GB. Such a rate is first interpolated linearly to the nearest multiple
+    of 100 Hz (a pitch change of at most 50 Hz over the file's rate, below 0.05 % there).
+    """
+    g = math.gcd(orig, new)
+    if (orig // g) * (new // g) > MAX_KERNEL:
+        near = max(100, round(orig / 100) * 100)
+        size = max(1, round(len(waveform) * near / orig))
+        waveform = F.interpolate(waveform[None, None], size=size, mode="linear")[0, 0]
+        orig = near
+    return _resampler(orig, new)(waveform) if orig != new else waveform
 
 
 @lru_cache(maxsize=16)

@@ -15,7 +15,7 @@ from speechllm.data.dataset import SpeechDataset, collate
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.joint import with_joint_targets
-from speechllm.data.manifest import ManifestEntry, read_manifests
+from speechllm.data.manifest import ManifestEntry, limit_durations, read_manifests
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
 from speechllm.data.tasks import get_task
 
@@ -39,6 +39,11 @@ class SpeechDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: Seed of the training stream and of instruction sampling.
         skip_bad: Skip, count and report bad lines and audio instead of raising.
+        min_item_seconds: Shorter lines are bad (``too_short``): the default is one 25 ms
+            encoder frame, below which an encoder cannot produce an output.
+        max_item_seconds: Longer lines are bad (``too_long``) or cut, as ``too_long`` says;
+            this bounds the audio one item reads. ``None``: no cap.
+        too_long: ``refuse`` or ``cut`` (see :func:`~speechllm.data.manifest.limit_durations`).
         spec_augment: SpecAugment training features (log-mel featurizers only).
         instruction_split: Template split for validation and test (``seen`` or ``heldout``).
         mixture_schedule: (first optimizer step, task weights) pairs; ``None`` weighs tasks by
@@ -61,6 +66,9 @@ class SpeechDataModule(L.LightningDataModule):
         num_workers: int = 2,
         seed: int = 0,
         skip_bad: bool = False,
+        min_item_seconds: float = 0.025,
+        max_item_seconds: float | None = 120.0,
+        too_long: str = "refuse",
         spec_augment: bool = False,
         instruction_split: str = "seen",
         mixture_schedule: Schedule | None = None,
@@ -85,6 +93,8 @@ class SpeechDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.skip_bad = skip_bad
+        self.durations = {"min_seconds": min_item_seconds, "max_seconds": max_item_seconds}
+        self.too_long = too_long
         self.spec_augment = SpecAugment() if spec_augment else None
         self.instruction_split = instruction_split
         self.joint_tasks = frozenset(get_task(task).name for task in joint_tasks)
@@ -101,6 +111,9 @@ class SpeechDataModule(L.LightningDataModule):
                 continue
             on_error = self._record if self.skip_bad else None
             entries = read_manifests(self.manifests[split], on_error)
+            entries = limit_durations(
+                entries, **self.durations, too_long=self.too_long, on_error=on_error
+            )
             if split == "train":
                 entries = with_joint_targets(entries, self.joint_tasks)
             self.datasets[split] = SpeechDataset(

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +77,12 @@ def read_manifests(
     first_seen: dict[str, str] = {}
     for path in paths:
         source = str(path)
-        with open(path, encoding="utf-8") as f:
-            for number, text in enumerate(f, start=1):
-                if not text.strip():
+        with open(path, "rb") as f:  # decoded per line, so bad UTF-8 fails at its line
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    entry = parse_line(text, source, number)
+                    entry = parse_line(_decode(raw, source, number), source, number)
                     if entry.id in first_seen:
                         raise ManifestError(
                             f"duplicate id {entry.id!r} (first at {first_seen[entry.id]})",
@@ -98,6 +98,14 @@ def read_manifests(
                 first_seen[entry.id] = f"{source}:{number}"
                 entries.append(entry)
     return entries
+
+
+def _decode(raw: bytes, source: str, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8: byte {raw[error.start]:#04x} at column {error.start + 1}"
+        raise ManifestError(message, reason="malformed_json", source=source, line=line) from None
 
 
 def parse_line(text: str, source: str, line: int) -> ManifestEntry:
@@ -120,7 +128,7 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
     if unknown:
         raise fail(f"unknown field(s) {unknown}; put free-form data under 'meta'", "bad_field")
     for key in ("id", "audio", "task", "target", "instruction", "lang", "tgt_lang"):
-        if record.get(key) is not None and not isinstance(record[key], str):
+        if (key in REQUIRED or record.get(key) is not None) and not isinstance(record[key], str):
             raise fail(f"field {key!r} must be a string", "bad_field")
     if not record["id"]:
         raise fail("empty id", "bad_field")
@@ -182,6 +190,56 @@ def _measure(audio: str, offset: float, fail: Callable[[str, str], ManifestError
     if duration <= 0:
         raise fail(f"no audio after offset {offset} s in {audio}", "empty_audio")
     return duration
+
+
+def limit_durations(
+    entries: Iterable[ManifestEntry],
+    min_seconds: float = 0.0,
+    max_seconds: float | None = None,
+    too_long: str = "refuse",
+    on_error: Callable[[DataError], None] | None = None,
+) -> list[ManifestEntry]:
+    """Entries whose audio fits the run: shorter ones and, unless cut, longer ones refused.
+
+    Checked on the manifest, before training, because audio is read for exactly an entry's
+    duration: ``max_seconds`` bounds what one item can load (samples x channels x 4 bytes), so
+    a 1-hour clip cannot take a batch's memory, and ``min_seconds`` keeps out clips too short
+    for the encoder to produce one frame, which would fail inside the model mid-run.
+
+    Args:
+        entries: Validated entries.
+        min_seconds: Shorter entries are refused (``too_short``).
+        max_seconds: Longer entries are refused (``too_long``) or cut to it; ``None``: no cap.
+        too_long: ``refuse`` or ``cut`` (keep the first ``max_seconds``, for tasks whose target
+            survives it, such as classification).
+        on_error: As in :func:`read_manifest`.
+    """
+    if too_long not in ("refuse", "cut"):
+        raise ValueError(f"too_long must be refuse or cut, got {too_long!r}")
+    kept = []
+    for entry in entries:
+        where = {"source": entry.source, "line": entry.line}
+        if entry.duration < min_seconds:
+            error = ManifestError(
+                f"{entry.duration:.4g} s is shorter than min_item_seconds={min_seconds}",
+                reason="too_short",
+                **where,
+            )
+        elif max_seconds is not None and entry.duration > max_seconds and too_long == "refuse":
+            error = ManifestError(
+                f"{entry.duration:.4g} s is longer than max_item_seconds={max_seconds}",
+                reason="too_long",
+                **where,
+            )
+        else:
+            if max_seconds is not None and entry.duration > max_seconds:
+                entry = replace(entry, duration=max_seconds)
+            kept.append(entry)
+            continue
+        if on_error is None:
+            raise error
+        on_error(error)
+    return kept
 
 
 def write_manifest(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:

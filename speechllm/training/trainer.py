@@ -6,6 +6,10 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from speechllm.training.csv_logger import CSVLogger
+from speechllm.training.preemption import exit_for_requeue
+from speechllm.training.resume import ResumePoint
+
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
     """The trainer with ``extra_callbacks`` and then the config's callbacks, and loggers.
@@ -25,8 +29,15 @@ def fit(
     module: L.LightningModule,
     datamodule: L.LightningDataModule,
     trainer: L.Trainer,
-    ckpt_path: str | None = None,
+    start: ResumePoint | None = None,
 ) -> dict[str, float]:
-    """Fit and return the final logged metrics as floats."""
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    """Fit (continuing from ``start``) and return the final logged metrics as floats.
+
+    A preempted fit exits with the requeue status (see ``preemption.py``).
+    """
+    for logger in trainer.loggers:
+        if isinstance(logger, CSVLogger):  # rows past the checkpoint are logged again
+            logger.rewind(start.step if start else 0)
+    with exit_for_requeue(trainer):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=start.path if start else None)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

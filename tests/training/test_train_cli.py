@@ -19,6 +19,7 @@ from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
 from speechllm.models.tiny import tiny_batches, write_tiny_manifest
 from speechllm.train import train
+from speechllm.training.resume import RunFolderInUse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,11 +89,15 @@ def test_train_then_export_then_load(manifest: Path, tmp_path: Path) -> None:
         )
         == 2
     )
-    # a new run in the same folder: last.ckpt is now its checkpoint, not the first run's
-    train(compose(["experiment=tiny_smoke", "seed=1", *data_overrides(manifest)], tmp_path))
+    # a new run in the same folder is refused: it would overwrite this run's checkpoints
+    again = ["experiment=tiny_smoke", "seed=1", *data_overrides(manifest)]
+    with pytest.raises(RunFolderInUse, match="resume=auto"):
+        train(compose([*again, "resume=never"], tmp_path))
+    # resume=auto (the default) continues this run instead: it is done, nothing changes
+    train(compose(again, tmp_path))
     assert not list(ckpts.glob("*-v1.ckpt"))
     rerun = trainable(ckpts / "last.ckpt")
-    assert any(not torch.equal(rerun[k], v) for k, v in state.items())
+    assert all(torch.equal(rerun[k], v) for k, v in state.items())
 
 
 def test_ddp_two_processes_keep_ranks_identical_and_resume(manifest: Path, tmp_path: Path) -> None:
