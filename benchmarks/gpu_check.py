@@ -38,6 +38,7 @@ from tqdm import tqdm
 from speechllm.config import compose
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.train import build
+from speechllm.training.curriculum import CurriculumCallback
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES: dict[str, list[str]] = {
@@ -133,6 +134,10 @@ def peak_tflops() -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
+def _curriculum(trainer: L.Trainer) -> CurriculumCallback:
+    return next(c for c in trainer.callbacks if isinstance(c, CurriculumCallback))
+
+
 def run_strategy(strategy: str, size: str, steps: int, data: Path, out: Path) -> dict[str, Any]:
     """Run 1 across the align -> lora_warmup transition, then run 2 resumed into multitask."""
     gpu = torch.cuda.is_available()
@@ -156,7 +161,7 @@ def run_strategy(strategy: str, size: str, steps: int, data: Path, out: Path) ->
     module, datamodule, trainer = build(cfg)
     trainer.callbacks.append(meter)
     trainer.fit(module, datamodule=datamodule)
-    stage_after_run1 = trainer.callbacks[0].progress.index
+    stage_after_run1 = _curriculum(trainer).progress.index
     lora_b = [p for n, p in module.model.named_parameters() if "lora_B" in n]
     lora_trained = all(bool(full(p).abs().sum() > 0) for p in lora_b)  # B starts at zero
     ckpt = out / "checkpoints" / "last.ckpt"
@@ -170,7 +175,7 @@ def run_strategy(strategy: str, size: str, steps: int, data: Path, out: Path) ->
         "strategy": strategy,
         "stage_after_run1": stage_after_run1,
         "lora_trained_in_stage_2": lora_trained,
-        "stage_after_resume": trainer.callbacks[0].progress.index,
+        "stage_after_resume": _curriculum(trainer).progress.index,
         "resumed_to_step": trainer.global_step,
         "timed_steps": meter.steps,
         "samples_per_s": meter.items / meter.seconds,

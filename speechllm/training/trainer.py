@@ -7,21 +7,28 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speechllm.training.csv_logger import CSVLogger
-from speechllm.training.preemption import exit_for_requeue
+from speechllm.training.preemption import Preemption, exit_for_requeue
 from speechllm.training.resume import ResumePoint
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    """The trainer with ``extra_callbacks`` and then the config's callbacks, and loggers.
+    """The trainer with the config's preemption callback, ``extra_callbacks``, then the rest of
+    the config's callbacks, and loggers.
 
-    Hooks run in list order and the curriculum (an extra) swaps the optimizer in
-    ``on_train_batch_start``: it must come first, or the LR monitor logs the old stage's rate
-    at the new stage's first step. Lightning keeps this order (it only moves checkpoints last).
+    Hooks run in list order. A preemption stop is decided at a step's start before anything
+    else acts on that step: were the curriculum first, it could enter a new stage (drawing a new
+    adapter's initial weights) for a step that never runs, and the resumed run would enter it
+    again from another random state. The curriculum (an extra) swaps the optimizer in
+    ``on_train_batch_start``, so it comes before the other callbacks, or the LR monitor logs
+    the old stage's rate at the new stage's first step. Lightning keeps this order (it only
+    moves checkpoints last).
     """
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    first = [c for c in callbacks if isinstance(c, Preemption)]
+    rest = [c for c in callbacks if not isinstance(c, Preemption)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(
-        cfg.trainer, callbacks=list(extra_callbacks or []) + callbacks, logger=loggers or False
+        cfg.trainer, callbacks=first + list(extra_callbacks or []) + rest, logger=loggers or False
     )
 
 

@@ -7,12 +7,29 @@ LoRA trainable, a trainable-only checkpoint, a resume into the next stage.
 from __future__ import annotations
 
 import json
+import os
 import runpy
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_process_group() -> Iterator[None]:
+    """Lightning runs the check in this process: its process group (a TCP store listening on
+    MASTER_PORT) and its MASTER_* variables would otherwise outlive the test, and a later
+    multi-process test inheriting the variables would find the port taken."""
+    env = dict(os.environ)
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def test_gpu_check_runs_both_strategies_across_a_transition_and_resumes(tmp_path: Path) -> None:
