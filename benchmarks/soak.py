@@ -143,6 +143,9 @@ def main() -> None:
         "same_keys": set(expected) == set(got),
         "max_abs_weight_diff": max_diff,
         "steps_logged_once": steps == list(range(MAX_STEPS)),
+        "steps_repeated": sorted({s for s in steps if steps.count(s) > 1}),
+        "steps_missing": sorted(set(range(MAX_STEPS)) - set(steps)),
+        "reference_steps_logged_once": logged_steps(work / "reference") == list(range(MAX_STEPS)),
         "checkpoints_kept": sorted(p.name for p in (work / "soak" / "checkpoints").iterdir()),
         "wall_s": round(time.perf_counter() - began, 1),
     }
