@@ -4,7 +4,10 @@ Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts; a 
 would lose every row logged before its preemption. This one keeps the file and, once the run
 knows the step it resumes from, drops the rows the killed run logged at or after that step
 (the resumed run logs them again). Rows are written as they are logged (``flush_logs_every_n_steps``
-in ``conf/logger/csv.yaml``), so a SIGKILL loses none that the checkpoint it resumes from covers.
+in ``conf/logger/csv.yaml``). Known gap: Lightning writes a step's checkpoint (in
+``on_train_batch_end``) before it logs that step's row, so a SIGKILL landing between the two
+loses that one row (``benchmarks/soak.py`` reports it); a preemption (SIGTERM) never does, as
+it stops at the next step's start.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ def test_ddp_trains_a_head_and_a_generated_task_without_unused_parameter_search(
         assert torch.equal(rank0[key], rank1[key]), key
 
 
-@pytest.mark.slow  # a third 2-process launch; tests/training/test_rng.py covers the logic
 def test_each_rank_resumes_its_own_random_stream(clinical, tmp_path: Path) -> None:
     root, args = clinical
     ckpts = root / "full" / "checkpoints"

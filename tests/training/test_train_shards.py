@@ -7,8 +7,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from speechllm.data.shards import cuts_from_manifests, write_shards
 from speechllm.models.tiny import write_tiny_manifest
 from tests.training.test_train_cli import cli, finish, trainable_step
@@ -20,7 +18,6 @@ def steps_seen(dump: Path, rank: int) -> dict[int, str]:
     return {int(step): ids for step, ids in (line.split("\t") for line in lines)}
 
 
-@pytest.mark.slow
 def test_ddp_sharded_stream_killed_and_resumed_sees_the_same_batches(tmp_path: Path) -> None:
     manifest = write_tiny_manifest(tmp_path / "data", 48)
     write_shards(cuts_from_manifests([manifest]), tmp_path / "shards", shard_size=4)
