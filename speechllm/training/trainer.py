@@ -6,7 +6,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from speechllm.training.csv_logger import CSVLogger
+from speechllm.training.csv_logger import CSVLogger, RowBeforeCheckpoint
 from speechllm.training.preemption import Preemption, exit_for_requeue
 from speechllm.training.resume import ResumePoint
 
@@ -21,14 +21,18 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = No
     again from another random state. The curriculum (an extra) swaps the optimizer in
     ``on_train_batch_start``, so it comes before the other callbacks, or the LR monitor logs
     the old stage's rate at the new stage's first step. Lightning keeps this order (it only
-    moves checkpoints last).
+    moves checkpoints last). Each appending CSV logger gets a :class:`RowBeforeCheckpoint`, so
+    a kill after a step's checkpoint never loses that step's row.
     """
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     first = [c for c in callbacks if isinstance(c, Preemption)]
     rest = [c for c in callbacks if not isinstance(c, Preemption)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    rows = [RowBeforeCheckpoint(lg) for lg in loggers if isinstance(lg, CSVLogger)]
     return instantiate(
-        cfg.trainer, callbacks=first + list(extra_callbacks or []) + rest, logger=loggers or False
+        cfg.trainer,
+        callbacks=first + list(extra_callbacks or []) + rest + rows,
+        logger=loggers or False,
     )
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 import pytest
@@ -17,6 +18,7 @@ import torch
 from speechllm.config import compose
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.train import train
+from speechllm.training.checkpointing import AtomicCheckpointIO
 from speechllm.training import CurriculumCallback
 from speechllm.training.preemption import REQUEUE_EXIT_CODE, Preemption
 from speechllm.training.resume import ResumePoint
@@ -109,6 +111,28 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(
     assert len(skipped) == 2 and all("step=12" in m or "last" in m for m in skipped)
     assert trainable_step(run) == 12
     assert_same_run(run, uninterrupted)
+
+
+class RowOnDiskIO(AtomicCheckpointIO):
+    """Records, per checkpoint, whether ``metrics.csv`` held its last step's row when it was
+    written: a SIGKILL right after the save must not lose that row."""
+
+    rows_on_disk: ClassVar[dict[int, bool]] = {}
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        step = checkpoint["global_step"]
+        with open(Path(path).parents[1] / "logs" / "metrics.csv", newline="") as f:
+            logged = {int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")}
+        self.rows_on_disk[step] = step - 1 in logged  # row "step" counts steps done before it
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
+def test_each_checkpoint_is_written_after_its_steps_row(args, uninterrupted, tmp_path) -> None:
+    RowOnDiskIO.rows_on_disk.clear()
+    io = f"trainer.plugins=[{{_target_:{RowOnDiskIO.__module__}.RowOnDiskIO}}]"
+    train(compose([*args, io], output_dir=tmp_path))
+    assert RowOnDiskIO.rows_on_disk == {3: True, 6: True, 9: True, 12: True}
+    assert logged(tmp_path) == logged(uninterrupted)  # and Lightning's own call added no row
 
 
 def trainable_step(run: Path) -> int:
