@@ -18,8 +18,8 @@ import torch
 from speechllm.config import compose
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.train import train
-from speechllm.training.checkpointing import AtomicCheckpointIO
 from speechllm.training import CurriculumCallback
+from speechllm.training.checkpointing import AtomicCheckpointIO
 from speechllm.training.preemption import REQUEUE_EXIT_CODE, Preemption
 from speechllm.training.resume import ResumePoint
 from speechllm.training.trainer import fit
