@@ -6,19 +6,25 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from speechllm.data.importers import covost2, hf_datasets, lhotse, librispeech, slurp
 from speechllm.data.manifest import read_manifest
 
 
-def test_librispeech(tmp_path: Path, write_audio) -> None:
+def _librispeech_chapter(tmp_path: Path, write_audio) -> Path:
     chapter = tmp_path / "LibriSpeech/dev-clean/84/121123"
     for utt in ("0000", "0001"):
         write_audio(chapter / f"84-121123-{utt}.flac", seconds=0.5)
     (chapter / "84-121123.trans.txt").write_text(
         "84-121123-0000 GO DO YOU HEAR\n84-121123-0001 BUT IN LESS THAN FIVE MINUTES\n"
     )
+    return chapter
+
+
+def test_librispeech(tmp_path: Path, write_audio) -> None:
+    chapter = _librispeech_chapter(tmp_path, write_audio)
     out = tmp_path / "manifests/dev.jsonl"
     assert librispeech.to_manifest(tmp_path / "LibriSpeech", "dev-clean", out) == 2
     entries = read_manifest(out)
@@ -29,7 +35,7 @@ def test_librispeech(tmp_path: Path, write_audio) -> None:
     assert entries[0].audio == str(chapter / "84-121123-0000.flac") and entries[0].duration == 0.5
 
 
-def test_slurp(tmp_path: Path, write_audio) -> None:
+def test_slurp(tmp_path: Path, write_audio, caplog) -> None:
     audio = tmp_path / "slurp_real"
     write_audio(audio / "audio-1490200979-headset.flac")
     write_audio(audio / "audio-1490200979.flac")
@@ -55,6 +61,7 @@ def test_slurp(tmp_path: Path, write_audio) -> None:
     split.write_text(json.dumps(row) + "\n" + json.dumps(no_slots) + "\n")
     out = tmp_path / "devel.jsonl"
     assert slurp.to_manifest(split, audio, out) == 3 * 2 + 2
+    assert "1 listed recordings not in" in caplog.text  # audio-never-released.flac
     by_id = {e.id: e for e in read_manifest(out)}
     assert by_id["slurp-13804-audio-1490200979-headset-sf"].target == "time=eight am; date=tomorrow"
     assert by_id["slurp-13804-audio-1490200979-ic"].target == "alarm_set"
@@ -116,6 +123,28 @@ def test_lhotse(tmp_path: Path, write_audio) -> None:
         "hello there",
     )
     assert entry.audio == str(audio)
+    cut["recording"]["sources"][0].update(type="url", source="https://example.org/rec.wav")
+    plain = tmp_path / "cuts.jsonl"  # uncompressed; a blank first line still counts
+    plain.write_text("\n" + json.dumps(cut) + "\n")
+    with pytest.raises(ValueError, match=r"cuts\.jsonl:2: recording rec: one file source"):
+        lhotse.to_manifest(plain, out)
+
+
+def test_lhotse_cuts_of_any_recipe_read_as_its_importer_does(tmp_path: Path, write_audio) -> None:
+    """The README's path for a corpus we have no importer for: a recipe's output as cuts."""
+    from lhotse import CutSet
+    from lhotse.recipes import prepare_librispeech
+
+    _librispeech_chapter(tmp_path, write_audio)
+    parts = prepare_librispeech(tmp_path / "LibriSpeech", dataset_parts=["dev-clean"])
+    cuts = tmp_path / "dev_cuts.jsonl.gz"
+    CutSet.from_manifests(**parts["dev-clean"]).trim_to_supervisions().to_file(cuts)
+    via_cuts, via_importer = tmp_path / "cuts.jsonl", tmp_path / "importer.jsonl"
+    assert lhotse.to_manifest(cuts, via_cuts, lang="en") == 2
+    librispeech.to_manifest(tmp_path / "LibriSpeech", "dev-clean", via_importer)
+    for cut, line in zip(read_manifest(via_cuts), read_manifest(via_importer), strict=True):
+        assert (cut.audio, cut.offset, cut.duration) == (line.audio, line.offset, line.duration)
+        assert cut.target.lower() == line.target and cut.lang == line.lang == "en"
 
 
 def test_hf_rows_with_arrays_and_bytes(tmp_path: Path) -> None:

@@ -118,39 +118,62 @@ def test_ravdess_reads_labels_from_file_names(tmp_path: Path, write_audio) -> No
 
 
 def test_l2arctic_accent_is_the_first_language(tmp_path: Path, write_audio) -> None:
+    root = tmp_path / "l2arctic"  # the release's layout, as lhotse's prepare_l2_arctic reads it
     corpus = [
         ("ABA", "arctic_a0001", "Author of the danger trail, Philip Steels,"),
         ("HKK", "arctic_b0002", "He turned  sharply."),
         ("HKK", "arctic_b0003", None),  # no transcript: left out
     ]
     for speaker, utt, text in corpus:
-        write_audio(tmp_path / speaker / "wav" / f"{utt}.wav")
+        write_audio(root / speaker / "wav" / f"{utt}.wav")
+        (root / speaker / "textgrid").mkdir(parents=True, exist_ok=True)
+        (root / speaker / "textgrid" / f"{utt}.TextGrid").write_text('File type = "ooTextFile"')
         if text:
-            (tmp_path / speaker / "transcript").mkdir(parents=True, exist_ok=True)
-            (tmp_path / speaker / "transcript" / f"{utt}.txt").write_text(text)
+            (root / speaker / "transcript").mkdir(parents=True, exist_ok=True)
+            (root / speaker / "transcript" / f"{utt}.txt").write_text(text)
+    write_audio(root / "suitcase_corpus/wav/aba.wav")  # spontaneous speech: not read prompts
+    (root / "suitcase_corpus/transcript").mkdir(parents=True)
+    (root / "suitcase_corpus/transcript/aba.txt").write_text("well there is a man")
     out = tmp_path / "ac.jsonl"
-    assert l2arctic.to_manifest(tmp_path, out) == 4
+    assert l2arctic.to_manifest(root, out) == 4
     by_id = {e.id: e for e in read_manifest(out)}
     assert by_id["l2arctic-ABA-arctic_a0001-ac"].target == "arabic"
     assert by_id["l2arctic-HKK-arctic_b0002-ac"].target == "korean"
     assert by_id["l2arctic-HKK-arctic_b0002-asr"].target == "he turned sharply."
-    assert l2arctic.to_manifest(tmp_path, out, speakers=["HKK"], tasks=("ac",)) == 1
+    assert by_id["l2arctic-HKK-arctic_b0002-asr"].audio == str(root / "HKK/wav/arctic_b0002.wav")
+    assert by_id["l2arctic-ABA-arctic_a0001-ac"].duration == 0.5
+    assert l2arctic.to_manifest(root, out, speakers=["HKK"], tasks=("ac",)) == 1
     with pytest.raises(ValueError, match="unknown L2-ARCTIC speakers"):
-        l2arctic.to_manifest(tmp_path, out, speakers=["XYZ"])
+        l2arctic.to_manifest(root, out, speakers=["XYZ"])
+    (root / "ABA/transcript/arctic_a0002.txt").write_text("For the twentieth time that evening")
+    with pytest.raises(FileNotFoundError, match=r"arctic_a0002\.txt: its recording .* missing"):
+        l2arctic.to_manifest(root, out)
 
 
 def test_musan_segments_speech_music_and_noise(tmp_path: Path, write_audio) -> None:
-    write_audio(tmp_path / "musan/speech/librivox/speech-librivox-0000.wav", seconds=9.0)
-    write_audio(tmp_path / "musan/music/fma/music-fma-0000.wav", seconds=30.0)
-    write_audio(tmp_path / "musan/noise/free-sound/noise-free-sound-0000.wav", seconds=2.0)
+    root = tmp_path / "musan"  # the release's layout, as lhotse's prepare_musan reads it
+    write_audio(root / "speech/librivox/speech-librivox-0000.wav", seconds=9.0)
+    write_audio(root / "music/fma/music-fma-0000.wav", seconds=30.0)
+    write_audio(root / "noise/free-sound/noise-free-sound-0000.wav", seconds=2.0)
+    (root / "music/fma/ANNOTATIONS").write_text("music-fma-0000 Classical N Chris_Zabriskie\n")
     out = tmp_path / "sns.jsonl"
-    assert musan.to_manifest(tmp_path / "musan", out, segment_s=4.0, max_segments=3) == 2 + 3 + 1
+    assert musan.to_manifest(root, out, segment_s=4.0, max_segments=3) == 2 + 3 + 1
     entries = read_manifest(out)
     assert Counter(e.target for e in entries) == {"non-speech": 4, "speech": 2}
     speech = [e for e in entries if e.target == "speech"]
     assert [(e.offset, e.duration) for e in speech] == [(0.0, 4.0), (4.0, 4.0)]
     noise = next(e for e in entries if e.meta["kind"] == "noise")
     assert (noise.offset, noise.duration) == (0.0, 2.0)
+    music = [e for e in entries if e.meta["kind"] == "music"]
+    assert [e.id for e in music] == [f"musan-music-music-fma-0000-{k}" for k in range(3)]
+    assert music[2].offset == 8.0 and music[2].audio == str(root / "music/fma/music-fma-0000.wav")
+    with (root / "music/fma/ANNOTATIONS").open("a") as f:
+        f.write("music-fma-0001 Pop Y Kevin_MacLeod\n")  # its wav is not there
+    with pytest.raises(FileNotFoundError, match=r"ANNOTATIONS:2: no music-fma-0001\.wav"):
+        musan.to_manifest(root, out)
+    (root / "music/fma/ANNOTATIONS").unlink()
+    with pytest.raises(FileNotFoundError, match="no ANNOTATIONS file under"):
+        musan.to_manifest(root, out)
 
 
 @pytest.fixture

@@ -47,9 +47,11 @@ def test_build_writes_every_present_source_and_names_the_missing(tmp_path: Path,
     _librispeech(corpora)
     for actor in (1, 2, 21):
         _wav(corpora / "ravdess" / f"Actor_{actor:02d}" / f"03-01-05-01-01-01-{actor:02d}.wav")
-    for kind in ("speech", "music", "noise"):
+    for kind, source in (("speech", "librivox"), ("music", "fma"), ("noise", "free-sound")):
         for i in range(12):
-            _wav(corpora / "musan" / kind / "src" / f"{kind}-src-{i:04d}.wav", seconds=1.0)
+            _wav(corpora / "musan" / kind / source / f"{kind}-{source}-{i:04d}.wav", seconds=1.0)
+    annotations = "".join(f"music-fma-{i:04d} Classical N Chris_Zabriskie\n" for i in range(12))
+    (corpora / "musan/music/fma/ANNOTATIONS").write_text(annotations)  # lhotse's recipe reads it
     build = _build_module()
     counts = build.main(["--corpora", str(corpora), "--out", str(out), "--mixtures", "20"])
     printed = capsys.readouterr()

@@ -1,5 +1,9 @@
 """CoVoST 2: a TSV (``path``, ``sentence``, ``translation``, ``client_id``) over Common Voice
-clips, e.g. ``covost_v2.en_de.train.tsv`` with ``<cv>/clips/<path>``."""
+clips, e.g. ``covost_v2.en_de.train.tsv`` with ``<cv>/clips/<path>``.
+
+Parsed here: lhotse has no CoVoST 2 recipe, and its ``commonvoice`` recipe reads Common Voice's
+own splits (``train.tsv``...), not CoVoST's, which live with the translations in these TSVs.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,13 @@ and SLUE-VoxCeleb (``asc``). Each maps its own columns; audio is copied by
 torchcodec, and a copy does not).
 
 Load with ``datasets.load_from_disk`` (or ``load_dataset``) and pass one split.
+
+Why Hugging Face and not lhotse for Speech Commands: lhotse's ``prepare_speechcommands`` reads
+the TensorFlow tarballs (a second download, unpacked) and scans all three splits at each call;
+the Hub copy the recipe documents loads one split at a time with the word as a ``ClassLabel``,
+which is what this importer reads. A second reader of the same corpus would be a copy.
+SLUE-VoxCeleb's sentiment has no lhotse recipe (lhotse's ``voxceleb`` is speaker
+identification).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from speechllm.data.importers.lhotse import audio_fields, supervised
 from speechllm.data.manifest import write_manifest
 
 if TYPE_CHECKING:
@@ -35,12 +36,10 @@ def to_manifest(root: str | os.PathLike, split: str, out: str | os.PathLike) -> 
 
 
 def _records(recordings: RecordingSet, supervisions: SupervisionSet) -> Iterator[dict[str, Any]]:
-    for sup in sorted(supervisions, key=lambda s: s.id):
-        recording = recordings[sup.recording_id]
+    for sup, recording in supervised(recordings, supervisions):
         yield {
             "id": sup.id,
-            "audio": str(Path(recording.sources[0].source).resolve()),
-            "duration": round(recording.duration, 3),
+            **audio_fields(recording),
             "task": "asr",
             "target": sup.text,
             "lang": "en",

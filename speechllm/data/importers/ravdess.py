@@ -4,6 +4,7 @@ and ``asr`` if asked.
 Labels live in the file name, ``Actor_12/03-01-06-01-02-01-12.wav``: modality (03 audio-only),
 vocal channel (01 speech, 02 song), emotion, intensity, statement, repetition, actor (odd male,
 even female). Every actor reads the same two statements, which give the transcript.
+Parsed here: lhotse has no RAVDESS recipe.
 """
 
 from __future__ import annotations

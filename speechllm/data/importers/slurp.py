@@ -3,11 +3,15 @@
 Each annotation line has ``sentence``, ``sentence_annotation`` (``wake me up at [time : eight
 am]``), ``intent`` and ``recordings`` (``[{"file": "audio-...flac", ...}]``). Every recording
 becomes one line per requested task: ``asr`` (sentence), ``ic`` (intent), ``sf`` (slots).
+Recordings the annotations list but the release lacks are left out and counted in a warning.
+
+Parsed here: lhotse has no SLURP recipe (its ``slu`` recipe is Fluent Speech Commands).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -17,6 +21,8 @@ from typing import Any
 import soundfile as sf
 
 from speechllm.data.manifest import write_manifest
+
+log = logging.getLogger(__name__)
 
 _SLOT = re.compile(r"\[\s*([^:\]]+?)\s*:\s*([^\]]*?)\s*\]")
 
@@ -51,6 +57,7 @@ def to_manifest(
 
 
 def _records(annotations: Path, audio_dir: Path, tasks: Sequence[str]) -> Iterator[dict[str, Any]]:
+    missing = 0
     with open(annotations, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
@@ -64,7 +71,8 @@ def _records(annotations: Path, audio_dir: Path, tasks: Sequence[str]) -> Iterat
             for recording in row["recordings"]:
                 audio = (audio_dir / recording["file"]).resolve()
                 if not audio.exists():
-                    continue  # SLURP lists a few recordings that were never released
+                    missing += 1  # SLURP lists a few recordings that were never released
+                    continue
                 duration = round(sf.info(str(audio)).duration, 3)
                 stem = audio.stem
                 for task in tasks:
@@ -77,3 +85,5 @@ def _records(annotations: Path, audio_dir: Path, tasks: Sequence[str]) -> Iterat
                             "target": targets[task],
                             "lang": "en",
                         }
+    if missing:
+        log.warning("%s: %d listed recordings not in %s, left out", annotations, missing, audio_dir)
