@@ -53,6 +53,9 @@ from transformers import (
     Qwen2ForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
+    Wav2Vec2FeatureExtractor,
+    WavLMConfig,
+    WavLMModel,
     WhisperConfig,
     WhisperFeatureExtractor,
 )
@@ -152,7 +155,26 @@ def _shrunk(size: dict[str, int], toy: bool) -> dict[str, int]:
     )
 
 
-ENCODERS = {"whisper-small": whisper_small, "whisper-large-v3": whisper_large_v3}
+def wavlm_large(toy: bool = False) -> WavLMConfig:
+    """microsoft/wavlm-large: 24 x 1024, 16 heads, FFN 4096, the 7-layer conv front end (one
+    frame per 20 ms of raw 16 kHz audio, no padding to a window)."""
+    width, layers, heads = (TOY["width"], TOY["layers"], TOY["heads"]) if toy else (1024, 24, 16)
+    return WavLMConfig(
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * width,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+    )
+
+
+ENCODERS = {
+    "whisper-small": whisper_small,
+    "whisper-large-v3": whisper_large_v3,
+    "wavlm-large": wavlm_large,
+}
 LLMS: dict[str, tuple[Callable[[bool], Any], type[PreTrainedModel], list[str]]] = {
     "qwen2.5-0.5b": (qwen2_5_0_5b, Qwen2ForCausalLM, ["q_proj", "v_proj"]),
     "llama-3.2-1b": (llama3_2_1b, LlamaForCausalLM, ["q_proj", "v_proj"]),
@@ -162,6 +184,9 @@ LLMS: dict[str, tuple[Callable[[bool], Any], type[PreTrainedModel], list[str]]] 
 
 def build_encoder(name: str, toy: bool, real_length: bool = True) -> AudioEncoder:
     config = ENCODERS[name](toy)
+    if isinstance(config, WavLMConfig):
+        extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True)
+        return AudioEncoder(WavLMModel(config), extractor)
     extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
     return AudioEncoder(WhisperEncoder(config), extractor, real_length=real_length)
 

@@ -13,7 +13,11 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "real_size.py"
 @pytest.mark.slow
 def test_real_size_benchmark_runs_at_toy_size(tmp_path: Path) -> None:
     out = tmp_path / "real_size.json"
-    setups = ["whisper-small+qwen2.5-0.5b:fp32", "whisper-large-v3+flan-t5-large:bf16"]
+    setups = [
+        "whisper-small+qwen2.5-0.5b:fp32",
+        "whisper-large-v3+flan-t5-large:bf16",
+        "wavlm-large+llama-3.2-1b:fp32",
+    ]
     command = [sys.executable, str(SCRIPT), "--toy", "--steps", "2", "--setups", *setups]
     command += ["--encoder-lengths", "--splice", "--out", str(out)]
     subprocess.run(command, check=True, capture_output=True, text=True)
