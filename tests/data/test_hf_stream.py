@@ -41,9 +41,15 @@ def write_parquet(rows: list[dict[str, Any]], folder: Path, files: int) -> list[
     return paths
 
 
-def row(n: int, seconds: float, **columns: Any) -> dict[str, Any]:
-    audio = {"bytes": flac(seconds), "path": None}
-    return {"audio": audio, "sentence": f"clip {n}", "intent": "yes", "key": f"c{n:02d}", **columns}
+def row(n: int, seconds: float) -> dict[str, Any]:
+    """A row as speech datasets on the Hub hold them (Common Voice's column names)."""
+    return {
+        "audio": {"bytes": flac(seconds), "path": None},
+        "sentence": f"clip {n}",
+        "locale": ("en", "de", "fr")[n % 3],
+        "intent": "yes",
+        "key": f"c{n:02d}",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +69,7 @@ def sources(files: str | list[str], tasks=("asr", "ic")) -> dict[str, HFSource]:
                 "data_files": files,
                 "target_column": targets[task],
                 "id_column": "key",
+                "lang_column": "locale",
             }
             | ({"fields": {"labels": ["yes", "no"]}} if task == "ic" else {}),
         )
@@ -88,13 +95,20 @@ def test_each_data_file_is_a_shard_in_load_datasets_order(files) -> None:
     streamed = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
     streamed = streamed.cast_column("audio", datasets.Audio(decode=False))
     want = [
-        (r["key"], r["sentence"], sf.info(io.BytesIO(r["audio"]["bytes"])).duration)
+        (r["key"], r["sentence"], r["locale"], sf.info(io.BytesIO(r["audio"]["bytes"])).duration)
         for r in streamed
     ]
-    got = [(c.id, c.supervisions[0].text, c.duration) for s in shards for c in s.read()]
+    got = [
+        (c.id, c.supervisions[0].text, c.supervisions[0].language, c.duration)
+        for s in shards
+        for c in s.read()
+    ]
     assert got == want
-    assert [d for s in shards for d in s.durations()] == [d for _, _, d in want]
+    assert [d for s in shards for d in s.durations()] == [w[-1] for w in want]
     assert {c.id for c in shards[3].read()} == {f"c{n:02d}" for n in range(3 * ROWS, 4 * ROWS)}
+    unnamed = HFSource("parquet", data_files=files[1], target_column="sentence")  # no id column
+    ids = [c.id for c in hf_shards({"asr": unnamed})["asr"][0].read()]
+    assert ids == [f"{files[1]}:{row}" for row in range(1, ROWS + 1)]
 
 
 def test_ranks_and_workers_read_disjoint_files(files, wav2vec2) -> None:
