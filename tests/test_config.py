@@ -26,6 +26,7 @@ FILLED = {
     "llm.name_or_path": "y",
     "data.train_manifests": ["m.jsonl"],
     "data.train_shards": "shards",
+    "data.train_datasets.asr.path": "parquet",
 }
 
 

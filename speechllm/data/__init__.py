@@ -15,6 +15,7 @@ _PUBLIC = {
     "speechllm.data.dataset": ("SpeechDataset", "collate"),
     "speechllm.data.errors": ("AudioError", "DataError", "ManifestError"),
     "speechllm.data.features": ("Featurizer", "collate_features"),
+    "speechllm.data.hf_stream": ("HFShard", "HFSource", "hf_shards"),
     "speechllm.data.instructions": ("instruction_for", "sample_instruction"),
     "speechllm.data.joint": ("joint_target", "parse_joint", "transcripts", "with_joint_targets"),
     "speechllm.data.manifest": ("ManifestEntry", "read_manifest", "read_manifests",
@@ -22,7 +23,7 @@ _PUBLIC = {
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
                                "Schedule", "TaskMixture", "padding_efficiency"),
     "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
-    "speechllm.data.streaming": ("ShardStream", "ShardedDataModule"),
+    "speechllm.data.streaming": ("ShardStream", "ShardedDataModule", "StreamShard"),
     "speechllm.data.tasks": ("TASKS", "Task", "get_task", "register_task"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}

@@ -43,3 +43,13 @@ class ManifestError(DataError):
 
 class AudioError(DataError):
     """Audio that cannot be used: missing, unreadable, truncated, empty or NaN."""
+
+
+def unreadable(error: Exception, what: str) -> DataError:
+    """``error`` as it stands if it is a :class:`DataError`, else an ``unreadable``
+    :class:`AudioError` of ``what`` with the first line of the decoder's message (lhotse and
+    soundfile raise many types; a count by reason needs one)."""
+    if isinstance(error, DataError):
+        return error
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return AudioError(f"undecodable audio of {what}: {first_line}", reason="unreadable")

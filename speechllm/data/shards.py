@@ -29,9 +29,12 @@ from typing import Any
 import numpy as np
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.cut import Cut
+from lhotse.lazy import LazyJsonlIterator
 from lhotse.shar import SharWriter
+from lhotse.shar.readers.lazy import LazySharIterator
 from tqdm import tqdm
 
+from speechllm.data.errors import AudioError, ManifestError
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.tasks import TASKS
 
@@ -49,6 +52,19 @@ class Shard:
     """Path of ``recording.NNNNNN.tar``."""
     items: int
     seconds: float
+
+    @property
+    def source(self) -> str:
+        """Names the shard in errors: its audio tar."""
+        return self.recording
+
+    def durations(self) -> list[float]:
+        """Each cut's duration, from the cut list alone (the tar is not opened)."""
+        return [c["duration"] for c in LazyJsonlIterator(self.cuts)]
+
+    def read(self) -> Iterator[Cut]:
+        """The cuts in order, each holding its encoded audio."""
+        return iter(LazySharIterator(fields={"cuts": [self.cuts], "recording": [self.recording]}))
 
 
 def read_shards(root: str | os.PathLike) -> dict[str, list[Shard]]:
@@ -166,20 +182,42 @@ def cuts_from_hf(
     (encoded ``bytes`` or a ``path``); the audio is decoded while the shard is written.
 
     Raises:
-        ValueError: A row has an empty target (names the row).
+        ManifestError: A row has an empty target (names the row's id).
     """
     _check_task(task)
     for number, row in enumerate(rows):
         utt = str(row[id_column]) if id_column else f"hf-{number:09d}"
-        target = row[target_column]
-        if not isinstance(target, str) or not target.strip():
-            raise ValueError(f"row {number} ({utt}): empty or non-text {target_column!r}")
-        audio = row[audio_column]
-        if audio.get("bytes") is not None:
-            recording = Recording.from_bytes(audio["bytes"], recording_id=utt)
-        else:
-            recording = Recording.from_file(audio["path"], recording_id=utt)
-        yield cut_of(recording, {"id": utt, "task": task, "target": target, "lang": lang})
+        yield hf_cut(row, utt, task, audio_column, target_column, {"lang": lang})
+
+
+def hf_cut(
+    row: Mapping[str, Any],
+    utt: str,
+    task: str,
+    audio_column: str,
+    target_column: str,
+    fields: Mapping[str, Any],
+) -> MonoCut:
+    """The cut of one Hugging Face row (audio left encoded; its header gives the duration),
+    carrying manifest ``fields`` (``lang``, ``tgt_lang``, ...): the one row mapping of the shard
+    writer and the streamed dataset (:mod:`speechllm.data.hf_stream`).
+
+    Raises:
+        ManifestError: The target is empty or not text (``empty_target``).
+        AudioError: The row holds no audio (``empty_audio``).
+        Exception: Whatever lhotse's audio backend raises on an unreadable header.
+    """
+    target = row[target_column]
+    if not isinstance(target, str) or not target.strip():
+        raise ManifestError(f"{utt}: empty or non-text {target_column!r}", reason="empty_target")
+    audio = row[audio_column] or {}
+    if audio.get("bytes") is None and not audio.get("path"):
+        raise AudioError(f"{utt}: no audio in {audio_column!r}", reason="empty_audio")
+    if audio.get("bytes") is not None:
+        recording = Recording.from_bytes(audio["bytes"], recording_id=utt)
+    else:
+        recording = Recording.from_file(audio["path"], recording_id=utt)
+    return cut_of(recording, {**fields, "id": utt, "task": task, "target": target})
 
 
 def open_hf(

@@ -1,4 +1,8 @@
-"""The sharded training stream: Shar shards in, contract batches out, flat memory, exact resume.
+"""The sharded training stream: shards in, contract batches out, flat memory, exact resume.
+
+A shard is anything read front to back in a fixed order (:class:`StreamShard`): a lhotse Shar
+shard (:class:`speechllm.data.shards.Shard`) or one data file of a Hugging Face dataset
+streamed with ``streaming=True`` (:class:`speechllm.data.hf_stream.HFShard`).
 
 No per-item list exists anywhere: each dataloader worker reads its own shards one pool at a
 time. Batch ``k`` of a rank is still a pure function of ``k``, as in the in-memory sampler::
@@ -8,13 +12,15 @@ time. Batch ``k`` of a rank is still a pure function of ``k``, as in the in-memo
     j = #draws of t among k' < k with k' mod N = l ──► batch j of lane g's stream of task t
     lane g's stream of t, epoch e: the task's shards permuted by (seed, t, e), every G-th one;
         a shard is read in pools of pool_size items; a pool is sorted by duration, packed into
-        batches and those batches shuffled by (seed, t, e, shard, pool)
+        batches and those batches shuffled by (seed, t, e, shard, pool): a pool's batches depend
+        on its own items only, so they are planned as the pool is read
 
 The DataLoader takes batches round-robin from worker 0, so worker ``w`` of a loader started at
 batch ``s`` serves lane ``(s + w) mod N``: a resumed run keeps every batch on its lane. Lanes
 never share a shard within an epoch, so ranks and workers read disjoint data. A resumed worker
 recounts ``j`` per task and fast-forwards: whole shards are passed over by reading only their
-cut lists; inside the shard it resumes in, skipped pools are read but not decoded.
+durations (a Shar cut list; a Hugging Face file's rows, audio headers only); inside the shard it
+resumes in, skipped pools are read but not decoded.
 
 Resume is exact for the same world size, worker count, seed and shards (the data module checks
 these against the checkpoint). Memory per worker is one pool of encoded audio per task.
@@ -25,38 +31,58 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from lhotse.audio.utils import AudioLoadingError
 from lhotse.cut import Cut
-from lhotse.lazy import LazyJsonlIterator
-from lhotse.shar.readers.lazy import LazySharIterator
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from speechllm.data.audio import SpecAugment
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.dataset import collate, make_item
-from speechllm.data.errors import AudioError, DataError
+from speechllm.data.errors import AudioError, DataError, unreadable
 from speechllm.data.features import Featurizer
+from speechllm.data.hf_stream import HFSource, hf_shards
 from speechllm.data.sampler import Batching, Schedule, TaskMixture, task_seed
-from speechllm.data.shards import Shard, entry_of, read_shards
+from speechllm.data.shards import entry_of, read_shards
 
 MAX_STAGES = 32
 """Mixture stages the shared schedule table holds (a curriculum has a handful)."""
 
-_Batch = list[tuple[Cut, str, int]]  # (cut with audio, shard, 1-based position)
+_Batch = list[tuple[Cut | DataError, str, int]]  # (cut with audio or bad row, shard, position)
+
+
+class StreamShard(Protocol):
+    """What the stream reads: a fixed sequence of items that can be passed over cheaply."""
+
+    @property
+    def source(self) -> str:
+        """Names the shard (a file) in errors."""
+
+    @property
+    def seconds(self) -> float | None:
+        """Audio seconds when known without reading (weighs tasks without a mixture)."""
+
+    def durations(self) -> list[float]:
+        """Every item's duration in order, without decoding audio (0 for a bad item)."""
+
+    def read(self) -> Iterator[Cut | DataError]:
+        """The items in order: cuts with encoded audio, or errors for bad ones (the stream
+        locates them by shard and position)."""
 
 
 class ShardStream(IterableDataset):
-    """Endless contract batches of this rank from per-task Shar shards (see the module doc).
+    """Endless contract batches of this rank from per-task shards (see the module doc).
 
     Args:
-        shards: Finished shards by task (:func:`speechllm.data.shards.read_shards`).
+        shards: Shards by task (:func:`speechllm.data.shards.read_shards`,
+            :func:`speechllm.data.hf_stream.hf_shards`).
         featurizer: The encoder's featurizer.
         batching: Batch caps; ``pool_size`` items are read, sorted and packed together.
-        schedule: (first optimizer step, task weights) pairs; ``None`` weighs tasks by hours.
+        schedule: (first optimizer step, task weights) pairs; ``None`` weighs tasks by hours
+            (by shard count where the shards do not know their hours).
         num_workers: The DataLoader's workers (lanes per rank); 0 means one lane in-process.
         seed: Seed of shard order, pools and per-item randomness.
         rank: This process's rank.
@@ -69,7 +95,7 @@ class ShardStream(IterableDataset):
 
     def __init__(
         self,
-        shards: Mapping[str, Sequence[Shard]],
+        shards: Mapping[str, Sequence[StreamShard]],
         featurizer: Featurizer,
         batching: Batching,
         schedule: Schedule | None = None,
@@ -93,11 +119,12 @@ class ShardStream(IterableDataset):
         if few:
             raise ValueError(
                 f"task(s) {few} have fewer shards than the {lanes} lanes (world_size "
-                f"{world_size} x {self.workers} workers) that read disjoint shards: write "
-                "smaller shards (speechllm-data shard --shard-size) or use fewer workers"
+                f"{world_size} x {self.workers} workers) that read disjoint shards; a Hugging "
+                "Face dataset's shards are its data files: write smaller shards (speechllm-data "
+                "shard --shard-size), split the dataset into more files, or use fewer workers"
             )
         if schedule is None:
-            schedule = [(0, {t: sum(s.seconds for s in self.shards[t]) for t in self.task_names})]
+            schedule = [(0, {t: _weight(self.shards[t]) for t in self.task_names})]
         self.featurizer, self.batching = featurizer, batching
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.start_batch, self.accumulate = start_batch, accumulate_grad_batches
@@ -156,40 +183,49 @@ class ShardStream(IterableDataset):
             for number in np.random.default_rng([seed, epoch]).permutation(len(shards))[
                 lane::lanes
             ]:
-                shard = shards[int(number)]
-                durations = [c["duration"] for c in LazyJsonlIterator(shard.cuts)]
-                plan = self._plan(durations, [seed, epoch, int(number)])
-                count = sum(len(pool) for pool in plan)
-                if skip >= count:
-                    skip -= count
-                    continue
-                yield from self._read(shard, plan, skip)
+                shard, shard_seed = shards[int(number)], [seed, epoch, int(number)]
+                if skip:
+                    count = self._count(shard.durations(), shard_seed)
+                    if skip >= count:
+                        skip -= count
+                        continue
+                yield from self._read(shard, shard_seed, skip)
                 skip = 0
 
-    def _plan(self, durations: list[float], seed: list[int]) -> list[list[list[int]]]:
-        """Per pool, its batches as positions (0-based) in the shard."""
-        size = self.batching.pool_size
-        plan = []
-        for p, start in enumerate(range(0, len(durations), size)):
-            positions = range(start, min(start + size, len(durations)))
-            rng = np.random.default_rng([*seed, p])
-            plan.append(self.batching.bucket(positions, durations, rng))
-        return plan
+    def _batches(self, durations: list[float], seed: list[int], pool: int) -> list[list[int]]:
+        """One pool's batches as positions (0-based) in the pool."""
+        rng = np.random.default_rng([*seed, pool])
+        return self.batching.bucket(range(len(durations)), durations, rng)
 
-    def _read(self, shard: Shard, plan: list[list[list[int]]], skip: int) -> Iterator[_Batch]:
-        """The planned batches of one shard from the ``skip``-th on, reading pool by pool."""
-        cuts = iter(LazySharIterator(fields={"cuts": [shard.cuts], "recording": [shard.recording]}))
+    def _count(self, durations: list[float], seed: list[int]) -> int:
+        """The number of batches of a shard whose items last ``durations``."""
         size = self.batching.pool_size
-        for p, batches in enumerate(plan):
-            pool = list(itertools.islice(cuts, size))  # encoded audio, decoded per item later
+        return sum(
+            len(self._batches(durations[start : start + size], seed, p))
+            for p, start in enumerate(range(0, len(durations), size))
+        )
+
+    def _read(self, shard: StreamShard, seed: list[int], skip: int) -> Iterator[_Batch]:
+        """A shard's batches from the ``skip``-th on, reading (and planning) pool by pool."""
+        items, size = shard.read(), self.batching.pool_size
+        for p in itertools.count():
+            pool = list(itertools.islice(items, size))  # encoded audio, decoded per item later
+            if not pool:
+                return
+            durations = [0.0 if isinstance(c, DataError) else c.duration for c in pool]
+            batches = self._batches(durations, seed, p)
             if skip >= len(batches):
                 skip -= len(batches)
                 continue
             for batch in batches[skip:]:
-                yield [(pool[i - p * size], shard.recording, i + 1) for i in batch]
+                yield [(pool[i], shard.source, p * size + i + 1) for i in batch]
             skip = 0
 
-    def _item(self, cut: Cut, shard: str, position: int, k: int) -> dict[str, Any] | DataError:
+    def _item(
+        self, cut: Cut | DataError, shard: str, position: int, k: int
+    ) -> dict[str, Any] | DataError:
+        if isinstance(cut, DataError):  # a bad row its shard found while reading
+            return self._bad(cut, shard, position)
         entry = entry_of(cut, shard, position)
         try:
             samples = cut.resample(self.featurizer.sampling_rate).load_audio()
@@ -198,23 +234,23 @@ class ShardStream(IterableDataset):
             if not np.isfinite(samples).all():
                 raise AudioError("NaN or inf samples", reason="nan_audio")
         except (AudioLoadingError, RuntimeError, ValueError, OSError) as error:
-            if not isinstance(error, DataError):
-                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-                error = AudioError(
-                    f"undecodable audio of {cut.id}: {first_line}", reason="unreadable"
-                )
-            located = error.at(shard, position)
-            if self.skip_bad:
-                return located
-            raise located from None
+            return self._bad(unreadable(error, cut.id), shard, position)
         waveform = torch.from_numpy(samples.mean(axis=0).astype(np.float32))
         seed = (self.seed * 1_000_003 + k) * 1_000_003 + zlib.crc32(cut.id.encode())
         return make_item(entry, waveform, self.featurizer, "seen", self.spec_augment, seed)
 
+    def _bad(self, error: DataError, shard: str, position: int) -> DataError:
+        """``error`` located at the item, returned to be counted under ``skip_bad``, else raised."""
+        located = error.at(shard, position)
+        if self.skip_bad:
+            return located
+        raise located from None
+
 
 class ShardedDataModule(SpeechDataModule):
-    """:class:`SpeechDataModule` whose training stream reads Shar shards (:class:`ShardStream`);
-    validation and test stay JSONL manifests, which are small.
+    """:class:`SpeechDataModule` whose training stream reads shards (:class:`ShardStream`): Shar
+    folders or Hugging Face datasets streamed file by file; validation and test stay JSONL
+    manifests, which are small.
 
     The checkpoint keeps the stream's layout (world size, workers, seed, shards per task); a
     resume with another layout would draw other batches, so it fails instead.
@@ -224,6 +260,9 @@ class ShardedDataModule(SpeechDataModule):
         train_shards: Folder of ``<task>/`` Shar folders (``speechllm-data shard``).
         val_manifests: JSONL manifests for validation.
         test_manifests: JSONL manifests for testing.
+        train_datasets: Instead of ``train_shards``: by task, a Hugging Face dataset read with
+            ``load_dataset(..., streaming=True)`` and its column mapping
+            (:class:`speechllm.data.hf_stream.HFSource`'s fields).
         pool_size: Items of encoded audio a worker holds per task, sorted and packed together.
         The other arguments are :class:`SpeechDataModule`'s.
     """
@@ -231,10 +270,11 @@ class ShardedDataModule(SpeechDataModule):
     def __init__(
         self,
         featurizer: Featurizer,
-        train_shards: str,
+        train_shards: str | None = None,
         val_manifests: Sequence[str] = (),
         test_manifests: Sequence[str] = (),
         *,
+        train_datasets: Mapping[str, Mapping[str, Any]] | None = None,
         max_batch_seconds: float = 200.0,
         max_batch_items: int | None = None,
         pool_size: int = 200,
@@ -260,7 +300,15 @@ class ShardedDataModule(SpeechDataModule):
             instruction_split=instruction_split,
             mixture_schedule=mixture_schedule,
         )
+        if (train_shards is None) == (train_datasets is None):
+            raise ValueError("give exactly one of train_shards and train_datasets")
         self.train_shards = train_shards
+        self.train_datasets = (
+            None
+            if train_datasets is None
+            else {task: HFSource.from_config(task, spec) for task, spec in train_datasets.items()}
+        )
+        self._shards: dict[str, list[StreamShard]] | None = None
         self._stream: ShardStream | None = None
 
     def set_mixture_schedule(self, schedule: Schedule) -> None:
@@ -273,7 +321,7 @@ class ShardedDataModule(SpeechDataModule):
         trainer = self.trainer
         accumulate = trainer.accumulate_grad_batches if trainer else 1
         self._stream = ShardStream(
-            read_shards(self.train_shards),
+            self.shards(),
             self.featurizer,
             self.batching,
             self.mixture_schedule,
@@ -294,6 +342,15 @@ class ShardedDataModule(SpeechDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
+    def shards(self) -> dict[str, list[StreamShard]]:
+        """The training shards by task, opened once (a hub dataset lists its files online)."""
+        if self._shards is None:
+            if self.train_datasets is not None:
+                self._shards = dict(hf_shards(self.train_datasets))
+            else:
+                self._shards = dict(read_shards(self.train_shards))
+        return self._shards
+
     def state_dict(self) -> dict[str, Any]:
         return self._layout()
 
@@ -310,5 +367,11 @@ class ShardedDataModule(SpeechDataModule):
             "world_size": trainer.world_size if trainer else 1,
             "num_workers": self.num_workers,
             "seed": self.seed,
-            "shards": {t: len(s) for t, s in read_shards(self.train_shards).items()},
+            "shards": {t: len(s) for t, s in self.shards().items()},
         }
+
+
+def _weight(shards: Sequence[StreamShard]) -> float:
+    """A task's default mixture weight: its hours, or its shard count if they are unknown."""
+    seconds = [s.seconds for s in shards]
+    return float(len(shards)) if None in seconds else float(sum(seconds))
