@@ -34,8 +34,8 @@ from transformers import Wav2Vec2FeatureExtractor
 
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.features import Featurizer
+from speechllm.data.sharded_datamodule import ShardedDataModule
 from speechllm.data.shards import INDEX, cuts_from_manifests, read_shards, write_shards
-from speechllm.data.streaming import ShardedDataModule
 
 AUDIO_FILES = 64
 SHARD_ITEMS = 500

@@ -23,7 +23,8 @@ _PUBLIC = {
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
                                "Schedule", "TaskMixture", "padding_efficiency"),
     "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
-    "speechllm.data.streaming": ("ShardStream", "ShardedDataModule", "StreamShard"),
+    "speechllm.data.streaming": ("ShardStream", "StreamShard"),
+    "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
     "speechllm.data.tasks": ("TASKS", "Task", "get_task", "register_task"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}

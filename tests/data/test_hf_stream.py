@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from speechllm.data.errors import DataError
 from speechllm.data.hf_stream import HFSource, hf_shards
 from speechllm.data.sampler import Batching
-from speechllm.data.streaming import ShardedDataModule, ShardStream
+from speechllm.data.sharded_datamodule import ShardedDataModule
+from speechllm.data.streaming import ShardStream
 from tests.data.conftest import tone
 
 BATCHING = Batching(max_batch_seconds=3.0, pool_size=4)
