@@ -14,6 +14,9 @@ tasks by weight without reading the shards of a task it is not drawing.
 ``index.json`` lists the finished shards (items, seconds). It is rewritten after every shard, so
 an interrupted write resumes after the last finished shard: the input is read again in the same
 order and the items already in finished shards are passed over without touching their audio.
+
+Shards are read from a local folder or from any fsspec URL (``s3://``, ``gs://``, ``hf://``,
+``https://``, with that filesystem's package installed): each file is one sequential read.
 """
 
 from __future__ import annotations
@@ -21,15 +24,25 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.cut import Cut
 from lhotse.lazy import LazyJsonlIterator
+from lhotse.serialization import (
+    CompositeIOBackend,
+    IOBackend,
+    get_current_io_backend,
+    get_default_io_backend,
+    set_current_io_backend,
+)
 from lhotse.shar import SharWriter
 from lhotse.shar.readers.lazy import LazySharIterator
 from tqdm import tqdm
@@ -60,30 +73,69 @@ class Shard:
 
     def durations(self) -> list[float]:
         """Each cut's duration, from the cut list alone (the tar is not opened)."""
+        _open_urls_with_fsspec(self.cuts)
         return [c["duration"] for c in LazyJsonlIterator(self.cuts)]
 
     def read(self) -> Iterator[Cut]:
         """The cuts in order, each holding its encoded audio."""
+        _open_urls_with_fsspec(self.cuts)
         return iter(LazySharIterator(fields={"cuts": [self.cuts], "recording": [self.recording]}))
 
 
 def read_shards(root: str | os.PathLike) -> dict[str, list[Shard]]:
-    """The finished shards of every task folder under ``root``, by task name.
+    """The finished shards of every task folder under ``root`` (a folder or an fsspec URL), by
+    task name.
 
     Raises:
-        ValueError: ``root`` holds no task folder with an ``index.json``.
+        ValueError: ``root`` holds no task folder with an ``index.json``, or an index names a
+            file outside its folder (names the index).
     """
+    fs, base = fsspec.core.url_to_fs(str(root))
+    local = isinstance(fs, LocalFileSystem)
     found: dict[str, list[Shard]] = {}
-    for index in sorted(Path(root).glob(f"*/{INDEX}")):
-        rows = json.loads(index.read_text())["shards"]
-        found[index.parent.name] = [
-            Shard(**{**row, **{k: str(index.parent / row[k]) for k in ("cuts", "recording")}})
-            for row in rows
-        ]
+    for index in sorted(fs.glob(posixpath.join(base, "*", INDEX))):
+        folder = posixpath.dirname(index)
+        shards = []
+        for row in json.loads(fs.cat_file(index))["shards"]:
+            for key in ("cuts", "recording"):
+                name = row[key]
+                if not isinstance(name, str) or name != posixpath.basename(name) or ":" in name:
+                    where = index if local else fs.unstrip_protocol(index)
+                    raise ValueError(f"{where}: {key} {name!r} is not a file name in its folder")
+                path = posixpath.join(folder, name)
+                row = {**row, key: path if local else fs.unstrip_protocol(path)}
+            shards.append(Shard(**row))
+        found[posixpath.basename(folder)] = shards
     found = {task: shards for task, shards in found.items() if shards}
     if not found:
         raise ValueError(f"no shards under {root}: expected <task>/{INDEX} (speechllm-data shard)")
     return found
+
+
+class FsspecIO(IOBackend):
+    """Opens URLs for lhotse through fsspec. Lhotse's own URL backend needs ``smart_open``;
+    fsspec is what the rest of the stack (datasets, Lightning, our checkpoints) already uses,
+    with the same credentials and caching. ``pipe:`` commands stay lhotse's."""
+
+    def open(self, identifier: str | os.PathLike, mode: str) -> Any:
+        return fsspec.open(str(identifier), mode, compression="infer").open()
+
+    def handles_special_case(self, identifier: str | os.PathLike) -> bool:
+        return _is_url(str(identifier))
+
+    def is_applicable(self, identifier: str | os.PathLike) -> bool:
+        return _is_url(str(identifier))
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("pipe:")
+
+
+def _open_urls_with_fsspec(path: str) -> None:
+    """Let lhotse open ``path`` through :class:`FsspecIO` if it is a URL, unless the user chose
+    lhotse's IO backend (``LHOTSE_IO_BACKEND`` or ``set_current_io_backend``)."""
+    if _is_url(path) and get_current_io_backend() is get_default_io_backend():
+        set_current_io_backend(CompositeIOBackend([FsspecIO(), get_default_io_backend()]))
 
 
 def entry_of(cut: Cut, source: str, line: int) -> ManifestEntry:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import tarfile
 from pathlib import Path
 
+import fsspec
 import pytest
 from torch.utils.data import DataLoader
 
@@ -108,3 +111,27 @@ def test_resume_under_another_layout_is_refused(shards, wav2vec2) -> None:
     ShardedDataModule(wav2vec2, str(shards), num_workers=2).load_state_dict(saved)
     with pytest.raises(ValueError, match="resume with the same devices, num_workers"):
         ShardedDataModule(wav2vec2, str(shards), num_workers=1).load_state_dict(saved)
+
+
+def test_shards_at_a_url_stream_as_the_local_ones(shards, wav2vec2) -> None:
+    """Object storage: an fsspec URL (here ``memory://``, inherited by the forked workers)."""
+    fs = fsspec.filesystem("memory")
+    fs.put(str(shards), "/bucket/shards", recursive=True)
+    remote = read_shards("memory://bucket/shards")
+    assert remote["asr"][0].recording.startswith("memory:///bucket/shards/asr/")
+    settings = dict(num_workers=2, world_size=1, schedule=[(0, {"asr": 1.0, "ic": 1.0})])
+    local = ShardStream(read_shards(shards), wav2vec2, BATCHING, **settings)
+    from_url = ShardStream(remote, wav2vec2, BATCHING, **settings)
+    assert batches(from_url, 8) == batches(local, 8)
+
+
+@pytest.mark.parametrize("name", ["../ic/cuts.000000.jsonl.gz", "pipe:touch x", "/etc/passwd"])
+def test_an_index_naming_a_file_outside_its_folder_is_refused(shards, tmp_path, name) -> None:
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    index = copy / "asr" / "index.json"
+    document = json.loads(index.read_text())
+    document["shards"][0]["cuts"] = name
+    index.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"asr/index.json: cuts .* is not a file name"):
+        read_shards(copy)
