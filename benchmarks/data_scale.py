@@ -6,8 +6,10 @@ For each corpus size, each path trains' data side alone (2 dataloader workers, r
 a fresh process: the JSONL path (``SpeechDataModule``: every line an object in the main process
 and, by fork, in each worker) and the sharded path (``ShardedDataModule``: workers stream
 shards). Reported: seconds to the first batch (the JSONL path reads every line first), batches/s
-and x real time per worker core over the next ``--batches`` batches, and peak RSS of the main
-process and of the largest worker.
+over the next ``--batches`` batches, x real time per core (audio seconds per CPU second the
+workers and the main process spent on those batches: CPU time, so a loaded machine does not
+deflate it as it does wall time; the wall-time figure per worker is kept beside it), and peak
+RSS of the main process and of the largest worker.
 
 Synthetic short clips (0.5-2 s, 2 tasks). To stay bounded on disk at 1M items, both paths reuse
 a small pool of audio: manifest lines point at 64 files, and the shard index lists 2 real shard
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -72,13 +75,16 @@ def write_manifest(path: Path, n: int, durations: list[float]) -> None:
 
 
 def write_scaled_index(real: Path, out: Path, n: int) -> None:
-    """A shard folder of ``n`` items whose index cycles over the real shards' files."""
+    """A shard folder of ``n`` items whose shard files are links cycling over the real ones."""
     for task, shards in read_shards(real).items():
-        rows = [
-            {"cuts": s.cuts, "recording": s.recording, "items": s.items, "seconds": s.seconds}
-            for s in itertools.islice(itertools.cycle(shards), max(n // 2 // SHARD_ITEMS, 2))
-        ]
         (out / task).mkdir(parents=True, exist_ok=True)
+        rows = []
+        cycle = itertools.cycle(shards)
+        for i, shard in enumerate(itertools.islice(cycle, max(n // 2 // SHARD_ITEMS, 2))):
+            names = {"cuts": f"cuts.{i:06d}.jsonl.gz", "recording": f"recording.{i:06d}.tar"}
+            for key, name in names.items():
+                (out / task / name).symlink_to(getattr(shard, key))
+            rows.append({**names, "items": shard.items, "seconds": shard.seconds})
         index = {"shard_size": SHARD_ITEMS, "shards": rows}
         (out / task / INDEX).write_text(json.dumps(index))
 
@@ -96,19 +102,32 @@ def measure(path: str, source: str, batches: int) -> dict[str, float]:
     loader = iter(data.train_dataloader())
     next(loader)
     first = time.perf_counter() - start
-    start, seconds = time.perf_counter(), 0.0
+    pids = [0] + [w.pid for w in loader._workers]  # 0: this process
+    start, cpu, seconds = time.perf_counter(), _cpu_seconds(pids), 0.0
     for batch in itertools.islice(loader, batches):
         seconds += float(batch["audio_lengths"].sum()) / featurizer.sampling_rate
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds(pids) - cpu
     workers = max(_peak_rss_mb(w.pid) for w in loader._workers)  # alive: read /proc
     del loader
     return {
         "first_batch_s": first,
         "batches_per_s": batches / elapsed,
-        "x_realtime_per_core": seconds / elapsed / settings["num_workers"],
+        "x_realtime_per_core": seconds / cpu,
+        "x_realtime_per_worker_wall": seconds / elapsed / settings["num_workers"],
+        "cpu_s": cpu,
         "main_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "worker_peak_rss_mb": workers,
     }
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of live processes (0: this one), from ``/proc/<pid>/stat``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -148,12 +167,12 @@ def main() -> None:
                 results.append(row)
                 print(json.dumps(row), file=sys.stderr)
     header = f"{'path':<6}{'items':>9}{'1st batch s':>12}{'batch/s':>9}{'xRT/core':>9}"
-    print(header + f"{'main MB':>9}{'worker MB':>10}")
+    print(header + f"{'xRT/worker wall':>16}{'main MB':>9}{'worker MB':>10}")
     for r in results:
         print(
             f"{r['path']:<6}{r['items']:>9}{r['first_batch_s']:>12.1f}{r['batches_per_s']:>9.2f}"
-            f"{r['x_realtime_per_core']:>9.0f}{r['main_peak_rss_mb']:>9.0f}"
-            f"{r['worker_peak_rss_mb']:>10.0f}"
+            f"{r['x_realtime_per_core']:>9.0f}{r['x_realtime_per_worker_wall']:>16.0f}"
+            f"{r['main_peak_rss_mb']:>9.0f}{r['worker_peak_rss_mb']:>10.0f}"
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
