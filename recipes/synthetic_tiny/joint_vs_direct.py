@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-lines", type=int, default=None, help="test lines per task (all)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate the arms already trained in --out again instead of training them",
+    )
+    p.add_argument(
         "--results",
         default=str(HERE / "results" / "joint_vs_direct.json"),
         help="JSON with the table and the settings",
@@ -98,16 +103,17 @@ def run_arm(name: str, args: argparse.Namespace, bases: Path, manifest: Path) ->
         f"data.joint_tasks=[{','.join(TASKS)}]" if name == "joint" else "data.joint_tasks=[]",
     ]
     start = time.perf_counter()
-    train(compose(overrides, output_dir=out / "train"))
-    trained = time.perf_counter() - start
-    model = SpeechLLM.from_pretrained(
+    reused = args.reuse and (out / "model" / "config.json").is_file()
+    if not reused:
+        train(compose(overrides, output_dir=out / "train"))
         export_checkpoint(out / "train" / "checkpoints" / "last.ckpt", out / "model")
-    )
+    trained = time.perf_counter() - start
+    model = SpeechLLM.from_pretrained(out / "model")
     decoding = DecodingConfig(max_new_tokens=64, joint=list(TASKS) if name == "joint" else False)
     metrics = evaluate(model, [str(manifest)], out / "eval", decoding, max_batch_seconds=240.0)
     return {
         "tasks": metrics["tasks"],
-        "train_s": round(trained, 1),
+        "train_s": None if reused else round(trained, 1),  # None: trained by an earlier run
         "eval_s": round(time.perf_counter() - start - trained, 1),
     }
 

@@ -99,16 +99,26 @@ def select(batch: Batch, indices: Sequence[int]) -> Batch:
 
 
 def token_limits(
-    model: SpeechLLM, audio_lengths: torch.Tensor, config: DecodingConfig
+    model: SpeechLLM,
+    audio_lengths: torch.Tensor,
+    config: DecodingConfig,
+    tasks: Sequence[str] | None = None,
 ) -> list[int]:
-    """Per-item generation budget: ``max_new_tokens``, tightened by the audio-length bound."""
+    """Per-item generation budget: ``max_new_tokens``, tightened by the audio-length bound.
+
+    A joint answer writes the transcript before the answer, so an item of a joint task (given
+    ``tasks``) gets that budget for its transcript plus ``max_new_tokens`` for the answer.
+    """
     if config.max_tokens_per_audio_second is None:
-        return [config.max_new_tokens] * len(audio_lengths)
-    seconds = model.encoder.seconds(audio_lengths).tolist()
-    return [
-        min(config.max_new_tokens, math.ceil(config.max_tokens_per_audio_second * s) + LENGTH_SLACK)
-        for s in seconds
-    ]
+        limits = [config.max_new_tokens] * len(audio_lengths)
+    else:
+        rate = config.max_tokens_per_audio_second
+        limits = [
+            min(config.max_new_tokens, math.ceil(rate * s) + LENGTH_SLACK)
+            for s in model.encoder.seconds(audio_lengths).tolist()
+        ]
+    joint = [config.is_joint(t) for t in tasks] if tasks is not None else [False] * len(limits)
+    return [n + config.max_new_tokens * j for n, j in zip(limits, joint, strict=True)]
 
 
 def _encoded(model: SpeechLLM, batch: Batch, audio: AudioEmbeddings | None) -> AudioEmbeddings:
@@ -158,7 +168,7 @@ def generate_free(
         audio: The batch already encoded (``model.encode_audio``); encoded here if None.
         **generate_kwargs: Further Hugging Face ``generate`` settings (e.g. ``suppress_tokens``).
     """
-    limits = token_limits(model, batch["audio_lengths"], config)
+    limits = token_limits(model, batch["audio_lengths"], config, batch["tasks"])
     rows = _generate(model, batch, config, max(limits), audio, **generate_kwargs)
     cut = [row[:limit] for row, limit in zip(rows, limits, strict=True)]
     return model.decode(cut)

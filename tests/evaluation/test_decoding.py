@@ -87,6 +87,18 @@ def test_length_bound_caps_a_model_that_never_stops() -> None:
     assert [len(t) for t in texts] == [7] * 4
 
 
+def test_a_joint_answer_gets_the_answer_budget_after_its_transcript() -> None:
+    model = build()
+    batch = tiny_batches(1, 4, seed=2, tasks=("asr", "ic"))[0]
+    assert set(batch["tasks"]) == {"asr", "ic"}
+    config = DecodingConfig(max_new_tokens=7, max_tokens_per_audio_second=5.0)
+    assert token_limits(model, batch["audio_lengths"], config, batch["tasks"]) == [7] * 4
+    joint = DecodingConfig(max_new_tokens=7, max_tokens_per_audio_second=5.0, joint=True)
+    texts = generate_free(model, batch, joint, suppress_tokens=letters_only(model))
+    # ic: the transcript's 7, then the answer's 7; asr is never joint
+    assert [len(t) for t in texts] == [14 if t == "ic" else 7 for t in batch["tasks"]]
+
+
 def test_label_trie_separates_shared_prefixes() -> None:
     tokenize = build().llm.tokenize
     trie = LabelTrie(LABELS, tokenize, eos_token_id=2)
