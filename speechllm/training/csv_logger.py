@@ -9,7 +9,9 @@ in ``conf/logger/csv.yaml``).
 Lightning writes a step's checkpoint (in ``on_train_batch_end``) before it logs that step's
 row, so a SIGKILL landing between the two would lose the row for good: the resumed run starts
 after that step. :class:`RowBeforeCheckpoint` writes the row first; Lightning's own call for
-the same row afterwards adds nothing and is skipped.
+the same row afterwards adds nothing and is skipped. When a new column appears, Lightning's
+writer truncates the file and writes every row again; here the new file replaces the old one
+atomically, and a row a kill left half-written is dropped when the run resumes.
 """
 
 from __future__ import annotations
@@ -35,10 +37,22 @@ class _AppendingWriter(ExperimentWriter):
         self._early: tuple[int, dict[str, Any]] | None = None  # (step, row) of log_early
 
     def _check_log_dir_exists(self) -> None:
-        # keep metrics.csv (Lightning's writer deletes it here) and continue under its header
+        # keep metrics.csv (Lightning's writer deletes it here) and continue under its header,
+        # without a last row a kill left half-written
         if self._fs.isfile(self.metrics_file_path):
             with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-                self.metrics_keys = list(csv.DictReader(f).fieldnames or [])
+                text = f.read()
+            complete = text[: text.rfind("\n") + 1]
+            if complete != text and complete:
+                atomic_write(complete.encode(), self.metrics_file_path)
+            elif complete != text:  # not even the header is whole
+                self._fs.rm_file(self.metrics_file_path)
+            self.metrics_keys = next(csv.reader([complete.partition("\n")[0]]), [])
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+            rows = list(csv.DictReader(f))
+        atomic_write(_csv(fieldnames, rows), self.metrics_file_path)
 
     def log_metrics(self, metrics_dict: dict[str, Any], step: int | None = None) -> None:
         # a step's row written early by RowBeforeCheckpoint comes again from Lightning: keep
@@ -61,13 +75,16 @@ class _AppendingWriter(ExperimentWriter):
         if not self._fs.isfile(self.metrics_file_path):
             return
         with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-            reader = csv.DictReader(f)
-            rows = [r for r in reader if int(float(r["step"])) < step]
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write(text.getvalue().encode(), self.metrics_file_path)
+            rows = [r for r in csv.DictReader(f) if int(float(r["step"])) < step]
+        atomic_write(_csv(self.metrics_keys, rows), self.metrics_file_path)
+
+
+def _csv(fieldnames: list[str], rows: list[dict[str, Any]]) -> bytes:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
 
 
 class CSVLogger(LightningCSVLogger):
