@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 REQUEUE_EXIT_CODE = 75
 """``EX_TEMPFAIL``: the run stopped for the cluster, not for a bug; start it again."""
+LOGGING_STEP = "speechllm_logging_step"
+"""Checkpoint key of a preempted run's logging step count (see ``Preemption``)."""
 
 
 class Preemption(L.Callback):
@@ -73,6 +75,7 @@ class Preemption(L.Callback):
         self._step_rng: dict[str, Any] | None = None
         self._step_start = 0
         self._saving = False
+        self._logging_step: int | None = None  # restored from a preemption checkpoint
 
     # ------------------------------------------------------------ signals
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -113,6 +116,9 @@ class Preemption(L.Callback):
             )
             if stop:
                 raise SIGTERMException()
+        if self._logging_step is not None:  # see on_save_checkpoint
+            trainer.fit_loop.epoch_loop._batches_that_stepped = self._logging_step
+            self._logging_step = None
         self._in_step = True
 
     def on_before_optimizer_step(
@@ -164,6 +170,15 @@ class Preemption(L.Callback):
         progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
         for counts in (progress["total"], progress["current"]):
             counts["ready"] = counts["started"] = counts["processed"]
+        # Lightning takes such a state at a validation boundary for a checkpoint saved before
+        # the step count of the logs was advanced, and advances it again on restore: the
+        # resumed run would log each step one too high. The count is put back at its first step.
+        checkpoint[LOGGING_STEP] = trainer.fit_loop.epoch_loop._batches_that_stepped
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._logging_step = checkpoint.get(LOGGING_STEP)
 
 
 @contextmanager

@@ -199,6 +199,16 @@ class SignalInValidation(L.Callback):
             self.finished = batch_idx + 1
 
 
+class LoggingSteps(L.Callback):
+    """The step each optimizer step's logs carry (Lightning's ``_batches_that_stepped``)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[int, int] = {}
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self.steps[trainer.global_step] = trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
 def test_a_signal_during_validation_lets_it_finish_then_resumes_exactly(batches, tmp_path):
     def trainer(*extra: L.Callback) -> L.Trainer:
         callbacks = [CurriculumCallback(STAGES), Preemption(), *extra]
@@ -206,16 +216,18 @@ def test_a_signal_during_validation_lets_it_finish_then_resumes_exactly(batches,
             8, callbacks, default_root_dir=tmp_path, limit_val_batches=2, val_check_interval=2
         )
 
-    reference = make_module()
-    fit(reference, FixedBatches(batches), trainer())
-    victim, signaller = make_module(), SignalInValidation(4)
+    reference, reference_steps = make_module(), LoggingSteps()
+    fit(reference, FixedBatches(batches), trainer(reference_steps))
+    victim, signaller, victim_steps = make_module(), SignalInValidation(4), LoggingSteps()
     with pytest.raises(SystemExit):
-        fit(victim, FixedBatches(batches), trainer(signaller))
+        fit(victim, FixedBatches(batches), trainer(signaller, victim_steps))
     assert signaller.finished == 2  # both validation batches ran: their metrics are logged
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["global_step"] == 4
-    resumed = make_module()
-    fit(resumed, FixedBatches(batches), trainer(), ResumePoint(str(ckpt), 4))
+    resumed, resumed_steps = make_module(), LoggingSteps()
+    fit(resumed, FixedBatches(batches), trainer(resumed_steps), ResumePoint(str(ckpt), 4))
+    # Lightning restores a stop after validation as a save before it: each step logged once
+    assert victim_steps.steps | resumed_steps.steps == reference_steps.steps
     want = reference.model.trainable_state_dict()
     for key, value in resumed.model.trainable_state_dict().items():
         torch.testing.assert_close(value, want[key], atol=1e-6, rtol=1e-5)
