@@ -1,5 +1,6 @@
 """Model pieces: frozen encoder + layer mix, downsampler, LLM with adapters, heads, SpeechLLM."""
 
+from speechllm.models.ctc import CTCAligner
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder, LayerWeights
 from speechllm.models.head import ClassificationHead
@@ -10,6 +11,7 @@ __all__ = [
     "LLM",
     "AudioEmbeddings",
     "AudioEncoder",
+    "CTCAligner",
     "ClassificationHead",
     "ConvDownsampler",
     "LayerWeights",

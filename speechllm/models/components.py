@@ -35,6 +35,7 @@ COMPONENTS: dict[str, frozenset[str] | None] = {
     "speechllm.models.LLM.from_pretrained": HF_MODEL_KWARGS,
     "speechllm.models.ConvDownsampler": frozenset(),
     "speechllm.models.ClassificationHead": frozenset(),
+    "speechllm.models.CTCAligner": frozenset(),
     "peft.LoraConfig": frozenset(),
     # tiny random bases: their extra keys are architecture sizes for a transformers config
     "speechllm.models.tiny.tiny_encoder": None,

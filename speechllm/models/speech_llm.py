@@ -12,6 +12,7 @@ from torch import nn
 
 from speechllm.models import pretrained
 from speechllm.models.card import CardInfo
+from speechllm.models.ctc import CTCAligner
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.groups import TRAINABLE_GROUPS, TrainableGroups
@@ -85,6 +86,9 @@ class SpeechLLM(nn.Module):
             own chat template (system turn, generation prompt), as instruct models expect.
         system_prompt: the system turn's text with ``chat_template`` (default: the chat
             template's own default, if it has one).
+        ctc: a :class:`~speechllm.models.ctc.CTCAligner` or a factory taking ``hidden_size``:
+            enables the ``ctc`` objective (trainable group ``ctc``), alignment against the
+            LLM's vocabulary without a pass through the LLM.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class SpeechLLM(nn.Module):
         heads: dict[str, ClassificationHead | Callable[..., ClassificationHead]] | None = None,
         chat_template: bool = False,
         system_prompt: str | None = None,
+        ctc: CTCAligner | Callable[..., CTCAligner] | None = None,
     ) -> None:
         super().__init__()
         self.template = (
@@ -127,6 +132,9 @@ class SpeechLLM(nn.Module):
                 for task, head in (heads or {}).items()
             }
         )
+        if ctc is not None and not isinstance(ctc, nn.Module):
+            ctc = ctc(hidden_size=llm.hidden_size)
+        self.ctc = ctc
 
     # ---------------------------------------------------------------- saving
     @classmethod
@@ -170,10 +178,12 @@ class SpeechLLM(nn.Module):
 
     # ---------------------------------------------------------------- trainable groups
     def group_parameters(self, group: str) -> list[nn.Parameter]:
-        """Parameters of ``downsampler``, ``layer_weights``, ``heads`` or ``lora[.<name>]``."""
+        """Parameters of ``downsampler``, ``layer_weights``, ``heads``, ``ctc`` or
+        ``lora[.<name>]`` (none for ``ctc`` on a model built without it)."""
         parsed = TrainableGroups.parse([group])
         if parsed.modules:
-            return list(self._group_modules[group].parameters())
+            module = self._group_modules.get(group)
+            return list(module.parameters()) if module is not None else []
         names = parsed.adapter_names(self.llm.attached_adapters)
         return [p for name in names for p in self.llm.adapter_parameters(name)]
 
@@ -183,6 +193,7 @@ class SpeechLLM(nn.Module):
             "downsampler": self.downsampler,
             "layer_weights": self.encoder.layer_weights,
             "heads": self.heads,
+            **({"ctc": self.ctc} if self.ctc is not None else {}),
         }
 
     def set_trainable(self, groups: list[str], active_adapters: list[str] | None = None) -> None:
@@ -192,6 +203,8 @@ class SpeechLLM(nn.Module):
         ``active_adapters`` says otherwise.
         """
         parsed = TrainableGroups.parse(groups)
+        if "ctc" in parsed.modules and self.ctc is None:
+            raise ValueError("group 'ctc' is trainable but the model has no CTC aligner (ctc=)")
         wanted_adapters = parsed.adapter_names(self.llm.adapter_configs)
         if parsed.all_adapters and not wanted_adapters:
             raise ValueError("group 'lora' is trainable but the LLM declares no adapters")
@@ -317,15 +330,59 @@ class SpeechLLM(nn.Module):
         ids: list[str] | None = None,
         tasks: list[str] | None = None,
         audio_keys: list[str] | None = None,
+        objective: dict[str, float] | None = None,
+        transcripts: list[bool] | None = None,
         **_: Any,
     ) -> SpeechLLMOutput:
         """Teacher-forced loss on the targets; prompt, audio and padding are ignored.
 
         Items whose task has a head count its BCE (mean over labels) as one token's loss.
         ``audio_keys`` (else ``ids``) name the recordings for a caching encoder.
+        ``objective`` weighs the losses: ``lm`` (this one, default 1) and ``ctc`` (the CTC
+        aligner's, on the items ``transcripts`` marks, default all); with ``lm`` at 0 the LLM
+        never runs. The per-item sums returned are the LM's, or the CTC's when it is alone.
         """
+        weights = {"lm": 1.0, **(objective or {})}
         keys = audio_keys if audio_keys is not None else ids
         encoded = self.encode_audio(audio, audio_lengths, keys)
+        out = self._lm_loss(encoded, instructions, targets, tasks) if weights["lm"] else None
+        rows = [i for i, t in enumerate(transcripts or [True] * len(targets)) if t]
+        if not weights.get("ctc") or (out is not None and not rows):
+            return out
+        if not rows:  # nothing to align in this batch: a zero loss still in the graph
+            zero = encoded.embeds.sum() * 0.0
+            return SpeechLLMOutput(zero, zero.new_zeros(len(targets)), torch.zeros(len(targets)))
+        ctc = self.ctc_loss(encoded.select(rows), [targets[i] for i in rows])
+        if out is None:  # per-item sums for the whole batch: zero for items CTC did not score
+            item_sum = ctc.item_loss_sum.new_zeros(len(targets)).index_copy(
+                0, torch.tensor(rows, dtype=torch.long), ctc.item_loss_sum
+            )
+            item_tokens = torch.zeros(len(targets), dtype=torch.long)
+            item_tokens[rows] = ctc.item_tokens
+            return SpeechLLMOutput(ctc.loss, item_sum, item_tokens)
+        out.loss = weights["lm"] * out.loss + weights["ctc"] * ctc.loss
+        return out
+
+    def ctc_loss(self, audio: AudioEmbeddings, targets: list[str]) -> SpeechLLMOutput:
+        """The CTC aligner's loss of ``targets`` (their plain token ids) on the audio's frame
+        embeddings (utterance embeddings excluded); mean per target token."""
+        if self.ctc is None:
+            raise ValueError("the ctc objective needs a model built with a CTC aligner (ctc=)")
+        target_ids = [self.llm.tokenize(t) for t in targets]
+        frames = audio.lengths - self.downsampler.summary_tokens
+        vocabulary = self.llm.base_model.get_input_embeddings().weight
+        item_sum = self.ctc(audio.embeds, frames, target_ids, vocabulary)
+        item_tokens = torch.tensor([len(t) for t in target_ids], device=item_sum.device)
+        loss = item_sum.sum() / item_tokens.sum().clamp(min=1)
+        return SpeechLLMOutput(loss, item_sum, item_tokens)
+
+    def _lm_loss(
+        self,
+        encoded: AudioEmbeddings,
+        instructions: list[str],
+        targets: list[str],
+        tasks: list[str] | None,
+    ) -> SpeechLLMOutput:
         on_head = [i for i, task in enumerate(tasks or []) if task in self.heads]
         if not on_head:
             out = self.score(encoded, instructions, targets)

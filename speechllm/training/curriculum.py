@@ -11,7 +11,7 @@ import lightning as L
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from speechllm.models.groups import TrainableGroups
-from speechllm.training.module import SpeechLLMModule
+from speechllm.training.module import SpeechLLMModule, StagePlan
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,15 @@ class Stage:
         patience: validations without improvement before the stage ends.
         mode: ``min`` or ``max`` for ``monitor``.
         active_adapters: adapters that run in this stage (default: every attached one).
+        objective: loss weights: ``lm`` (the LLM's next-token loss) and ``ctc`` (CTC over the
+            LLM's vocabulary on transcript items, no LLM pass when ``lm`` is 0; the model
+            needs ``ctc=``). ``{ctc: 1.0}`` aligns the downsampler in minutes where the LM
+            loss through a frozen LLM takes hours; ``{lm: 1.0, ctc: 0.3}`` keeps it as an
+            auxiliary.
+        lr: the stage's learning rate, or one per trainable group (``{downsampler: 1e-3,
+            lora: 3e-4}``); default: the optimizer's.
+        warmup_steps: the stage's warm-up (default: the scheduler's); a short stage wants a
+            short one.
     """
 
     name: str
@@ -41,9 +50,28 @@ class Stage:
     patience: int = 3
     mode: str = "min"
     active_adapters: list[str] | None = None
+    objective: dict[str, float] = field(default_factory=lambda: {"lm": 1.0})
+    lr: float | dict[str, float] | None = None
+    warmup_steps: int | None = None
 
     def __post_init__(self) -> None:
         self.trainable, self.tasks = list(self.trainable), dict(self.tasks)
+        self.objective = {"lm": 0.0, **self.objective}  # named alone, ctc means no LM
+        if set(self.objective) - {"lm", "ctc"} or any(w < 0 for w in self.objective.values()):
+            raise ValueError(
+                f"stage {self.name!r}: objective takes non-negative weights for lm and ctc, "
+                f"got {self.objective}"
+            )
+        if not any(self.objective.values()):
+            raise ValueError(f"stage {self.name!r}: objective needs a weight > 0")
+        if isinstance(self.lr, Mapping):
+            self.lr = dict(self.lr)
+            unknown = set(self.lr) - set(self.trainable)
+            if unknown:
+                raise ValueError(
+                    f"stage {self.name!r}: lr names {sorted(unknown)}, which it does not train "
+                    f"({self.trainable})"
+                )
         if not self.trainable:
             raise ValueError(f"stage {self.name!r}: trainable must name at least one group")
         if (
@@ -189,7 +217,14 @@ class CurriculumCallback(L.Callback):
     def _apply(self, rebuild: bool) -> None:
         module, trainer, stage = self._module, self._trainer, self.stage
         module.model.set_trainable(stage.trainable, stage.active_adapters)
-        module.schedule_horizon = self._horizon()
+        module.plan = StagePlan(
+            self._horizon(),
+            stage.objective,
+            stage.lr,
+            stage.warmup_steps,
+            stage.trainable,
+            {t for t, w in stage.tasks.items() if w > 0},
+        )
         datamodule = getattr(trainer, "datamodule", None)
         if hasattr(datamodule, "set_mixture_schedule"):
             datamodule.set_mixture_schedule(self.mixture_schedule())

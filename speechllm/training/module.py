@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -22,6 +24,30 @@ from speechllm.training.optim import (
 )
 from speechllm.training.rng import gather_rng_states, restore_rank_rng, seed_rank
 from speechllm.training.sharding import shard
+
+
+@dataclass
+class StagePlan:
+    """What the current curriculum stage asks of the steps and the optimizer.
+
+    Args:
+        horizon: the schedule's length in optimizer steps (``None``: ``trainer.max_steps``).
+        objective: loss weights, ``lm`` and ``ctc`` (see :meth:`SpeechLLM.forward`).
+        lr: one learning rate for the stage, or one per trainable group named in ``groups``
+            (unnamed groups keep the optimizer's own); ``None`` keeps the optimizer's.
+        warmup_steps: the stage's warm-up (``None``: the scheduler's own).
+        groups: the stage's trainable groups, which ``lr`` may key.
+        tasks: the stage's tasks: validation scores only these (``None``: every task), so a
+            stage's validation loss is the loss it trains and an ASR-only stage is not judged
+            on tasks it has not met.
+    """
+
+    horizon: int | None = None
+    objective: dict[str, float] = field(default_factory=lambda: {"lm": 1.0})
+    lr: float | dict[str, float] | None = None
+    warmup_steps: int | None = None
+    groups: list[str] = field(default_factory=list)
+    tasks: set[str] | None = None
 
 
 class SpeechLLMModule(L.LightningModule):
@@ -60,7 +86,7 @@ class SpeechLLMModule(L.LightningModule):
         self.scheduler_factory = scheduler or DEFAULT_SCHEDULER
         self.weight_decay = weight_decay
         self.max_nonfinite_steps = max_nonfinite_steps
-        self.schedule_horizon: int | None = None
+        self.plan = StagePlan()
         self.recipe = recipe
         self.skipped_steps = 0
         self._nonfinite_run = 0
@@ -94,7 +120,8 @@ class SpeechLLMModule(L.LightningModule):
 
     # ---------------------------------------------------------------- steps
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
-        return self.model(**batch)
+        transcripts = [TASKS[t].scoring == "transcript" for t in batch["tasks"]]
+        return self.model(**batch, objective=self.plan.objective, transcripts=transcripts)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if not batch["ids"]:  # every item was bad and skipped: a zero step keeps DDP in step
@@ -132,6 +159,10 @@ class SpeechLLMModule(L.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if self.plan.tasks is not None:
+            batch = _select(
+                batch, [i for i, t in enumerate(batch["tasks"]) if t in self.plan.tasks]
+            )
         return self._step(batch, "val") if batch["ids"] else None
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
@@ -187,11 +218,33 @@ class SpeechLLMModule(L.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise RuntimeError("no trainable parameters: check the curriculum's trainable groups")
-        horizon = self.schedule_horizon or self.trainer.max_steps
+        horizon = self.plan.horizon or self.trainer.max_steps
         if horizon is None or horizon < 1:
             raise ValueError("set trainer.max_steps or give every curriculum stage its steps")
-        groups = decay_groups(params, self.weight_decay)
-        return optimization(groups, self.optimizer_factory, self.scheduler_factory, horizon)
+        scheduler = self.scheduler_factory
+        if self.plan.warmup_steps is not None:
+            scheduler = partial(scheduler, warmup_steps=self.plan.warmup_steps)
+        return optimization(self._param_groups(params), self.optimizer_factory, scheduler, horizon)
+
+    def _param_groups(self, params: list[torch.nn.Parameter]) -> list[dict[str, Any]]:
+        """Weight-decay groups, split further by the stage's per-group learning rates."""
+        lr = self.plan.lr
+        if lr is None:
+            return decay_groups(params, self.weight_decay)
+        if not isinstance(lr, dict):
+            return [{**g, "lr": float(lr)} for g in decay_groups(params, self.weight_decay)]
+        unknown = set(lr) - set(self.plan.groups)
+        if unknown:
+            raise ValueError(f"lr names {sorted(unknown)}, not trainable in this stage")
+        wanted = {id(p) for p in params}
+        groups, seen = [], set()
+        for name in self.plan.groups:
+            mine = [p for p in self.model.group_parameters(name) if id(p) in wanted - seen]
+            seen |= {id(p) for p in mine}
+            extra = {"lr": float(lr[name])} if name in lr else {}
+            groups += [{**g, **extra} for g in decay_groups(mine, self.weight_decay)]
+        rest = [p for p in params if id(p) not in seen]
+        return groups + decay_groups(rest, self.weight_decay)
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -219,3 +272,19 @@ class SpeechLLMModule(L.LightningModule):
         prefix = "model."
         state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items()}
         self.model.load_trainable_state_dict(state, extra.get("adapters", []))
+
+
+def _select(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
+    """The batch's items ``rows``: per-item lists and tensors indexed, the rest kept."""
+    size = len(batch["ids"])
+    if len(rows) == size:
+        return batch
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, list) and len(value) == size and key != "bad_items":
+            out[key] = [value[i] for i in rows]
+        elif isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == size:
+            out[key] = value[rows]
+        else:
+            out[key] = value
+    return out

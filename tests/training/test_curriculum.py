@@ -220,3 +220,58 @@ def test_task_losses_are_logged_only_in_windows_that_trained_the_task(tmp_path, 
     else:  # windows end at steps 1, 3, 5, 7; ic's are the first and the third
         assert steps("ic") == [1, 5] and steps("asr") == [1, 3, 5, 7]
     assert steps("asr")[-1] in {int(r["step"]) for r in rows if r.get("train/loss")}
+
+
+CTC_STAGES = [
+    {
+        "name": "align",
+        "trainable": ["downsampler", "layer_weights", "ctc"],
+        "tasks": {"asr": 1.0},
+        "objective": {"ctc": 1.0},
+        "steps": 20,
+    },
+    {
+        "name": "lora_warmup",
+        "trainable": ["downsampler", "layer_weights", "lora", "ctc"],
+        "tasks": {"asr": 1.0},
+        "objective": {"lm": 1.0, "ctc": 0.3},
+        "lr": {"downsampler": 1e-4, "lora": 5e-3},
+        "steps": 2,
+    },
+]
+
+
+def test_ctc_stage_trains_without_the_llm_then_lm_stage_uses_per_group_rates(batches) -> None:
+    module = make_module(lr=1e-2, ctc=True)
+    llm_calls = []
+    module.model.llm.register_forward_hook(lambda *_: llm_calls.append(1))
+    module, curriculum, rec, _, trainer = run(CTC_STAGES, 22, batches, module)
+    align = [s for s in rec.steps if s["stage"] == "align"]
+    assert len(align) == 20 and len(llm_calls) == 2  # the align stage never ran the LLM
+    assert align[0]["requires_grad"] == align[0]["in_optimizer"]
+    assert any(n.startswith("model.ctc.") for n in align[0]["requires_grad"])
+    losses = [s["loss"] for s in align]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    names = {id(p): n for n, p in module.named_parameters()}
+    rates = {names[id(p)]: g["lr"] for g in trainer.optimizers[0].param_groups for p in g["params"]}
+    assert {rates[n] for n in rates if n.startswith("model.downsampler.")} == {1e-4}
+    assert {rates[n] for n in rates if "lora_" in n} == {5e-3}
+    assert {rates[n] for n in rates if n.startswith("model.ctc.")} == {1e-2}  # the optimizer's
+
+
+def test_stage_objective_and_rates_are_validated() -> None:
+    with pytest.raises(ValueError, match="objective"):
+        Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, objective={"kd": 1.0})
+    with pytest.raises(ValueError, match="objective needs a weight"):
+        Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, objective={"ctc": 0.0})
+    with pytest.raises(ValueError, match="does not train"):
+        Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, lr={"lora": 1e-3})
+    assert Stage("a", ["ctc"], {"asr": 1.0}, steps=2, objective={"ctc": 1.0}).objective == {
+        "lm": 0.0,
+        "ctc": 1.0,
+    }
+
+
+def test_ctc_group_needs_an_aligner(batches) -> None:
+    with pytest.raises(ValueError, match="no CTC aligner"):
+        run(CTC_STAGES[:1], 1, batches)

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from speechllm.models.ctc import CTCAligner
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
@@ -47,12 +48,13 @@ class FixedBatches(L.LightningDataModule):
         return DataLoader(_Stream(self.batches, start), batch_size=None)
 
 
-def make_module(lr: float = 3e-3, seed: int = 0) -> SpeechLLMModule:
+def make_module(lr: float = 3e-3, seed: int = 0, ctc: bool = False) -> SpeechLLMModule:
     torch.manual_seed(seed)
     model = SpeechLLM(
         tiny_encoder("wavlm"),
         partial(ConvDownsampler),
         tiny_llm("llama", adapters={"default": tiny_lora()}, initializer_range=0.3),
+        ctc=partial(CTCAligner, negatives=64) if ctc else None,
     )
     return SpeechLLMModule(
         model,
