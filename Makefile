@@ -47,10 +47,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix speechllm tests benchmarks recipes
 
 demo: $(STAMP)
-	$(PY) recipes/synthetic_tiny/run_demo.py --preset full
+	$(PY) recipes/synthetic_real/run_demo.py --preset full
 
 demo-smoke: $(STAMP)
-	$(PY) recipes/synthetic_tiny/run_demo.py --preset smoke
+	$(PY) recipes/synthetic_real/run_demo.py --preset smoke
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_overhead.py

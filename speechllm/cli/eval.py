@@ -62,6 +62,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         limit=cfg.limit,
         curves_csv=cfg.curves,
         normalizer=cfg.normalizer or "auto",
+        tasks=_paths(cfg.tasks),
+        anchor=cfg.anchor,
         **common,
     )
 

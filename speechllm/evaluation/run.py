@@ -27,6 +27,7 @@ from speechllm.data.instructions import instruction_split_of
 from speechllm.data.joint import parse_joint, transcripts
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.data.tasks import get_task
+from speechllm.evaluation.anchor import anchor_scores
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch, head_probabilities, select
 from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labels
 from speechllm.evaluation.report import load_csv_curves, write_report
@@ -154,6 +155,8 @@ def evaluate(
     num_workers: int = 0,
     normalizer: str = "auto",
     dev_manifests: list[str] | None = None,
+    anchor: str | None = None,
+    tasks: list[str] | None = None,
 ) -> dict[str, Any]:
     """Decode every manifest line, score each task and write the report to ``out_dir``.
 
@@ -171,13 +174,23 @@ def evaluate(
         normalizer: Transcript normaliser for WER (``speechllm.evaluation.normalize``).
         dev_manifests: Development manifests on which each multi-label head task's
             threshold is chosen (``decoding.threshold`` without them).
+        anchor: A Whisper model folder (the encoder's own model) that also transcribes the
+            ASR lines (:mod:`speechllm.evaluation.anchor`): ``metrics.json``'s ``anchor`` and
+            a report section put its WER beside the speech LLM's.
+        tasks: Evaluate only the lines of these tasks (``None``: every line).
 
     Returns:
         The ``metrics.json`` document: ``tasks`` (task -> metric -> value, with ``n``),
         ``instruction_splits``, ``confusion_matrices`` and ``scoring`` (what each task was
         scored with).
     """
-    entries = _first_lines(read_manifests(manifests), limit)
+    entries = read_manifests(manifests)
+    if tasks is not None:
+        unknown = set(tasks) - {e.task for e in entries}
+        if unknown:
+            raise ValueError(f"tasks {sorted(unknown)} have no lines in {manifests}")
+        entries = [e for e in entries if e.task in tasks]
+    entries = _first_lines(entries, limit)
     position = {entry.id: i for i, entry in enumerate(entries)}
     split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}
     labels_by_task = task_labels(entries, model.heads)
@@ -203,4 +216,31 @@ def evaluate(
     score_transcripts(records, transcripts(entries), scores, normalizer)
     curves = load_csv_curves(curves_csv) if curves_csv else None
     write_report(out_dir, records, scores, curves, labels_by_task, normalizer, thresholds)
+    if anchor:
+        add_anchor(Path(out_dir), anchor_scores(anchor, entries, normalizer), scores)
     return json.loads((Path(out_dir) / "metrics.json").read_text())
+
+
+def add_anchor(out_dir: Path, anchor: dict[str, Any], scores: dict[str, dict[str, float]]) -> None:
+    """Put the anchor's WER into ``metrics.json`` and a section of ``report.md``."""
+    if not anchor:
+        return
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    metrics["anchor"] = anchor
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ours = scores.get("asr", {}).get("wer")
+    lines = [
+        "",
+        "## Anchor: the encoder's own model",
+        "",
+        f"Whisper ({anchor['model']}), greedy, on the same {anchor['n']} ASR recordings: "
+        f"**{anchor['wer']:.1f} WER**; the speech LLM: "
+        + (f"**{ours:.1f} WER**." if ours is not None else "no ASR lines."),
+        "",
+        "| reference | Whisper |",
+        "|---|---|",
+        *[f"| {e['target']} | {e['whisper']} |" for e in anchor["examples"]],
+        "",
+    ]
+    with (out_dir / "report.md").open("a") as report:
+        report.write("\n".join(lines))

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from speechllm.models import components, hub
 from speechllm.models.card import Base, CardInfo, model_card
+from speechllm.models.fetch import cache_dir as fetch_cache
 from speechllm.models.llm import is_adapter_weight
 
 if TYPE_CHECKING:
@@ -163,9 +164,11 @@ def save_pretrained(
     trainable = {
         k: v.contiguous()
         for k, v in model.trainable_state_dict().items()
-        if k.startswith(("downsampler.", "encoder.layer_weights.", "heads."))
+        if k.startswith(("downsampler.", "encoder.layer_weights.", "heads.", "ctc."))
     }
     save_file(trainable, out / "trainable.safetensors")
+    for part in ("encoder", "llm"):  # bases fetched into the cache load on any machine
+        node[part] = _cache_relative(node[part])
     bases = {part: _name(node[part]) for part in ("encoder", "llm")}
     copied: dict[str, str | None] = {"encoder": None, "llm": None}
     if not _loadable(node["encoder"]):
@@ -204,6 +207,21 @@ def save_pretrained(
 
 def _name(node: dict[str, Any]) -> str:
     return str(node.get("name_or_path") or node["_target_"])
+
+
+CACHE_PREFIX = "{speechllm_cache}/"
+"""Stands for the cache of fetched checkpoints (:func:`speechllm.models.fetch.cache_dir`) in an
+export's base paths, so an export of a model on ``speechllm-fetch`` bases loads on a machine
+whose cache lives elsewhere."""
+
+
+def _cache_relative(node: dict[str, Any]) -> dict[str, Any]:
+    name = str(node.get("name_or_path", ""))
+    try:
+        inside = Path(name).resolve().relative_to(fetch_cache().resolve())
+    except ValueError:
+        return node
+    return {**node, "name_or_path": CACHE_PREFIX + inside.as_posix()} if name else node
 
 
 def _local(node: dict[str, Any], folder: str) -> dict[str, Any]:
@@ -259,6 +277,8 @@ def load_pretrained(
     components.check(node, str(source), "model")
     for part in ("encoder", "llm"):
         name = node[part].get("name_or_path", "")
+        if name.startswith(CACHE_PREFIX):
+            node[part]["name_or_path"] = str(fetch_cache() / name.removeprefix(CACHE_PREFIX))
         if name.startswith("./"):
             local = (path / name[2:]).resolve()
             if not local.is_relative_to(path.resolve()):

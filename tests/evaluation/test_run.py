@@ -119,6 +119,23 @@ def test_default_split_and_limit(model: SpeechLLM, tiny_run: TinyRun, tmp_path: 
     assert sum(scores["n"] for scores in metrics["tasks"].values()) == 5
 
 
+def test_tasks_filter_keeps_only_those_lines(
+    model: SpeechLLM, tiny_run: TinyRun, tmp_path: Path
+) -> None:
+    tasks = sorted({json.loads(line)["task"] for line in tiny_run.test.read_text().splitlines()})
+    kept = tasks[:1]
+    metrics = evaluate(model, [str(tiny_run.test)], tmp_path, DECODING, tasks=kept)
+    assert set(metrics["tasks"]) == set(kept)
+    expected = [
+        json.loads(line)["id"]
+        for line in tiny_run.test.read_text().splitlines()
+        if json.loads(line)["task"] in kept
+    ]
+    assert [r["id"] for r in read_rows(tmp_path)] == expected
+    with pytest.raises(ValueError, match="no lines"):
+        evaluate(model, [str(tiny_run.test)], tmp_path, DECODING, tasks=["nope"])
+
+
 def entry(task: str, labels: tuple[str, ...] | None, line: int) -> ManifestEntry:
     return ManifestEntry(f"u{line}", "a.wav", task, "x", 1.0, labels=labels, source="m", line=line)
 

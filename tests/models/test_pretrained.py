@@ -84,3 +84,23 @@ def test_missing_trainable_weights_are_an_error(trained) -> None:
     state.pop(next(k for k in state if k.startswith("downsampler")))
     with pytest.raises(KeyError, match="missing"):
         trained.load_trainable_state_dict(state, [])
+
+
+def test_bases_in_the_fetch_cache_are_written_cache_relative(tmp_path, monkeypatch) -> None:
+    """An export on fetched bases (speechllm-fetch) loads where the cache lives elsewhere."""
+    from speechllm.models.tiny import save_tiny_twin
+
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache_a"))
+    encoder_dir = save_tiny_twin("wavlm", tmp_path / "cache_a" / "enc")
+    loader = "speechllm.models.AudioEncoder.from_pretrained"
+    node = {**NODE, "encoder": {"_target_": loader, "name_or_path": str(encoder_dir)}}
+    torch.manual_seed(0)
+    model: SpeechLLM = instantiate(node, _convert_="all").eval()
+    out = model.save_pretrained(tmp_path / "export", node)
+    saved = json.loads((out / "config.json").read_text())["model"]["encoder"]["name_or_path"]
+    assert saved == "{speechllm_cache}/enc"
+    (tmp_path / "cache_a").rename(tmp_path / "cache_b")
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache_b"))
+    loaded = SpeechLLM.from_pretrained(out)
+    batch = tiny_batches(1, 2, seed=1)[0]
+    torch.testing.assert_close(model(**batch).loss, loaded(**batch).loss)

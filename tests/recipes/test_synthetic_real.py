@@ -1,0 +1,57 @@
+"""The real-bases demo (``make demo``): the smoke preset runs every phase on tiny random twins of
+the bases (CTC alignment, LoRA warm-up, multitask, export, evaluation with the open-vocabulary
+set and the text-skills check, an answer through ``speechllm-infer``), and the README's demo
+table is the one its committed results JSON generates."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "synthetic_real"
+sys.path.insert(0, str(RECIPE))
+
+from run_demo import readme_table  # noqa: E402
+
+
+def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
+    out, data = tmp_path / "demo", tmp_path / "data"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, str(RECIPE / "run_demo.py"), "--preset", "smoke", "--out", str(out),
+           "--data", str(data), "--threads", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    stages = json.loads((out / "train" / "stages.json").read_text())
+    assert [(s["stage"], s["steps"]) for s in stages] == [
+        ("align", 4),
+        ("lora_warmup", 3),
+        ("multitask", 3),
+    ]
+    assert "[curriculum] stage 0 'align' started at step 0: trainable ['downsampler', " in log
+    trainable = load_file(out / "model" / "trainable.safetensors")
+    assert {"ctc.blank", "ctc.log_scale"} <= set(trainable)
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["open_vocab"]["asr"]["n"] == 60
+    assert metrics["text_skills"]["n"] == len(metrics["text_skills"]["answers"]) > 0
+    report = (out / "eval" / "report.md").read_text()
+    assert "## Per task" in report and "## Text skills kept (no audio)" in report
+    assert "$ speechllm-infer" in log
+    assert set(json.loads((out / "phases.json").read_text())) == {
+        "synth", "fetch", "train", "evaluate", "answer"
+    }  # fmt: skip
+
+
+def test_readme_demo_table_is_generated_from_the_committed_results() -> None:
+    result = json.loads((RECIPE / "results" / "demo.json").read_text())
+    for key in ("command", "date", "commit", "machine"):
+        assert result[key]
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- demo-table:start -->\n", "\n<!-- demo-table:end -->"
+    assert readme.split(start)[1].split(end)[0] == readme_table(result)
