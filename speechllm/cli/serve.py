@@ -1,12 +1,16 @@
-"""speechllm-serve MODEL: an OpenAI-compatible chat completions endpoint for a speech LLM."""
+"""speechllm-serve MODEL: OpenAI-compatible chat completions and transcriptions for a speech
+LLM."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 
 from speechllm.serving import ServeConfig, load_app, serve
+
+API_KEY_ENV = "SPEECHLLM_API_KEY"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,8 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="speechllm-serve",
         description="Serve a trained speech LLM at /v1/chat/completions (OpenAI's schema, audio "
-        "as input_audio parts, streaming with stream: true), /v1/models, /health, and a "
-        "playground page at /. Concurrent requests are decoded in dynamic batches.",
+        "as input_audio parts, streaming with stream: true), /v1/audio/transcriptions, "
+        "/v1/models, /health, and a playground page at /. Concurrent requests are decoded in "
+        "dynamic batches.",
     )
     parser.add_argument("model", help="export folder (speechllm-export), training .ckpt or hub id")
     parser.add_argument("--name", help="model id clients send (default: MODEL as given)")
@@ -62,6 +67,52 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.default_max_tokens,
         help="max_tokens when a request gives none",
     )
+    parser.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=defaults.max_prompt_tokens,
+        help="most text tokens in a prompt (template + instruction); longer: 400 "
+        "context_length_exceeded",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"require 'Authorization: Bearer KEY' on every route but /health and / (default: "
+        f"${API_KEY_ENV}; set one whenever --host is not loopback)",
+    )
+    parser.add_argument(
+        "--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections plus running requests before new ones get 503",
+    )
+    parser.add_argument(
+        "--keep-alive-s",
+        type=int,
+        default=defaults.keep_alive_s,
+        help="how long an idle keep-alive connection stays open",
+    )
+    parser.add_argument(
+        "--read-timeout-s",
+        type=float,
+        default=defaults.read_timeout_s,
+        help="time a client has to send a whole request (headers and body); slower: closed",
+    )
+    parser.add_argument(
+        "--max-header-kb",
+        type=int,
+        default=defaults.max_header_bytes // 1024,
+        help="largest request line plus headers in KiB",
+    )
+    parser.add_argument(
+        "--shutdown-timeout-s",
+        type=float,
+        default=defaults.shutdown_timeout_s,
+        help="on SIGTERM, how long requests in flight may finish before they are abandoned",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     args = parser.parse_args(argv)
     config = ServeConfig(
@@ -71,6 +122,14 @@ def main(argv: list[str] | None = None) -> None:
         max_body_bytes=int(args.max_body_mb * 2**20),
         max_tokens=args.max_tokens,
         default_max_tokens=args.default_max_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+        api_key=args.api_key or None,
+        docs=args.docs,
+        max_connections=args.max_connections,
+        keep_alive_s=args.keep_alive_s,
+        read_timeout_s=args.read_timeout_s,
+        max_header_bytes=args.max_header_kb * 1024,
+        shutdown_timeout_s=args.shutdown_timeout_s,
     )
     serve(
         load_app(args.model, args.name, args.device, config), args.host, args.port, args.log_level

@@ -263,6 +263,11 @@ class SpeechLLM(nn.Module):
             ids[0] = [self.llm.tokenizer.bos_token_id] + ids[0]
         return ids
 
+    def prompt_length(self, instruction: str) -> int:
+        """Text tokens of ``instruction``'s prompt (template pieces, ``bos``/``eos`` included);
+        the audio adds its ``AudioEmbeddings.lengths``. For callers that cap or bill prompts."""
+        return sum(len(ids) for ids in self._prompt_ids(instruction))
+
     def _slot_embeds(self, audio_embeds: torch.Tensor, n_audio: int) -> dict[str, torch.Tensor]:
         """One item's embeddings per template slot (``{summary}`` takes the last ones)."""
         if not self.template.has_summary:

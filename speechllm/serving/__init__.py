@@ -1,15 +1,17 @@
-"""Serve a trained speech LLM behind OpenAI's chat completions API, with dynamic batching."""
+"""Serve a trained speech LLM behind OpenAI's chat completions and transcriptions APIs, with
+dynamic batching."""
 
 from speechllm.serving.app import create_app
 from speechllm.serving.batcher import Answer, Batcher
-from speechllm.serving.jobs import Job, ServingError, prepare
-from speechllm.serving.server import load_app, running, serve
+from speechllm.serving.jobs import Intake, Job, ServingError, prepare
+from speechllm.serving.server import load_app, running, serve, uvicorn_config
 from speechllm.serving.settings import GenerationSettings, ServeConfig
 
 __all__ = [
     "Answer",
     "Batcher",
     "GenerationSettings",
+    "Intake",
     "Job",
     "ServeConfig",
     "ServingError",
@@ -18,4 +20,5 @@ __all__ = [
     "prepare",
     "running",
     "serve",
+    "uvicorn_config",
 ]

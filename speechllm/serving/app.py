@@ -1,28 +1,30 @@
-"""The OpenAI-compatible HTTP app (FastAPI): chat completions, models, health, playground.
+"""The OpenAI-compatible HTTP app (FastAPI): chat completions, transcriptions, models, health,
+playground.
 
 ``POST /v1/chat/completions`` answers in OpenAI's schema, or as server-sent events of
-``chat.completion.chunk`` with ``stream: true``; any OpenAI client works against it. A refused
-request gets OpenAI's error body (``{"error": {"message", "type", "param", "code"}}``) with a
-4xx; nothing a client sends can stop the server.
+``chat.completion.chunk`` with ``stream: true``; ``POST /v1/audio/transcriptions`` takes an
+upload as OpenAI's does; any OpenAI client works against both. A refused request gets OpenAI's
+error body (``{"error": {"message", "type", "param", "code"}}``) with a 4xx; nothing a client
+sends can stop the server, and a client that disconnects takes its work with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from speechllm.data.features import Featurizer
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving.batcher import Answer, Batcher
-from speechllm.serving.jobs import Job, ServingError, prepare
+from speechllm.serving.errors import install_error_handlers
+from speechllm.serving.guards import ApiKey, BodyLimit
+from speechllm.serving.jobs import Intake, Job, ServingError, prepare
 from speechllm.serving.schema import (
     AssistantMessage,
     ChatCompletion,
@@ -35,16 +37,23 @@ from speechllm.serving.schema import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    Transcription,
+    Usage,
     completion_id,
 )
 from speechllm.serving.settings import ServeConfig
+from speechllm.serving.transcriptions import transcription_job, transcription_response
+
+DOCS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
+CLIENT_GONE = 499
+"""nginx's status for a request whose client closed the connection (nobody reads it)."""
 
 
 def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -> FastAPI:
     """The app serving ``model`` (in eval mode) under the model id ``name``."""
     config = config or ServeConfig()
     batcher = Batcher(model, config.max_batch_size, config.max_wait_ms)
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    intake = Intake.of(model, config)
     created = int(time.time())
     playground = (files("speechllm.serving") / "static" / "index.html").read_text()
 
@@ -52,23 +61,22 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
         yield
-        await batcher.stop()
+        await batcher.stop(config.shutdown_timeout_s)
 
-    app = FastAPI(title="speechllm-serve", lifespan=lifespan)
+    docs = DOCS if config.docs else dict.fromkeys(DOCS)
+    app = FastAPI(title="speechllm-serve", lifespan=lifespan, **docs)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    if config.api_key is not None:  # outermost: refused before the body is read
+        open_paths = {"/", "/health"} | ({*DOCS.values()} if config.docs else set())
+        app.add_middleware(ApiKey, key=config.api_key, open_paths=frozenset(open_paths))
     app.state.batcher = batcher
+    app.state.config = config
+    install_error_handlers(app)
 
-    @app.exception_handler(ServingError)
-    async def serving_error(_: Request, error: ServingError) -> JSONResponse:
-        return _error(error.status, error.message, error.kind, error.param, error.code)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return _error(400, _describe(error), code="invalid_request")
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-        return _error(error.status_code, str(error.detail))
+    def check_model(requested: str) -> None:
+        if requested != name:
+            message = f"model {requested!r} not found; this server serves {name!r}"
+            raise ServingError(404, message, "model", "model_not_found")
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -76,28 +84,29 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
 
     @app.get("/health")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "model": name, "batches": batcher.batches, "items": batcher.items}
+        return {
+            "status": "ok",
+            "model": name,
+            "batches": batcher.batches,
+            "items": batcher.items,
+            "cancelled": batcher.cancelled,
+        }
 
     @app.get("/v1/models")
     async def models() -> ModelList:
         return ModelList(data=[ModelCard(id=name, created=created)])
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat(request: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
-        if request.model != name:
-            raise ServingError(
-                404,
-                f"model {request.model!r} not found; this server serves {name!r}",
-                "model",
-                "model_not_found",
-            )
-        job = await run_in_threadpool(prepare, request, featurizer, config)
-        if request.stream:
-            return StreamingResponse(_events(batcher, job, name), media_type="text/event-stream")
-        try:
-            answer = await batcher.submit(job)
-        except Exception as error:
-            raise ServingError(500, f"generation failed: {error}", kind="server_error") from None
+    async def chat(body: ChatCompletionRequest, request: Request) -> ChatCompletion | Response:
+        check_model(body.model)
+        job = await run_in_threadpool(prepare, body, intake)
+        if body.stream:
+            usage = body.stream_options is not None and body.stream_options.include_usage
+            events = _events(batcher, job, name, usage)
+            return StreamingResponse(events, media_type="text/event-stream")
+        answer = await _unless_gone(request, _generated(batcher, job))
+        if answer is None:
+            return Response(status_code=CLIENT_GONE)
         return ChatCompletion(
             model=name,
             choices=[
@@ -106,92 +115,71 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
                     finish_reason=answer.finish_reason,
                 )
             ],
+            usage=Usage.of(answer.prompt_tokens, answer.completion_tokens),
         )
+
+    @app.post("/v1/audio/transcriptions", response_model=None)
+    async def transcriptions(request: Request) -> Transcription | Response:
+        job, response_format = await transcription_job(request, name, intake)
+        answer = await _unless_gone(request, _generated(batcher, job))
+        if answer is None:
+            return PlainTextResponse("", status_code=CLIENT_GONE)
+        return transcription_response(answer, response_format)
 
     return app
 
 
-async def _events(batcher: Batcher, job: Job, name: str) -> AsyncIterator[str]:
-    """OpenAI's stream: a role chunk, content chunks, a finish chunk, ``[DONE]``; a failure
-    mid-stream is an ``error`` event (the OpenAI client raises it)."""
+async def _generated(batcher: Batcher, job: Job) -> Answer:
+    try:
+        return await batcher.submit(job)
+    except ServingError:
+        raise
+    except Exception as error:
+        raise ServingError(500, f"generation failed: {error}", kind="server_error") from None
+
+
+async def _unless_gone(request: Request, work: Awaitable[Answer]) -> Answer | None:
+    """``work``'s answer, or ``None`` once the client has disconnected: ``work`` is then
+    cancelled, which takes the job out of its batch (or stops its row at the next token)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this request is cancelled (server shutdown)
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result() if task.done() and not task.cancelled() else None
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read: only that can come)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _events(batcher: Batcher, job: Job, name: str, usage: bool) -> AsyncIterator[str]:
+    """OpenAI's stream: a role chunk, content chunks, a finish chunk, with ``include_usage`` a
+    usage chunk, ``[DONE]``; a failure mid-stream is an ``error`` event (the OpenAI client
+    raises it). A client that leaves cancels this generator, which frees its row."""
     head = {"id": completion_id(), "created": int(time.time()), "model": name}
 
-    def chunk(delta: Delta, finish: str | None = None) -> str:
-        body = ChatCompletionChunk(
-            **head, choices=[ChunkChoice(delta=delta, finish_reason=finish)]
-        ).model_dump_json(exclude_none=True)
-        return f"data: {body}\n\n"
+    def chunk(choices: list[ChunkChoice], **extra: object) -> str:
+        body = ChatCompletionChunk(**head, choices=choices, **extra)
+        return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
 
-    yield chunk(Delta(role="assistant", content=""))
+    yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
     try:
         async for piece in batcher.stream(job):
             if isinstance(piece, Answer):
-                yield chunk(Delta(), piece.finish_reason)
+                yield chunk([ChunkChoice(delta=Delta(), finish_reason=piece.finish_reason)])
+                if usage:
+                    yield chunk([], usage=Usage.of(piece.prompt_tokens, piece.completion_tokens))
             else:
-                yield chunk(Delta(content=piece))
+                yield chunk([ChunkChoice(delta=Delta(content=piece))])
     except Exception as error:
-        detail = ErrorDetail(message=f"generation failed: {error}", type="server_error")
+        kind = error.kind if isinstance(error, ServingError) else "server_error"
+        detail = ErrorDetail(message=f"generation failed: {error}", type=kind)
         yield f"data: {ErrorResponse(error=detail).model_dump_json()}\n\n"
         return
     yield "data: [DONE]\n\n"
-
-
-def _error(
-    status: int,
-    message: str,
-    kind: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-) -> JSONResponse:
-    detail = ErrorDetail(message=message, type=kind, param=param, code=code)
-    return JSONResponse(ErrorResponse(error=detail).model_dump(), status_code=status)
-
-
-def _describe(error: RequestValidationError) -> str:
-    """Pydantic's errors as one line a client can act on (malformed JSON said plainly)."""
-    problems = []
-    for item in error.errors()[:3]:
-        if item["type"] == "json_invalid":
-            return f"malformed JSON: {item.get('ctx', {}).get('error', item['msg'])}"
-        where = ".".join(str(p) for p in item["loc"][1:]) or "body"
-        problems.append(f"{where}: {item['msg']}")
-    return "; ".join(problems)
-
-
-class BodyLimit:
-    """Refuses a request body over ``limit`` bytes with 413, before it is all in memory.
-
-    Starlette and uvicorn have no such setting (uvicorn bounds only headers): a declared
-    ``Content-Length`` over the limit is refused at once, and a chunked body is counted as it
-    arrives (FastAPI turns the ``HTTPException`` raised while reading into the 413).
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large()(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, self._message())
-            return message
-
-        await self.app(scope, counted, send)
-
-    def _message(self) -> str:
-        return f"request body over this server's limit of {self.limit} bytes"
-
-    def _too_large(self) -> JSONResponse:
-        return _error(413, self._message(), code="body_too_large")

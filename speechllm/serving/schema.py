@@ -17,7 +17,9 @@ import time
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from speechllm.serving.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS
 
 
 class TextPart(BaseModel):
@@ -46,8 +48,15 @@ class Message(BaseModel):
     content: str | list[ContentPart]
 
 
-class ChatCompletionRequest(BaseModel):
+class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+    """Send a last chunk with ``usage`` and no choices, as OpenAI does."""
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     model: str
     messages: list[Message] = Field(min_length=1)
@@ -59,8 +68,20 @@ class ChatCompletionRequest(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: Literal[1] = 1
     """One answer per request."""
+
+    @field_validator("stop")
+    @classmethod
+    def _bounded(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        """OpenAI's limit of 4 stop sequences, each of bounded length."""
+        stops = [stop] if isinstance(stop, str) else stop or []
+        if len(stops) > MAX_STOP_STRINGS:
+            raise ValueError(f"at most {MAX_STOP_STRINGS} stop sequences, got {len(stops)}")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise ValueError(f"a stop sequence has at most {MAX_STOP_CHARS} characters")
+        return stop
 
     def stop_strings(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else self.stop or []
@@ -83,12 +104,28 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+class Usage(BaseModel):
+    prompt_tokens: int
+    """Positions the LLM read: the prompt's text tokens plus the audio embeddings."""
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
+
 class ChatCompletion(BaseModel):
     id: str = Field(default_factory=completion_id)
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=lambda: int(time.time()))
     model: str
     choices: list[Choice]
+    usage: Usage
 
 
 class Delta(BaseModel):
@@ -109,6 +146,7 @@ class ChatCompletionChunk(BaseModel):
     created: int
     model: str
     choices: list[ChunkChoice]
+    usage: Usage | None = None
 
 
 class ModelCard(BaseModel):
@@ -121,6 +159,22 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class TranscriptionUsage(BaseModel):
+    """OpenAI's token usage of a transcription."""
+
+    type: Literal["tokens"] = "tokens"
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class Transcription(BaseModel):
+    """``/v1/audio/transcriptions``' ``json`` response."""
+
+    text: str
+    usage: TranscriptionUsage
 
 
 class ErrorDetail(BaseModel):

@@ -22,12 +22,12 @@ from fastapi import FastAPI
 
 from speechllm.cli import serve as cli
 from speechllm.cli.serve import main
-from speechllm.inference import answer, featurize, load_model
+from speechllm.inference import answer, featurize
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import save_tiny_export
 from speechllm.serving import GenerationSettings, ServeConfig, load_app, running
 from speechllm.serving.streaming import TextSink
-from tests.serving_world import audio_part, file_part, user, wav_bytes, write_recordings
+from tests.serving.helpers import health, is_openai_error, post
+from tests.serving_world import audio_part, file_part, user, wav_bytes
 
 TOKENS = 12
 INSTRUCTIONS = ["Transcribe the audio.", "What is the intent of this request?", "Say it."]
@@ -42,22 +42,6 @@ CONFIG = ServeConfig(
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_export(tmp_path_factory.mktemp("serve") / "export")
-
-
-@pytest.fixture(scope="module")
-def recordings(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return write_recordings(tmp_path_factory.mktemp("recordings"), 6)
-
-
-@pytest.fixture(scope="module")
-def reference(export: Path) -> SpeechLLM:
-    """A separately loaded copy: what ``speechllm-infer`` answers."""
-    return load_model(export)
-
-
-@pytest.fixture(scope="module")
 def server(export: Path) -> Iterator[tuple[str, FastAPI]]:
     app = load_app(str(export), "tiny", config=CONFIG)
     with running(app) as url:
@@ -67,24 +51,6 @@ def server(export: Path) -> Iterator[tuple[str, FastAPI]]:
 @pytest.fixture
 def client(server: tuple[str, FastAPI]) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server[0]}/v1", api_key="unused", max_retries=0, timeout=120)
-
-
-def post(url: str, body: bytes, path: str = "/v1/chat/completions", **headers: str) -> Any:
-    """A raw POST (for bodies no client would send); ``(status, parsed JSON)``."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
-    connection.request("POST", path, body, {"Content-Type": "application/json", **headers})
-    response = connection.getresponse()
-    status, data = response.status, json.loads(response.read())
-    connection.close()
-    return status, data
-
-
-def health(url: str) -> dict[str, Any]:
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    connection.request("GET", "/health")
-    return json.loads(connection.getresponse().read())
 
 
 def test_answers_equal_inference_alone_streamed_or_not(
@@ -99,14 +65,24 @@ def test_answers_equal_inference_alone_streamed_or_not(
         reply = client.chat.completions.create(model="tiny", messages=messages, max_tokens=TOKENS)
         assert reply.choices[0].message.content == expected
         assert reply.choices[0].finish_reason == ("length" if len(tokens) == TOKENS else "stop")
+        # usage: the LLM read the prompt's text tokens and the audio embeddings
+        prompt = reference.prompt_length(instruction) + int(encoded.lengths[0])
+        assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (prompt, len(tokens))
+        assert reply.usage.total_tokens == prompt + len(tokens)
         chunks = list(
             client.chat.completions.create(
-                model="tiny", messages=messages, max_tokens=TOKENS, stream=True
+                model="tiny",
+                messages=messages,
+                max_tokens=TOKENS,
+                stream=True,
+                stream_options={"include_usage": True},
             )
         )
         assert chunks[0].choices[0].delta.role == "assistant"
-        assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
-        assert chunks[-1].choices[0].finish_reason == reply.choices[0].finish_reason
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected
+        assert chunks[-2].choices[0].finish_reason == reply.choices[0].finish_reason
+        assert chunks[-1].choices == [] and chunks[-1].usage == reply.usage  # OpenAI's last chunk
+        assert all(c.usage is None for c in chunks[:-1])
         assert len({c.id for c in chunks}) == 1
         answers.append(expected)
     assert len(set(answers)) == 3  # the audio and instruction matter: answers differ
@@ -271,7 +247,7 @@ def test_bad_requests_get_a_4xx_with_a_message_and_the_server_stays_up(
         got_status, data = post(url, body)
         assert (got_status, name) == (status, name), data
         assert message in data["error"]["message"], (name, data)
-        assert data["error"]["type"]
+        assert is_openai_error(data), (name, data)
     # a body sent in chunks, with no Content-Length to refuse it by, is counted as it arrives
     chunks = iter([_chat(good, pad="x" * 300_000)])
     parts = urlsplit(url)
