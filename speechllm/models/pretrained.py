@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from speechllm.models import components, hub
 from speechllm.models.card import Base, CardInfo, model_card
+from speechllm.models.folders import written_whole
 from speechllm.models.llm import is_adapter_weight
 
 if TYPE_CHECKING:
@@ -159,7 +160,34 @@ def save_pretrained(
     out = Path(out)
     node = json.loads(json.dumps(config))  # a private, plain copy
     components.check(node, "the model config", "model")  # never write what load refuses
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not _replaceable(out):
+        raise FileExistsError(
+            f"{out} exists and is not an export: give the export a folder of its own"
+        )
+    with written_whole(out) as tmp:  # a kill leaves the old export or none, never half
+        _write_export(model, tmp, node, merge_lora, card, out)
+    return out
+
+
+def _replaceable(out: Path) -> bool:
+    """An earlier export, or an empty folder: what an export may replace."""
+    if out.is_dir() and not any(out.iterdir()):
+        return True
+    try:
+        return json.loads((out / "config.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_export(
+    model: SpeechLLM,
+    out: Path,
+    node: dict[str, Any],
+    merge_lora: bool,
+    card: CardInfo | None,
+    final: Path,
+) -> None:
+    """:func:`save_pretrained`'s files, written into ``out`` (renamed to ``final`` after)."""
     trainable = {
         k: v.contiguous()
         for k, v in model.trainable_state_dict().items()
@@ -196,10 +224,9 @@ def save_pretrained(
         node.get("prompt_template", ""),
         adapters,
         sum(v.numel() for v in trainable.values()),
-        card.repo_id or str(out),
+        card.repo_id or str(final),
     )
     (out / "README.md").write_text(text)
-    return out
 
 
 def _name(node: dict[str, Any]) -> str:
