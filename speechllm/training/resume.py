@@ -25,9 +25,7 @@ import torch
 from torch.distributed.checkpoint import FileSystemReader
 
 from speechllm.models.folders import PARTIAL, restore_replaced
-
-SHARDED_META = "meta.pt"
-"""Lightning's file, in a sharded checkpoint folder, of everything but the shards."""
+from speechllm.models.pretrained import SHARDED_META
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,7 @@ from torch.distributed.tensor import DTensor
 from torch.optim import Optimizer
 
 from speechllm.models.folders import partial_name, publish_folder
+from speechllm.models.pretrained import SHARDED_META
 from speechllm.models.speech_llm import SpeechLLM
 
 
@@ -117,7 +118,7 @@ class TrainableShardsStrategy(ModelParallelStrategy):
     the first stage's), so the optimizer state is loaded afterwards, into that optimizer.
     """
 
-    _meta = "meta.pt"  # Lightning's file of everything but the shards
+    _meta = SHARDED_META
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
+from speechllm.models import SpeechLLM
+from speechllm.models.pretrained import export_checkpoint
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.training.checkpointing import PARTIAL
 from speechllm.training.resume import resume_point
@@ -68,3 +70,8 @@ def test_fsdp_killed_then_resume_auto_matches_uninterrupted(tmp_path: Path) -> N
     assert set(expected) == set(resumed) and any("lora_" in k for k in expected)
     for key, value in expected.items():
         torch.testing.assert_close(resumed[key], value, atol=1e-6, rtol=1e-5, msg=key)
+    # speechllm-export reads a sharded folder too, and writes its export whole
+    model = SpeechLLM.from_pretrained(export_checkpoint(ckpts / "last.ckpt", tmp_path / "export"))
+    for key, value in model.trainable_state_dict().items():
+        torch.testing.assert_close(value, expected[f"model.{key}"], msg=key)
+    assert not list(tmp_path.glob(f"export{PARTIAL}*"))
