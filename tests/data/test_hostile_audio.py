@@ -71,7 +71,7 @@ def test_thirty_minutes_of_silence_is_refused_from_the_header(silence: Path) -> 
     error = refused(lambda: decode_audio(data, 16_000, name="upload 1", max_seconds=30), "too_long")
     assert "upload 1" in str(error) and "1800" in str(error)
     refused(lambda: load_audio(str(silence), 16_000), "too_long")  # the default cap, 10 min
-    assert time.perf_counter() - start < 2.0  # decoding it all took 15 s
+    assert time.perf_counter() - start < 5.0  # decoding it all took 15 s
     peak = peak_bytes(lambda: decode_audio(data, 16_000, max_seconds=30))
     assert peak < DECODED_SILENCE_BYTES / 100, peak
 
@@ -110,7 +110,7 @@ def test_a_header_rate_outside_the_sane_range_is_refused(tmp_path: Path, rate: i
     error = refused(lambda: load_audio(str(path), 16_000), "bad_sample_rate")
     assert str(path) in str(error) and str(rate) in str(error)
     refused(lambda: decode_audio(path.read_bytes(), 16_000, name="upload"), "bad_sample_rate")
-    assert time.perf_counter() - start < 2.0  # 1 Hz upsampled to 16 kHz took 35 s
+    assert time.perf_counter() - start < 5.0  # 1 Hz upsampled to 16 kHz took 35 s
 
 
 def test_too_many_channels_are_refused(tmp_path: Path) -> None:
