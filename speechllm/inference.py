@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 from transformers import TextIteratorStreamer
 
-from speechllm.data.audio import load_audio
+from speechllm.data.audio import MAX_SECONDS, load_audio, prepare_waveform
+from speechllm.data.errors import AudioError
 from speechllm.data.features import Featurizer, collate_features
 from speechllm.models.pretrained import load
 from speechllm.models.speech_llm import SpeechLLM
@@ -28,23 +28,40 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SpeechLL
 
 
 def featurize(
-    model: SpeechLLM, audio: str | Path | torch.Tensor, sampling_rate: int | None = None
+    model: SpeechLLM,
+    audio: str | Path | torch.Tensor,
+    sampling_rate: int | None = None,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A one-item batch ``(audio, audio_lengths)`` on the model's device.
+
+    A file is decoded and a waveform resampled by the data layer's guarded path (header and
+    rate checked, length capped, bounded resampler), and audio too short for one encoder frame
+    is refused here, as :meth:`AudioEncoder.check_lengths` refuses it in any batch.
 
     Args:
         model: The speech LLM whose encoder sets the rate and features.
         audio: An audio file, or a waveform ``(samples,)`` or ``(channels, samples)``.
         sampling_rate: The waveform's rate; ``None`` means it is already the encoder's.
+        max_seconds: Longest audio accepted; ``None``: no cap.
+
+    Raises:
+        AudioError: The audio is unreadable, too long, too short, or at an absurd rate.
     """
     rate = model.encoder.sampling_rate
     if isinstance(audio, torch.Tensor):
-        waveform = audio.float().cpu()
-        waveform = waveform.mean(0) if waveform.dim() == 2 else waveform
-        if sampling_rate is not None and sampling_rate != rate:
-            waveform = AF.resample(waveform, sampling_rate, rate)
+        name = "waveform"
+        given = rate if sampling_rate is None else sampling_rate
+        waveform = prepare_waveform(audio.cpu(), given, rate, name, max_seconds)
     else:
-        waveform = load_audio(str(audio), rate)
+        name = str(audio)
+        waveform = load_audio(name, rate, max_seconds=max_seconds)
+    if waveform.numel() < model.encoder.min_samples:
+        raise AudioError(
+            f"{name} is {waveform.numel() / rate * 1000:.3g} ms long: shorter than one encoder "
+            f"frame ({model.encoder.min_samples / rate * 1000:g} ms)",
+            reason="too_short",
+        )
     featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
     features, lengths = collate_features([featurizer(waveform)])
     device = next(model.parameters()).device
@@ -60,6 +77,8 @@ def answer(
 ) -> str:
     """The model's answer to ``instruction`` about one recording.
 
+    Runs under ``torch.inference_mode``: nothing here trains, so no autograd state is kept.
+
     Args:
         model: The speech LLM (in eval mode).
         audio: An audio file, or a waveform ``(samples,)`` or ``(channels, samples)``.
@@ -67,9 +86,13 @@ def answer(
         sampling_rate: The waveform's rate; ``None`` means it is already the encoder's.
         **generate_kwargs: ``SpeechLLM.generate`` settings (``max_new_tokens``, ``num_beams``,
             ``streamer``...).
+
+    Raises:
+        AudioError: As :func:`featurize`.
     """
-    features, lengths = featurize(model, audio, sampling_rate)
-    return model.generate(features, lengths, [instruction], **generate_kwargs)[0]
+    with torch.inference_mode():
+        features, lengths = featurize(model, audio, sampling_rate)
+        return model.generate(features, lengths, [instruction], **generate_kwargs)[0]
 
 
 def stream_answer(

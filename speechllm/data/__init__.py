@@ -10,7 +10,8 @@ from importlib import import_module
 from typing import Any
 
 _PUBLIC = {
-    "speechllm.data.audio": ("SpecAugment", "decode_audio", "load_audio"),
+    "speechllm.data.audio": ("AudioInfo", "SpecAugment", "audio_info", "decode_audio", "load_audio",
+                             "prepare_waveform"),
     "speechllm.data.datamodule": ("BadItemReport", "SpeechDataModule"),
     "speechllm.data.dataset": ("SpeechDataset", "collate"),
     "speechllm.data.errors": ("AudioError", "DataError", "ManifestError"),

@@ -15,7 +15,13 @@ from speechllm.data.dataset import SpeechDataset, collate
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.joint import with_joint_targets
-from speechllm.data.manifest import ManifestEntry, limit_durations, read_manifests
+from speechllm.data.manifest import (
+    MAX_ITEM_SECONDS,
+    MIN_ITEM_SECONDS,
+    ManifestEntry,
+    limit_durations,
+    read_manifests,
+)
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
 from speechllm.data.tasks import get_task
 
@@ -66,8 +72,8 @@ class SpeechDataModule(L.LightningDataModule):
         num_workers: int = 2,
         seed: int = 0,
         skip_bad: bool = False,
-        min_item_seconds: float = 0.025,
-        max_item_seconds: float | None = 120.0,
+        min_item_seconds: float = MIN_ITEM_SECONDS,
+        max_item_seconds: float | None = MAX_ITEM_SECONDS,
         too_long: str = "refuse",
         spec_augment: bool = False,
         instruction_split: str = "seen",
@@ -124,6 +130,7 @@ class SpeechDataModule(L.LightningDataModule):
                 spec_augment=self.spec_augment if split == "train" else None,
                 skip_bad=self.skip_bad,
                 item_splits=split != "train",
+                max_seconds=self.durations["max_seconds"],
             )
 
     def set_mixture_schedule(self, schedule: Schedule) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from speechllm.data.audio import SpecAugment, load_audio
+from speechllm.data.audio import MAX_SECONDS, SpecAugment, load_audio
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer, collate_features
 from speechllm.data.instructions import SPLITS, instruction_for, instruction_split_of
@@ -33,6 +33,8 @@ class SpeechDataset(Dataset):
             can drop and report it.
         item_splits: Prompt a line from its own ``meta.instruction_split`` when it has one
             (evaluation sets only: training always uses seen templates).
+        max_seconds: Longest audio an item may read (``too_long`` beyond it); the data module
+            passes its ``max_item_seconds``. ``None``: each line's duration bounds its read.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class SpeechDataset(Dataset):
         spec_augment: SpecAugment | None = None,
         skip_bad: bool = False,
         item_splits: bool = False,
+        max_seconds: float | None = MAX_SECONDS,
     ) -> None:
         if instruction_split not in SPLITS:
             raise ValueError(
@@ -59,6 +62,7 @@ class SpeechDataset(Dataset):
         self.spec_augment = spec_augment
         self.skip_bad = skip_bad
         self.item_splits = item_splits
+        self.max_seconds = max_seconds
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -69,7 +73,11 @@ class SpeechDataset(Dataset):
         item_seed = (self.seed * 1_000_003 + batch) * 1_000_003 + index
         try:
             waveform = load_audio(
-                entry.audio, self.featurizer.sampling_rate, entry.offset, entry.duration
+                entry.audio,
+                self.featurizer.sampling_rate,
+                entry.offset,
+                entry.duration,
+                max_seconds=self.max_seconds,
             )
         except DataError as error:
             located = error.at(entry.source, entry.line)

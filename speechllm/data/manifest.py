@@ -18,10 +18,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
-from speechllm.data.errors import DataError, ManifestError
+from speechllm.data.audio import audio_info
+from speechllm.data.errors import AudioError, DataError, ManifestError
 from speechllm.data.tasks import TASKS
+
+MIN_ITEM_SECONDS = 0.025
+"""Default shortest line trained on (one 25 ms encoder frame); ``speechllm-data check`` uses it."""
+MAX_ITEM_SECONDS = 120.0
+"""Default longest line trained on; ``speechllm-data check`` uses it."""
 
 REQUIRED = ("id", "audio", "task", "target")
 OPTIONAL = ("duration", "offset", "instruction", "lang", "tgt_lang", "labels", "meta")
@@ -119,6 +123,10 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
     except json.JSONDecodeError as error:
         message = f"malformed JSON: {error.msg} at column {error.colno}"
         raise fail(message, "malformed_json") from None
+    except RecursionError:  # e.g. 200k nested "[": the parser's stack, not the process's
+        raise fail("malformed JSON: nested too deeply", "malformed_json") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise fail(f"malformed JSON: {error}", "malformed_json") from None
     if not isinstance(record, dict):
         raise fail("a line must be a JSON object", "malformed_json")
     missing = [key for key in REQUIRED if key not in record]
@@ -173,20 +181,24 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
 def _seconds(value: Any, key: str, fail: Callable[[str, str], ManifestError]) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise fail(f"field {key!r} must be a number of seconds", "bad_field")
-    if not math.isfinite(value) or value < 0:
-        raise fail(f"field {key!r} must be finite and >= 0, got {value}", "bad_field")
-    return float(value)
+    try:
+        seconds = float(value)  # an integer of 400 digits overflows here
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
+        shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:21]}..."
+        raise fail(f"field {key!r} must be finite and >= 0, got {shown}", "bad_field")
+    return seconds
 
 
 def _measure(audio: str, offset: float, fail: Callable[[str, str], ManifestError]) -> float:
-    """Duration from the file header, for lines that omit ``duration``."""
-    if not os.path.exists(audio):
-        raise fail(f"audio file not found: {audio}", "missing_file")
+    """Duration from the file header, for lines that omit ``duration`` (checked as decoding
+    checks it: a FIFO or an absurd rate is refused here, before anything waits on it)."""
     try:
-        info = sf.info(audio)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise fail(f"unreadable audio {audio}: {error}", "unreadable") from None
-    duration = info.frames / info.samplerate - offset
+        info = audio_info(audio)
+    except AudioError as error:
+        raise fail(error.message, error.reason) from None
+    duration = info.seconds - offset
     if duration <= 0:
         raise fail(f"no audio after offset {offset} s in {audio}", "empty_audio")
     return duration

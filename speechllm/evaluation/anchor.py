@@ -61,5 +61,7 @@ def anchor_scores(
     targets = [e.target for e in asr]
     scores = score_task("asr", hypotheses, targets, langs=[e.lang for e in asr],
                         normalizer=normalizer)  # fmt: skip
-    examples = [{"target": t, "whisper": h} for t, h in zip(targets[:5], hypotheses[:5])]
+    examples = [
+        {"target": t, "whisper": h} for t, h in zip(targets[:5], hypotheses[:5], strict=True)
+    ]
     return {"model": str(model_dir), **scores, "n": len(asr), "examples": examples}

@@ -24,11 +24,8 @@ Fused layers, undone here::
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +38,8 @@ from transformers import (
     WhisperFeatureExtractor,
     WhisperForConditionalGeneration,
 )
+
+from speechllm.models.folders import written_whole
 
 SUPPORTED_VERSIONS = (5, 6)
 SPEC_NAME = "WhisperSpec"
@@ -301,16 +300,11 @@ def convert(src: str | Path, out: str | Path, dtype: torch.dtype = torch.float16
     if aliases not in ({}, {"decoder/projection/weight": "decoder/embeddings/weight"}):
         raise CT2FormatError(f"{src / 'model.bin'}: unexpected aliases {aliases}")
     model.generation_config = whisper_generation_config(config, ct2_config, tokenizer)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with written_whole(out) as tmp:  # a reader never sees a half-written folder
         model.to(dtype).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(tmp)
         for file in tmp.iterdir():  # readable by a serving user with another UID
             file.chmod(0o644)
         tmp.chmod(0o755)
-        os.replace(tmp, out)  # atomic: a reader never sees a half-written folder
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

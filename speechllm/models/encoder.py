@@ -163,6 +163,36 @@ class AudioEncoder(nn.Module):
         self.model.eval()
         return self
 
+    @property
+    def min_input_length(self) -> int:
+        """Fewest input units (samples, or mel frames for Whisper) that give one encoder frame:
+        a waveform encoder's convolutions need their receptive field (400 samples, 25 ms, for
+        wav2vec2-style bases); less crashes alone and gives an item of no frames in a batch."""
+        lengths = self.output_lengths(torch.arange(1, 1 << 16))
+        return int((lengths >= 1).nonzero()[0, 0]) + 1
+
+    @property
+    def min_samples(self) -> int:
+        """:attr:`min_input_length` in audio samples at :attr:`sampling_rate`."""
+        hop = self.feature_extractor.hop_length if self.is_windowed else 1
+        return self.min_input_length * hop
+
+    def check_lengths(self, audio_lengths: torch.Tensor) -> None:
+        """Refuse items too short for one encoder frame, the same way alone or in a batch.
+
+        Raises:
+            ValueError: naming the items and the shortest length the encoder accepts.
+        """
+        short = (self.output_lengths(audio_lengths) < 1).nonzero().flatten().tolist()
+        if short:
+            units = "mel frames" if self.is_windowed else "samples"
+            got = [int(audio_lengths[i]) for i in short]
+            raise ValueError(
+                f"audio item(s) {short} ({got} {units}) are shorter than one encoder frame, "
+                f"which needs >= {self.min_input_length} {units} "
+                f"({self.min_samples / self.sampling_rate * 1000:g} ms)"
+            )
+
     def seconds(self, input_lengths: torch.Tensor) -> torch.Tensor:
         """Audio duration of ``input_lengths`` input units (samples, or mel frames for Whisper)."""
         hop = self.feature_extractor.hop_length if self.is_windowed else 1
@@ -188,7 +218,11 @@ class AudioEncoder(nn.Module):
 
         Returns:
             frames ``(B, T, D)`` (the layer mix, zero on padding) and mask ``(B, T)`` (bool).
+
+        Raises:
+            ValueError: An item is shorter than one encoder frame (:meth:`check_lengths`).
         """
+        self.check_lengths(audio_lengths)
         lengths = self.output_lengths(audio_lengths)
         use_cache = self.cache_hidden_states and keys is not None
         with torch.no_grad():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import re
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from speechllm.models.folders import written_whole
 from speechllm.models.precision import own_precision
 
 
@@ -77,22 +77,13 @@ def _dequantised(gguf: Path, model_kwargs: dict[str, Any]) -> Path:
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:  # dequantised: it saves like any model (merges)
         quantizer.remove_quantization_config(model)
-    tmp = Path(tempfile.mkdtemp(dir=gguf.parent, prefix=f".{folder.name}."))
-    try:
+    with written_whole(folder) as tmp:  # DDP ranks may race: each publishes a whole folder
         model.save_pretrained(tmp)
         AutoTokenizer.from_pretrained(gguf.parent, **where).save_pretrained(tmp)
         (tmp / "SOURCE").write_text(key)
         for file in tmp.iterdir():
             file.chmod(0o644)
         tmp.chmod(0o755)
-        shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process (a DDP rank) renamed its copy first
-            if not (folder / "SOURCE").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

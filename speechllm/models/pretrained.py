@@ -35,10 +35,12 @@ import yaml
 from huggingface_hub import CommitInfo
 from hydra.utils import instantiate
 from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
 from speechllm.models import components, hub
 from speechllm.models.card import Base, CardInfo, model_card
 from speechllm.models.fetch import cache_dir as fetch_cache
+from speechllm.models.folders import written_whole
 from speechllm.models.llm import is_adapter_weight
 
 if TYPE_CHECKING:
@@ -78,6 +80,10 @@ class ModelRecipe:
         return cls(data["model"], data["seed"])
 
 
+SHARDED_META = "meta.pt"
+"""Lightning's file, in a sharded checkpoint folder, of everything but the shards."""
+
+
 def load(
     path_or_id: str | Path,
     revision: str | None = None,
@@ -96,14 +102,18 @@ def load(
         local_files_only: never contact the Hub (as ``HF_HUB_OFFLINE=1``).
     """
     path = Path(path_or_id)
-    if path.suffix == ".ckpt" and path.is_file():
+    if path.suffix == ".ckpt" and path.exists():  # a file, or a sharded folder (FSDP)
         return load_checkpoint(path)[0]
     return load_pretrained(path_or_id, revision, token, cache_dir, local_files_only)
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
-    """Rebuild the model a training checkpoint was written from and load its trainable weights."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    """Rebuild the model a training checkpoint was written from and load its trainable weights.
+
+    ``path`` is a ``.ckpt`` file, or the folder of shards ``trainer=fsdp`` writes (its shards
+    are gathered into one state dict here, without a process group).
+    """
+    ckpt = _read_sharded(Path(path)) if Path(path).is_dir() else _read_file(Path(path))
     extra = ckpt.get("speechllm") or {}
     if extra.get("config") is None:
         raise ValueError(f"{path}: no model config inside; was it written by speechllm-train?")
@@ -113,6 +123,20 @@ def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_trainable_state_dict(state, extra.get("adapters", []))
     return model.eval(), recipe
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_sharded(path: Path) -> dict[str, Any]:
+    """A sharded checkpoint folder as one checkpoint dict: ``meta.pt`` plus the gathered
+    ``state_dict`` (the optimizer shards are not read)."""
+    ckpt = _read_file(path / SHARDED_META)
+    with tempfile.TemporaryDirectory() as tmp:
+        dcp_to_torch_save(path, Path(tmp) / "full.pt")
+        ckpt["state_dict"] = _read_file(Path(tmp) / "full.pt")["state_dict"]
+    return ckpt
 
 
 def export_checkpoint(
@@ -160,7 +184,34 @@ def save_pretrained(
     out = Path(out)
     node = json.loads(json.dumps(config))  # a private, plain copy
     components.check(node, "the model config", "model")  # never write what load refuses
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not _replaceable(out):
+        raise FileExistsError(
+            f"{out} exists and is not an export: give the export a folder of its own"
+        )
+    with written_whole(out) as tmp:  # a kill leaves the old export or none, never half
+        _write_export(model, tmp, node, merge_lora, card, out)
+    return out
+
+
+def _replaceable(out: Path) -> bool:
+    """An earlier export, or an empty folder: what an export may replace."""
+    if out.is_dir() and not any(out.iterdir()):
+        return True
+    try:
+        return json.loads((out / "config.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_export(
+    model: SpeechLLM,
+    out: Path,
+    node: dict[str, Any],
+    merge_lora: bool,
+    card: CardInfo | None,
+    final: Path,
+) -> None:
+    """:func:`save_pretrained`'s files, written into ``out`` (renamed to ``final`` after)."""
     trainable = {
         k: v.contiguous()
         for k, v in model.trainable_state_dict().items()
@@ -199,10 +250,9 @@ def save_pretrained(
         node.get("prompt_template", ""),
         adapters,
         sum(v.numel() for v in trainable.values()),
-        card.repo_id or str(out),
+        card.repo_id or str(final),
     )
     (out / "README.md").write_text(text)
-    return out
 
 
 def _name(node: dict[str, Any]) -> str:

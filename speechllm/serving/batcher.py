@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 from transformers import StoppingCriteriaList
 
 from speechllm.data.features import collate_features
@@ -222,7 +223,8 @@ class Batcher:
         if any(p.sink is not None for p in group):
             sinks = [p.sink for p in group]
             kwargs["streamer"] = BatchStreamer(tokenizer, model.llm.eos_token_id, sinks)
-        encoded = model.encode_audio(audio.to(device), lengths.to(device))
+        with torch.no_grad():  # serving never trains: no autograd state kept
+            encoded = model.encode_audio(audio.to(device), lengths.to(device))
         ids = model.generate_ids(encoded, [p.job.instruction for p in group], **kwargs)
         self.batches += 1
         self.items += len(group)

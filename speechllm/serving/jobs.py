@@ -121,7 +121,10 @@ class Intake:
         text_tokens = self._prompt_tokens(instruction, param)
         rate = self.featurizer.sampling_rate
         try:
-            waveform = decode_audio(data, rate, name=name)
+            # refused from the header, before decoding, when longer than the server takes
+            waveform = decode_audio(
+                data, rate, name=name, max_seconds=self.config.max_audio_seconds
+            )
         except AudioError as error:
             raise ServingError(400, str(error), where, error.reason) from None
         except Exception as error:  # the decoders raise many types on hostile bytes

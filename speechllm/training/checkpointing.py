@@ -6,6 +6,9 @@ temporary file in the system temp folder moved into place, which is a copy (not 
 its final name. Here the temporary file sits beside the target and is synced before a rename,
 which POSIX makes atomic; object stores (S3, GCS) publish an object only once its upload is
 complete, so their copy-then-delete "rename" is atomic for readers too.
+
+A sharded FSDP checkpoint is a folder: it is written whole under a temporary name and renamed
+into place (``speechllm.models.folders``, shared with exports).
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-PARTIAL = ".partial-"
-"""Infix of temporary checkpoint names (``last.ckpt.partial-<id>``); a resume removes them."""
+from speechllm.models.folders import PARTIAL
 
 
 def atomic_write(data: bytes, path: str) -> None:

@@ -7,6 +7,10 @@ warning in favour of the one before. ``resume=never`` declares a new run, which 
 folder that already holds checkpoints: that run's checkpoints and logs would be overwritten.
 Auto is the default because requeueing repeats the command verbatim: a run that had to be told
 to resume would restart from step 0 after every preemption.
+
+A checkpoint is a file, or under ``trainer=fsdp`` a folder of shards (``meta.pt``, ``.metadata``
+and each rank's ``*.distcp``): a folder loads when its ``meta.pt`` does and every shard file its
+``.metadata`` names is there at full length.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 
 import fsspec
 import torch
+from torch.distributed.checkpoint import FileSystemReader
 
-from speechllm.training.checkpointing import PARTIAL
+from speechllm.models.folders import PARTIAL, restore_replaced
+from speechllm.models.pretrained import SHARDED_META
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,14 @@ class ResumePoint:
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
-    """The checkpoint at ``path`` (local or fsspec URL); raises if it does not load cleanly."""
+    """The checkpoint at ``path`` (local or fsspec URL); raises if it does not load cleanly.
+
+    For a sharded folder this is its ``meta.pt`` (no weights: they stay in the shards, which
+    are checked to be complete).
+    """
+    fs, root = fsspec.core.url_to_fs(str(path))
+    if fs.isdir(root):
+        return _sharded_checkpoint(str(path))
     with fsspec.open(path, "rb") as f:
         checkpoint = torch.load(f, map_location="cpu", weights_only=True)
     missing = {"state_dict", "global_step"} - set(checkpoint)
@@ -48,8 +61,30 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return checkpoint
 
 
+def _sharded_checkpoint(path: str) -> dict[str, Any]:
+    """A sharded folder's ``meta.pt``, once its shards are known to be all there."""
+    with fsspec.open(f"{path.rstrip('/')}/{SHARDED_META}", "rb") as f:
+        checkpoint = torch.load(f, map_location="cpu", weights_only=True)
+    if "global_step" not in checkpoint:
+        raise ValueError(f"{path}: not a training checkpoint (no global_step in {SHARDED_META})")
+    metadata = FileSystemReader(path).read_metadata()
+    if not any(key.startswith("state_dict.") for key in metadata.state_dict_metadata):
+        raise ValueError(f"{path}: the shards hold no state_dict")
+    needed: dict[str, int] = {}
+    for info in metadata.storage_data.values():
+        end = info.offset + info.length
+        needed[info.relative_path] = max(needed.get(info.relative_path, 0), end)
+    fs, root = fsspec.core.url_to_fs(path)
+    for name, size in needed.items():
+        shard = f"{root.rstrip('/')}/{name}"
+        if not fs.exists(shard) or fs.size(shard) < size:
+            raise ValueError(f"{path}: shard {name} is missing or shorter than {size} bytes")
+    return checkpoint
+
+
 def run_checkpoints(run_dir: str) -> list[str]:
-    """Every ``*.ckpt`` under ``run_dir``, newest first (by modification time, then name)."""
+    """Every ``*.ckpt`` (file or sharded folder) under ``run_dir``, newest first (by
+    modification time, then name)."""
     fs, root = fsspec.core.url_to_fs(str(run_dir))
     paths = fs.glob(f"{root.rstrip('/')}/**/*.ckpt")
 
@@ -64,11 +99,14 @@ def run_checkpoints(run_dir: str) -> list[str]:
 
 
 def remove_partial_files(run_dir: str) -> None:
-    """Delete temporary files a killed checkpoint write left (``*.ckpt.partial-*``)."""
+    """Delete temporary files and folders a killed checkpoint write left (``*.ckpt.partial-*``),
+    and put back a sharded folder a kill left moved aside (see ``checkpointing.py``)."""
     fs, root = fsspec.core.url_to_fs(str(run_dir))
     for path in fs.glob(f"{root.rstrip('/')}/**/*.ckpt{PARTIAL}*"):
         with contextlib.suppress(FileNotFoundError):  # another rank removed it first
-            fs.rm(path)
+            fs.rm(path, recursive=True)
+    if "://" not in str(run_dir) and fs.isdir(root):
+        restore_replaced(root)
 
 
 def resume_point(

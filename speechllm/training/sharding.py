@@ -42,6 +42,8 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 from torch.optim import Optimizer
 
+from speechllm.models.folders import partial_name, publish_folder
+from speechllm.models.pretrained import SHARDED_META
 from speechllm.models.speech_llm import SpeechLLM
 
 
@@ -116,7 +118,23 @@ class TrainableShardsStrategy(ModelParallelStrategy):
     the first stage's), so the optimizer state is loaded afterwards, into that optimizer.
     """
 
-    _meta = "meta.pt"  # Lightning's file of everything but the shards
+    _meta = SHARDED_META
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None
+    ) -> None:
+        """Write the shards to a temporary folder beside ``filepath``, then rename it into
+        place: Lightning writes them into the target itself, so a kill mid-save (a requeue
+        often is one) left ``last.ckpt`` half old shards, half new, and no other copy."""
+        if not self._save_distributed_checkpoint:
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        target = Path(self.broadcast(str(filepath)))
+        tmp = Path(self.broadcast(str(partial_name(target))))  # rank 0's name on every rank
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        self.barrier("trainable_shards_written")
+        if self.is_global_zero:
+            publish_folder(tmp, target)
+        self.barrier("trainable_shards_published")
 
     @property
     def lightning_restore_optimizer(self) -> bool:

@@ -42,7 +42,10 @@ def test_bases_are_the_ones_it_was_trained_on(result: dict) -> None:
 def test_check_clips_score_the_committed_wer(result: dict, tmp_path: Path) -> None:
     model = SpeechLLM.from_pretrained(MODEL)
     metrics = evaluate(
-        model, [str(MODEL / result["check"]["manifest"])], tmp_path, DecodingConfig(max_new_tokens=48)
+        model,
+        [str(MODEL / result["check"]["manifest"])],
+        tmp_path,
+        DecodingConfig(max_new_tokens=48),
     )
     asr = metrics["tasks"]["asr"]
     assert asr["n"] == result["check"]["n"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import fsspec
 import pytest
 import torch
+import torch.distributed.checkpoint as dcp
 
 from speechllm.training.checkpointing import PARTIAL, AtomicCheckpointIO
-from speechllm.training.resume import RunFolderInUse, resume_point
+from speechllm.training.resume import ResumePoint, RunFolderInUse, resume_point
 
 
 def checkpoint(step: int) -> dict:
@@ -54,3 +56,25 @@ def test_resume_picks_the_newest_that_loads_and_clears_partial_files(tmp_path: P
     with pytest.raises(RunFolderInUse, match="resume=auto continues it"):
         resume_point(str(tmp_path), resume="never")
     assert resume_point(str(tmp_path / "fresh"), resume="never") is None
+
+
+def test_resume_auto_finds_sharded_folders_and_skips_an_incomplete_one(tmp_path, caplog) -> None:
+    """``trainer=fsdp`` checkpoints are folders: they were opened as files ("none of the
+    checkpoints loads"), so a requeued FSDP run could not continue."""
+    ckpts = tmp_path / "checkpoints"
+    for step, name in ((3, "step=3.ckpt"), (6, "last.ckpt")):
+        folder = ckpts / name
+        dcp.save({"state_dict": {"w": torch.full((4,), float(step))}}, checkpoint_id=folder)
+        torch.save({"global_step": step}, folder / "meta.pt")
+        time.sleep(0.01)  # last.ckpt newest
+    assert resume_point(str(tmp_path)) == ResumePoint(str(ckpts / "last.ckpt"), 6)
+    shard = next((ckpts / "last.ckpt").glob("*.distcp"))
+    shard.write_bytes(shard.read_bytes()[:10])  # a shard cut short
+    with caplog.at_level(logging.WARNING, logger="speechllm.training.resume"):
+        assert resume_point(str(tmp_path)) == ResumePoint(str(ckpts / "step=3.ckpt"), 3)
+    assert "shorter than" in caplog.text
+    partial = ckpts / f"last.ckpt{PARTIAL}abcd"  # a sharded save killed before its rename
+    partial.mkdir()
+    (partial / "meta.pt").write_bytes(b"")
+    resume_point(str(tmp_path))
+    assert not partial.exists()
