@@ -125,8 +125,11 @@ class Intake:
             waveform = decode_audio(
                 data, rate, name=name, max_seconds=self.config.max_audio_seconds
             )
-        except AudioError as error:
-            raise ServingError(400, str(error), where, error.reason) from None
+        except AudioError as error:  # the server's own codes for the limits it documents
+            code = {"too_long": "audio_too_long", "too_short": "audio_too_short"}
+            raise ServingError(
+                400, str(error), where, code.get(error.reason, error.reason)
+            ) from None
         except Exception as error:  # the decoders raise many types on hostile bytes
             log.info("undecodable audio %s: %r", name, error)
             message = f"{where}: unreadable audio {name}: {type(error).__name__}"
