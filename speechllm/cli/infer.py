@@ -6,10 +6,13 @@ import argparse
 
 import torch
 
+from speechllm._warnings import quiet_known_warnings
 from speechllm.inference import answer, load_model, stream_answer
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``speechllm-infer``."""
+    quiet_known_warnings()
     parser = argparse.ArgumentParser(
         prog="speechllm-infer",
         description="Answer an instruction about an audio file with a trained speech LLM "
