@@ -13,6 +13,8 @@ Why each one is harmless here:
 - torch's mismatched ``key_padding_mask`` / ``attn_mask``: raised inside transformers' WavLM
   attention, which passes a bool padding mask beside a float position bias (same result).
 - transformers' ``is_gradient_checkpointing``: peft reads the old name; nothing we call.
+- Lightning's "Checkpoint directory ... exists and is not empty": said on every resume, which
+  continues in its own folder by design (``resume=auto``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"Found \d+ module\(s\) in eval mode at the start of training"),
     (UserWarning, r"Support for mismatched key_padding_mask and attn_mask is deprecated"),
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    (UserWarning, r"Checkpoint directory .* exists and is not empty"),
 )
 """(category, start of the message) of each silenced warning."""
 

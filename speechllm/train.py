@@ -33,6 +33,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     from speechllm.models.pretrained import ModelRecipe
     from speechllm.training.trainer import build_trainer
 
+    _lightning_logs_once()
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True)
     # the recipe goes into every checkpoint: bases built from a config (tiny) are random, and
@@ -48,6 +49,18 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return module, datamodule, trainer
+
+
+def _lightning_logs_once() -> None:
+    """Lightning logs through its own console handler and, when the root logger had handlers as
+    it was imported (Hydra's: it is imported after Hydra set logging up), through the root's too:
+    every line twice. Keep the root's, so each line shows once, formatted like ours and also in
+    the run's log file."""
+    if logging.getLogger().hasHandlers() and logging.getLogger("lightning.pytorch").propagate:
+        lightning = logging.getLogger("lightning")
+        for handler in list(lightning.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning.removeHandler(handler)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -99,3 +99,19 @@ def test_data_help_reads_as_text(tmp_path: Path) -> None:
     out = run("speechllm.cli.data", "--help", cwd=tmp_path).stdout
     assert "``" not in out
     assert "speechllm-data import hf" in out and "speechllm-data import nemo" in out
+
+
+def test_eval_writes_only_under_out(tmp_path: Path) -> None:
+    from speechllm.models.tiny import save_tiny_export
+
+    export = save_tiny_export(tmp_path / "export")
+    manifest = write_tiny_manifest(tmp_path / "data", 2, tasks=("asr",))
+    work = tmp_path / "work"
+    work.mkdir()
+    args = [f"checkpoint={export}", f"manifest={manifest}", f"out={tmp_path / 'report'}"]
+    done = run("speechllm.cli.eval", *args, "limit=1", "num_workers=0", cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(work.iterdir()) == []  # no runs/eval/<time>/eval.log
+    assert {"report.md", "metrics.json", "eval.log"} <= {
+        p.name for p in (tmp_path / "report").iterdir()
+    }

@@ -14,6 +14,7 @@ SAMPLES = [
     (UserWarning, "Found 100 module(s) in eval mode at the start of training. This may ..."),
     (UserWarning, "Support for mismatched key_padding_mask and attn_mask is deprecated. Use ..."),
     (FutureWarning, "`is_gradient_checkpointing` is deprecated and will be removed in v6."),
+    (UserWarning, "Checkpoint directory /r/checkpoints exists and is not empty."),
 ]
 
 
