@@ -184,19 +184,26 @@ def run_hydra(hydra_main: Callable[[], Any], prog: str) -> Any:
     set while Hydra composes; the task's :func:`config_errors` unsets it again, so an error while
     running keeps Hydra's usual report.
     """
-    from hydra.errors import ConfigCompositionException
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    if _FULL_ERROR not in os.environ:
+    own = _FULL_ERROR not in os.environ
+    if own:
         os.environ[_FULL_ERROR] = "1"
         _OWN_FULL_ERROR.append(True)
     try:
         return hydra_main()
-    except ConfigCompositionException as err:
-        hint = override_hint(err)
-        if hint is None:
+    except CompactHydraException as err:
+        if not own or not _OWN_FULL_ERROR:  # the user asked for tracebacks, or the task raised
             raise
-        print(f"{prog}: error: {hint}", file=sys.stderr)
-        sys.exit(2)
+        hint = override_hint(err)
+        if hint is not None:
+            print(f"{prog}: error: {hint}", file=sys.stderr)
+            sys.exit(2)
+        # any other composition error: Hydra's own short report, as without this wrapper
+        cause = f"\n{err.__cause__}" if isinstance(err.__cause__, OmegaConfBaseException) else ""
+        print(f"{err}{cause}", file=sys.stderr)
+        sys.exit(1)
     finally:
         _restore_full_error()
 

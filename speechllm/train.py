@@ -90,6 +90,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _shown(path: str) -> str:
     """``path`` relative to the working directory when under it: what a user would type."""
+    if "://" in str(path):  # an fsspec URL stays as it is
+        return str(path)
     with contextlib.suppress(ValueError):
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     return str(path)

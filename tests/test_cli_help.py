@@ -70,7 +70,11 @@ def test_eval_help_lists_every_benchmark(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("module", ["speechllm.cli.eval", "speechllm.cli.export"])
+@pytest.mark.parametrize(
+    "module",
+    ["speechllm.train", "speechllm.cli.eval", "speechllm.cli.export", "speechllm.cli.infer",
+     "speechllm.cli.synth"],
+)  # fmt: skip
 def test_help_does_not_load_torch(module: str, tmp_path: Path) -> None:
     """--help took 21 s (eval) and 7 s (export) importing torch and the models first."""
     code = f"import sys, {module}; print('torch' in sys.modules)"
@@ -115,3 +119,10 @@ def test_eval_writes_only_under_out(tmp_path: Path) -> None:
     assert {"report.md", "metrics.json", "eval.log"} <= {
         p.name for p in (tmp_path / "report").iterdir()
     }
+
+
+def test_other_composition_errors_keep_hydras_short_report(tmp_path: Path) -> None:
+    done = run("speechllm.train", "encoder=no_such_encoder", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Could not find 'encoder/no_such_encoder'" in done.stderr
+    assert "Traceback" not in done.stderr
