@@ -5,25 +5,35 @@ Only :func:`main` knows about Hydra's command line; tests and notebooks call :fu
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm.config import CONF_DIR, validate
-from speechllm.data.features import Featurizer
-from speechllm.models.pretrained import ModelRecipe
-from speechllm.training.resume import resume_point
-from speechllm.training.trainer import build_trainer, fit
+from speechllm._warnings import quiet_known_warnings
+from speechllm.config import CONF_DIR, check_manifests, config_errors, run_hydra, validate
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.Trainer]:
     """Module, data module and trainer (with callbacks and loggers), from a checked config."""
+    # imported here, not at the top: torch and Lightning take seconds to load, and a config
+    # that fails its checks (train() runs them first) should fail sooner
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from speechllm.data.features import Featurizer
+    from speechllm.models.pretrained import ModelRecipe
+    from speechllm.training.trainer import build_trainer
+
+    _lightning_logs_once()
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True)
     # the recipe goes into every checkpoint: bases built from a config (tiny) are random, and
@@ -41,21 +51,64 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     return module, datamodule, trainer
 
 
+def _lightning_logs_once() -> None:
+    """Lightning logs through its own console handler and, when the root logger had handlers as
+    it was imported (Hydra's: it is imported after Hydra set logging up), through the root's too:
+    every line twice. Keep the root's, so each line shows once, formatted like ours and also in
+    the run's log file."""
+    if logging.getLogger().hasHandlers() and logging.getLogger("lightning.pytorch").propagate:
+        lightning = logging.getLogger("lightning")
+        for handler in list(lightning.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning.removeHandler(handler)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit from ``cfg``, continuing the run folder's run (``cfg.resume``, ``cfg.ckpt_path``).
 
-    Returns the final metrics.
+    The config and the manifests are checked before anything is built or read. Returns the
+    final metrics.
     """
-    start = resume_point(cfg.paths.output_dir, cfg.get("resume", "auto"), cfg.get("ckpt_path"))
-    return fit(*build(cfg), start=start)
+    check_manifests(cfg)
+    validate(cfg)
+    from speechllm.training.resume import resume_point
+    from speechllm.training.trainer import fit
+
+    run_dir = cfg.paths.output_dir
+    start = resume_point(run_dir, cfg.get("resume", "auto"), cfg.get("ckpt_path"))
+    shown = _shown(run_dir)
+    if start is None:
+        log.info("run folder: %s (a new run; the same command again resumes it)", shown)
+    else:
+        log.info(
+            "run folder: %s (resuming from %s, step %d)", shown, _shown(start.path), start.step
+        )
+    metrics = fit(*build(cfg), start=start)
+    log.info("run folder: %s (checkpoints: %s/checkpoints/last.ckpt)", shown, shown)
+    return metrics
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when under it: what a user would type."""
+    if "://" in str(path):  # an fsspec URL stays as it is
+        return str(path)
+    with contextlib.suppress(ValueError):
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    return str(path)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> Any:
-    """Train a speech LLM; see ``--help`` for the config groups and ``--cfg job`` for values."""
-    metrics = train(cfg)
+def _main(cfg: DictConfig) -> Any:
+    with config_errors("speechllm-train", cfg.paths.output_dir):
+        metrics = train(cfg)
     log.info("final metrics: %s", metrics)
     return metrics.get("val/loss")
+
+
+def main() -> Any:
+    """Train a speech LLM; see ``--help`` for the config groups and ``--cfg job`` for values."""
+    quiet_known_warnings()
+    return run_hydra(_main, "speechllm-train")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from speechllm.config import CONF_DIR, validate
+from speechllm._warnings import quiet_known_warnings
+from speechllm.config import CONF_DIR, config_errors, run_hydra, validate
 from speechllm.training.trainer import build_trainer, fit
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,17 @@ def train_text(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train_text", version_base="1.3")
-def main(cfg: DictConfig) -> Any:
-    """Train a domain LoRA adapter on a text corpus (causal LM, no audio)."""
-    metrics = train_text(cfg)
+def _main(cfg: DictConfig) -> Any:
+    with config_errors("speechllm-train-text", cfg.paths.output_dir):
+        metrics = train_text(cfg)
     log.info("final metrics: %s", metrics)
     return metrics.get("train/loss")
+
+
+def main() -> Any:
+    """Train a domain LoRA adapter on a text corpus (causal LM, no audio)."""
+    quiet_known_warnings()
+    return run_hydra(_main, "speechllm-train-text")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def make_bases(out: Path, seed: int) -> Path:
 
 
 def llm_overrides(bases: Path) -> list[str]:
-    return ["llm=pretrained", f"llm.name_or_path={bases / 'llm'}"]
+    return ["llm=pretrained", "lora=llama", f"llm.name_or_path={bases / 'llm'}"]
 
 
 def encoder_overrides(bases: Path) -> list[str]:

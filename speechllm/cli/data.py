@@ -1,8 +1,11 @@
-"""``speechllm-data``: check manifests and import corpora.
+"""speechllm-data: check manifests, import corpora, write shards.
 
-speechllm-data check train.jsonl dev.jsonl          # every problem with file:line, summary
-speechllm-data import librispeech ROOT train-clean-100 out/train.jsonl
-speechllm-data shard jsonl data/synth/train.jsonl --out shards/train   # lhotse Shar per task
+examples:
+  speechllm-data check train.jsonl dev.jsonl          # every problem with file:line, summary
+  speechllm-data import librispeech ROOT train-clean-100 out/train.jsonl
+  speechllm-data import hf my_saved_dataset/ out/train.jsonl --text-column sentence
+  speechllm-data import nemo nemo_train.json out/train.jsonl --task asr
+  speechllm-data shard jsonl data/synthetic_small/train.jsonl --out shards/train
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from tqdm import tqdm
 
+from speechllm._warnings import quiet_known_warnings
 from speechllm.data.audio import load_audio
 from speechllm.data.errors import DataError, ManifestError, unreadable
-from speechllm.data.importers import covost2, lhotse, librispeech, slurp
+from speechllm.data.importers import covost2, hf_datasets, lhotse, librispeech, nemo, slurp
 from speechllm.data.manifest import (
     MAX_ITEM_SECONDS,
     MIN_ITEM_SECONDS,
@@ -111,7 +116,12 @@ def summary(entries: Sequence[ManifestEntry]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speechllm-data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="speechllm-data",
+        description=__doc__.split("\n")[0].partition(": ")[2],
+        epilog=__doc__.partition("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     check_cmd = commands.add_parser("check", help="validate manifests and their audio")
     check_cmd.add_argument("manifests", nargs="+", help="JSONL manifest(s)")
@@ -170,6 +180,17 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--task", default="asr")
     cmd.add_argument("--lang", default=None)
     cmd.set_defaults(importer=lambda a: lhotse.to_manifest(a.cuts, a.out, a.task, a.lang))
+    _hf_import_parser(imports)
+    cmd = imports.add_parser(
+        "nemo", help="NeMo manifest (audio_filepath, text, duration) -> one task"
+    )
+    cmd.add_argument("manifest", help="NeMo JSONL; relative audio paths resolve against its folder")
+    cmd.add_argument("out", help="output JSONL")
+    cmd.add_argument("--task", default="asr")
+    cmd.add_argument("--text-field", default="text", help="NeMo field holding the target")
+    cmd.set_defaults(
+        importer=lambda a: nemo.to_manifest(a.manifest, a.out, a.task, text_field=a.text_field)
+    )
     for corpus in imports.choices.values():
         corpus.set_defaults(run=_run_import)
     _shard_parser(commands)
@@ -178,6 +199,43 @@ def _parser() -> argparse.ArgumentParser:
 
 def _seconds_or_none(text: str) -> float | None:
     return None if text.lower() in ("none", "null") else float(text)
+
+
+def _hf_import_parser(imports: argparse._SubParsersAction) -> None:
+    cmd = imports.add_parser(
+        "hf", help="Hugging Face dataset with an Audio column -> one task (audio as FLAC)"
+    )
+    cmd.add_argument("dataset", help="Dataset.save_to_disk folder, or a Hub id (streamed)")
+    cmd.add_argument("out", help="output JSONL")
+    cmd.add_argument("--config", default=None, help="Hub dataset configuration, e.g. a language")
+    cmd.add_argument("--split", default="train")
+    cmd.add_argument("--audio-column", default="audio")
+    cmd.add_argument("--text-column", default="text", help="column holding the target")
+    cmd.add_argument("--id-column", default=None, help="column of ids (default: numbered)")
+    cmd.add_argument("--task", default="asr")
+    cmd.add_argument("--lang", default=None, help="lang field of every line")
+    cmd.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    cmd.add_argument(
+        "--audio-dir", default=None, help="where the FLAC files go (default: OUT without .jsonl)"
+    )
+    cmd.set_defaults(importer=_import_hf)
+
+
+def _import_hf(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    rows = hf_datasets.load_rows(args.dataset, args.split, args.config, args.audio_column)
+    return hf_datasets.to_manifest(
+        tqdm(rows, desc="importing", unit="row", file=sys.stderr, total=args.limit),
+        out,
+        args.audio_dir or out.with_suffix(""),
+        task=args.task,
+        target_column=args.text_column,
+        audio_column=args.audio_column,
+        id_column=args.id_column,
+        id_prefix=out.stem,
+        fields={"lang": args.lang} if args.lang else None,
+        limit=args.limit,
+    )
 
 
 def _shards() -> ModuleType:
@@ -248,6 +306,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``speechllm-data``; returns the exit code (1 when problems were found)."""
+    quiet_known_warnings()
     args = _parser().parse_args(argv)
     return args.run(args)
 

@@ -9,15 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import hydra
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-from speechllm.config import CONF_DIR, validate
-from speechllm.evaluation.benchmarks import run_benchmark
-from speechllm.evaluation.report import split_table, task_table
-from speechllm.evaluation.run import evaluate
-from speechllm.inference import load_model
+from speechllm._warnings import quiet_known_warnings
+from speechllm.config import CONF_DIR, ConfigError, config_errors, run_hydra, validate
 
 
 def _paths(value: Any) -> list[str] | None:
@@ -31,7 +26,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ``metrics.json`` document (a benchmark's: ``benchmarks.json``)."""
     validate(cfg)
     if (cfg.manifest is None) == (cfg.benchmark is None):
-        raise ValueError("give either manifest=PATH or benchmark=NAME (see --help)")
+        raise ConfigError("give either manifest=PATH or benchmark=NAME (see --help)")
+    # imported here: torch, datasets and the models take seconds to load, --help needs none
+    import torch
+    from hydra.utils import instantiate
+
+    from speechllm.evaluation.benchmarks import run_benchmark
+    from speechllm.evaluation.run import evaluate
+    from speechllm.inference import load_model
+
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -69,12 +72,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Evaluate a trained speech LLM; see ``--help`` for the options, ``--cfg job`` for values."""
-    metrics = run(cfg)
+def _main(cfg: DictConfig) -> None:
+    from speechllm.evaluation.report import split_table, task_table
+
+    with config_errors("speechllm-eval", cfg.out):
+        metrics = run(cfg)
     for name, doc in metrics.get("benchmarks", {"": metrics}).items():
         print(f"\n{name}\n{task_table(doc['tasks'])}\n\n{split_table(doc['instruction_splits'])}")
         print(f"\nreport: {cfg.out}/{name + '/' if name else ''}report.md")
+
+
+def main() -> None:
+    """Evaluate a trained speech LLM; see ``--help`` for the options, ``--cfg job`` for values."""
+    quiet_known_warnings()
+    run_hydra(_main, "speechllm-eval")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.models.card import CardInfo
-from speechllm.models.hub import push
-from speechllm.models.pretrained import export_checkpoint
+from speechllm._warnings import quiet_known_warnings
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``speechllm-export``."""
+    quiet_known_warnings()
     parser = argparse.ArgumentParser(
         prog="speechllm-export",
         description="Export a speechllm training checkpoint to a folder that "
@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         "--dataset", action="append", default=[], help="Hub dataset id trained on, repeatable"
     )
     args = parser.parse_args(argv)
+    # imported after parsing: torch and the models take seconds to load, --help needs none
+    from speechllm.models.card import CardInfo
+    from speechllm.models.hub import push
+    from speechllm.models.pretrained import export_checkpoint
+
     card = CardInfo(
         repo_id=args.push_to_hub,
         evaluation=args.eval,

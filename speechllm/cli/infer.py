@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from speechllm.inference import answer, load_model, stream_answer
+from speechllm._warnings import quiet_known_warnings
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``speechllm-infer``."""
+    quiet_known_warnings()
     parser = argparse.ArgumentParser(
         prog="speechllm-infer",
         description="Answer an instruction about an audio file with a trained speech LLM "
@@ -23,11 +23,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128, help="answer length cap")
     parser.add_argument("--stream", action="store_true", help="print tokens as they come")
     parser.add_argument(
-        "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="torch device (default: cuda if available)",
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
     args = parser.parse_args(argv)
+    # imported after parsing: torch and the models take seconds to load, --help needs none
+    import torch
+
+    from speechllm.inference import answer, load_model, stream_answer
+
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(args.model, args.device)
     if args.stream:
         for piece in stream_answer(

@@ -8,15 +8,29 @@ import os
 
 import torch
 
+from speechllm._warnings import quiet_known_warnings
 from speechllm.serving import ServeConfig, load_app, serve
 
 API_KEY_ENV = "SPEECHLLM_API_KEY"
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in ``--help``, except unset ones (``None``, off switches); the API
+    key's default stays unset until after parsing, so ``--help`` never prints a secret."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``speechllm-serve``."""
+    quiet_known_warnings()
     defaults = ServeConfig()
     parser = argparse.ArgumentParser(
         prog="speechllm-serve",
+        formatter_class=_ShowDefaults,
         description="Serve a trained speech LLM at /v1/chat/completions (OpenAI's schema, audio "
         "as input_audio parts, streaming with stream: true), /v1/audio/transcriptions, "
         "/v1/models, /health, and a playground page at /. Concurrent requests are decoded in "
@@ -29,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device",
         default="cuda" if torch.cuda.is_available() else "cpu",
-        help="torch device (default: cuda if available)",
+        help="torch device (cuda if available)",
     )
     parser.add_argument(
         "--max-batch-size",
@@ -76,9 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--api-key",
-        default=os.environ.get(API_KEY_ENV),
         help=f"require 'Authorization: Bearer KEY' on every route but /health and / (default: "
-        f"${API_KEY_ENV}; set one whenever --host is not loopback)",
+        f"${API_KEY_ENV}, else none; set one whenever --host is not loopback)",
     )
     parser.add_argument(
         "--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         max_tokens=args.max_tokens,
         default_max_tokens=args.default_max_tokens,
         max_prompt_tokens=args.max_prompt_tokens,
-        api_key=args.api_key or None,
+        api_key=(os.environ.get(API_KEY_ENV) if args.api_key is None else args.api_key) or None,
         docs=args.docs,
         max_connections=args.max_connections,
         keep_alive_s=args.keep_alive_s,

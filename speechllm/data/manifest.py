@@ -131,7 +131,9 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
         raise fail("a line must be a JSON object", "malformed_json")
     missing = [key for key in REQUIRED if key not in record]
     if missing:
-        raise fail(f"missing required field(s) {missing}", "missing_field")
+        nemo = " (a NeMo manifest? `speechllm-data import nemo IN OUT` converts it)"
+        hint = nemo if "audio_filepath" in record else ""
+        raise fail(f"missing required field(s) {missing}{hint}", "missing_field")
     unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         raise fail(f"unknown field(s) {unknown}; put free-form data under 'meta'", "bad_field")

@@ -253,6 +253,15 @@ def _write_export(
         card.repo_id or str(final),
     )
     (out / "README.md").write_text(text)
+    _readable(out)
+
+
+def _readable(folder: Path) -> None:
+    """Files 0644, folders 0755: safetensors writes 0600, which a server running as another
+    user cannot read; an export is meant to be shared."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _name(node: dict[str, Any]) -> str:

@@ -12,12 +12,16 @@ after that step. :class:`RowBeforeCheckpoint` writes the row first; Lightning's 
 the same row afterwards adds nothing and is skipped. When a new column appears, Lightning's
 writer truncates the file and writes every row again; here the new file replaces the old one
 atomically, and a row a kill left half-written is dropped when the run resumes.
+
+Each row carries ``wall_time`` (Unix seconds when it was logged, as TensorBoard's events do):
+steps alone cannot tell a slow stage, a stall or the gap of a preemption.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from typing import Any
 
 import lightning as L
@@ -62,11 +66,11 @@ class _AppendingWriter(ExperimentWriter):
             metrics_dict = {k: v for k, v in metrics_dict.items() if early.get(k, early) != v}
             if not set(metrics_dict) - {"epoch"}:
                 return
-        super().log_metrics(metrics_dict, step)
+        super().log_metrics(_timed(metrics_dict), step)
 
     def log_early(self, metrics: dict[str, Any], step: int) -> None:
         """Write a training step's row now, before Lightning would."""
-        super().log_metrics(metrics, step)
+        super().log_metrics(_timed(metrics), step)
         self._early = step, dict(metrics)
 
     def rewind(self, step: int) -> None:
@@ -77,6 +81,14 @@ class _AppendingWriter(ExperimentWriter):
         with self._fs.open(self.metrics_file_path, "r", newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(float(r["step"])) < step]
         atomic_write(_csv(self.metrics_keys, rows), self.metrics_file_path)
+
+
+WALL_TIME = "wall_time"
+"""The column of each row's wall-clock time (Unix seconds)."""
+
+
+def _timed(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {**metrics, WALL_TIME: round(time.time(), 3)}
 
 
 def _csv(fieldnames: list[str], rows: list[dict[str, Any]]) -> bytes:

@@ -1,11 +1,14 @@
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from speechllm.models import SpeechLLM
-from speechllm.models.tiny import tiny_batches
+from speechllm.models.tiny import save_tiny_export, tiny_batches
 
 NODE = {
     "_target_": "speechllm.models.SpeechLLM",
@@ -104,3 +107,18 @@ def test_bases_in_the_fetch_cache_are_written_cache_relative(tmp_path, monkeypat
     loaded = SpeechLLM.from_pretrained(out)
     batch = tiny_batches(1, 2, seed=1)[0]
     torch.testing.assert_close(model(**batch).loss, loaded(**batch).loss)
+
+
+def test_export_is_readable_by_other_users(tmp_path) -> None:
+    """safetensors writes 0600; a server running as another user must read the export."""
+    old = os.umask(0o077)  # a strict umask too: the export's modes do not depend on it
+    try:
+        out = save_tiny_export(tmp_path / "export")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(out): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
+    assert modes[Path("trainable.safetensors")] == 0o644
+    assert any(p.parts[0] == "adapters" for p in modes)  # peft's weights are covered too
+    assert {m for p, m in modes.items() if (out / p).is_file()} == {0o644}
+    assert {m for p, m in modes.items() if (out / p).is_dir()} == {0o755}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755

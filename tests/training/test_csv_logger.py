@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import pytest
@@ -56,4 +57,20 @@ def test_a_file_without_a_whole_header_starts_over(tmp_path) -> None:
     path.write_text("step,train/lo")
     log = logger(tmp_path)
     log.log_metrics({"train/loss": 1.0}, step=0)
-    assert rows(path) == [{"step": "0", "train/loss": "1.0"}]
+    (row,) = rows(path)
+    assert float(row.pop("wall_time")) > 0  # each row's clock time (see the last test)
+    assert row == {"step": "0", "train/loss": "1.0"}
+
+
+def test_each_row_has_its_wall_clock_time(tmp_path) -> None:
+    log = logger(tmp_path)
+    before = time.time()
+    log.log_metrics({"train/loss": 1.0}, step=0)
+    log.log_early({"train/loss": 0.5}, step=1)
+    log.log_metrics({"train/loss": 0.5}, step=1)  # Lightning's own call for the early row: no row
+    log.log_metrics({"val/loss": 0.7}, step=1)
+    after = time.time()
+    logged = rows(tmp_path / "logs" / "metrics.csv")
+    assert [r["step"] for r in logged] == ["0", "1", "1"]
+    times = [float(r["wall_time"]) for r in logged]
+    assert before - 0.01 <= times[0] <= times[1] <= times[2] <= after + 0.01

@@ -56,7 +56,7 @@ def logged(run: Path) -> dict[tuple[int, str], float]:
         for row in csv.DictReader(f):
             step = int(row.pop("step"))
             for key, value in row.items():
-                if value != "" and key != "epoch":
+                if value != "" and key not in ("epoch", "wall_time"):  # row metadata
                     assert (step, key) not in cells, f"{key} logged twice at step {step}"
                     cells[step, key] = float(value)
     return cells

@@ -160,3 +160,32 @@ def test_sigkill_mid_stage_two_then_resume_matches_uninterrupted(manifest, tmp_p
 
 def trainable_step(ckpt: Path) -> int:
     return torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+
+
+def test_the_same_command_again_resumes_its_printed_run_folder(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """No hydra.run.dir: the run goes to runs/<name>, said at start and end, and rerunning the
+    command continues it instead of starting a new timestamped folder."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    command = [
+        sys.executable, "-m", "speechllm.train", "experiment=tiny_smoke",
+        *data_overrides(manifest), "callbacks.progress.refresh_rate=0", "trainer.max_steps=4",
+    ]  # fmt: skip
+
+    def run() -> str:
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    first = run()
+    assert "run folder: runs/tiny_smoke (a new run" in first
+    assert (
+        "run folder: runs/tiny_smoke (checkpoints: runs/tiny_smoke/checkpoints/last.ckpt)" in first
+    )
+    second = run()
+    assert "run folder: runs/tiny_smoke (resuming from runs/tiny_smoke/checkpoints/" in second
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["tiny_smoke"]
+    noise = ["litlogger", "LeafSpec", "in eval mode at the start", "key_padding_mask", "not empty"]
+    assert [n for n in noise if n in first + second] == []
+    assert first.count("Seed set to 0") == 1  # Lightning's lines once, not via two handlers
