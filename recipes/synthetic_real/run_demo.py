@@ -178,6 +178,8 @@ def record(args: argparse.Namespace, seconds: dict[str, float], metrics: dict[st
         "commit": commit,
         "machine": f"{os.cpu_count()} cores, {cpu}",
         "minutes": {name: round(s / 60, 1) for name, s in seconds.items()},
+        # the training run's own record: its stages' wall time, also when this call resumed it
+        "stages": json.loads((Path(args.out) / "train" / "stages.json").read_text()),
         "tasks": metrics["tasks"],
         "instruction_splits": metrics.get("instruction_splits"),
         "anchor": metrics.get("anchor"),
@@ -237,7 +239,9 @@ def readme_table(result: dict[str, Any]) -> str:
         f"| text questions, no audio (base LLM {skills['base_accuracy']:.0f}) | accuracy | "
         f"kept | {skills['trained_accuracy']:.0f} |",
     ]
-    minutes = ", ".join(f"{k} {v}" for k, v in result["minutes"].items())
+    stages = ", ".join(f"{s['stage']} {s['seconds'] / 60:.1f}" for s in result["stages"])
+    minutes = ", ".join(f"{k} {v}" for k, v in result["minutes"].items() if k != "train")
+    minutes = f"training ({stages}), {minutes}"
     return "\n".join([*rows, *[n for n in notes if n]]) + (
         f"\n\nMeasured {result['date']} on {result['machine']} at commit "
         f"{result['commit'][:10]}, minutes per phase: {minutes} "
