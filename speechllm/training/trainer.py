@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -51,4 +53,17 @@ def fit(
             logger.rewind(start.step if start else 0)
     with exit_for_requeue(trainer):
         trainer.fit(module, datamodule=datamodule, ckpt_path=start.path if start else None)
+    save_the_end(trainer)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def save_the_end(trainer: L.Trainer) -> None:
+    """Write the finished run to ``last.ckpt``: periodic saves every n steps miss a run's last
+    steps when ``max_steps`` is not a multiple of n, and an export of ``last.ckpt`` would then
+    silently drop them (and a rerun would train them again)."""
+    checkpoint = trainer.checkpoint_callback
+    if trainer.interrupted or checkpoint is None or not checkpoint.save_last:
+        return
+    if checkpoint.dirpath is None:
+        return
+    trainer.save_checkpoint(Path(checkpoint.dirpath) / "last.ckpt")

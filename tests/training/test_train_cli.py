@@ -162,6 +162,17 @@ def trainable_step(ckpt: Path) -> int:
     return torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
 
 
+def test_last_checkpoint_holds_the_final_step_off_the_save_interval(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """max_steps 8 with saves every 3: the periodic saves end at step 6; last.ckpt has 8."""
+    overrides = ["experiment=tiny_smoke", "trainer.max_steps=8", *data_overrides(manifest)]
+    train(compose(overrides, output_dir=tmp_path))
+    ckpts = tmp_path / "checkpoints"
+    assert trainable_step(ckpts / "step=6.ckpt") == 6
+    assert trainable_step(ckpts / "last.ckpt") == 8
+
+
 def test_the_same_command_again_resumes_its_printed_run_folder(
     manifest: Path, tmp_path: Path
 ) -> None:
