@@ -38,6 +38,11 @@ HUB_TWINS = {  # the hub checkpoints the shipped configs name -> their tiny twin
     "google/flan-t5-xl": "t5",
     "openai-community/gpt2": "gpt2",
 }
+# checkpoints speechllm-fetch puts in the cache (${paths.cache_dir}/...) -> their tiny twin
+FETCHED_TWINS = {
+    "whisper-tiny.en/hf": "whisper",
+    "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": "llama",
+}
 # the demo's bootstrap writes a WhisperEncoder and a LlamaForCausalLM, in fp32
 BOOTSTRAP = {"encoder": ("whisper", torch.float32), "llm": ("llama", torch.float32)}
 TASKS = ("asr", "st", "ic", "sf", "kws", "kwe", "er", "asc", "ac", "gr", "sc", "sns")
@@ -82,9 +87,13 @@ def base_overrides(experiment: str, cfg, twins, tmp: Path) -> tuple[list[str], d
     for part in ("encoder", "llm"):
         node = cfg[part]
         name = str(node.get("name_or_path", ""))
+        fetched = name.removeprefix(f"{cfg.paths.cache_dir}/")
         if name in HUB_TWINS:
             overrides.append(f"{part}.name_or_path={twins(HUB_TWINS[name])}")
             dtypes[part] = STORED_DTYPES[HUB_TWINS[name]]
+        elif fetched in FETCHED_TWINS:
+            overrides.append(f"{part}.name_or_path={twins(FETCHED_TWINS[fetched])}")
+            dtypes[part] = STORED_DTYPES[FETCHED_TWINS[fetched]]
         elif name.startswith(str(cfg.paths.get("bootstrap_dir", "?"))):
             kind, dtype = BOOTSTRAP[part]
             (tmp / "bases").mkdir(exist_ok=True)

@@ -108,6 +108,8 @@ class SpeechDataModule(L.LightningDataModule):
         self.datasets: dict[str, SpeechDataset] = {}
         self._bad: dict[tuple[str | None, int | None, str], DataError] = {}
         self._train_sampler: MultitaskBatchSampler | None = None
+        self._val_sampler: EvalBatchSampler | None = None
+        self.val_tasks: set[str] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Read (once) the manifests the stage needs."""
@@ -132,6 +134,13 @@ class SpeechDataModule(L.LightningDataModule):
                 item_splits=split != "train",
                 max_seconds=self.durations["max_seconds"],
             )
+
+    def set_val_tasks(self, tasks: set[str] | None) -> None:
+        """Validate only on these tasks' lines (``None``: all): a curriculum stage is judged
+        on the tasks it trains, and ``limit_val_batches`` counts batches of them."""
+        self.val_tasks = tasks
+        if self._val_sampler is not None:
+            self._val_sampler.only(tasks)
 
     def set_mixture_schedule(self, schedule: Schedule) -> None:
         """Set the task mixture; a training stream already running follows it from its next
@@ -200,7 +209,11 @@ class SpeechDataModule(L.LightningDataModule):
             self.batching,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
+            tasks=[entry.task for entry in dataset.entries],
         )
+        if split == "val":
+            self._val_sampler = sampler
+            sampler.only(self.val_tasks)
         return _loader(dataset, sampler, self.num_workers, seed=self.seed)
 
 

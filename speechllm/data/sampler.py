@@ -288,27 +288,53 @@ class EvalBatchSampler:
         batching: Batch caps.
         rank: This process's rank.
         world_size: Number of processes.
+        tasks: Every item's task, for :meth:`only`.
     """
 
     def __init__(
-        self, durations: Sequence[float], batching: Batching, rank: int = 0, world_size: int = 1
+        self,
+        durations: Sequence[float],
+        batching: Batching,
+        rank: int = 0,
+        world_size: int = 1,
+        tasks: Sequence[str] | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} out of range for world_size {world_size}")
-        order = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
-        batches = batching.pack(order, durations)
+        self.durations, self.batching = list(durations), batching
+        self.rank, self.world_size = rank, world_size
+        self.tasks = list(tasks) if tasks is not None else None
+        self.batches = self._pack(list(range(len(self.durations))))
+
+    def only(self, tasks: set[str] | None) -> None:
+        """Batch only the items of ``tasks`` from now on (``None``: every item), packed afresh
+        the same way on every rank, so ranks still run equal batch counts. A curriculum stage
+        validates on its own tasks: ``limit_val_batches`` then counts batches it can score."""
+        keep = range(len(self.durations))
+        if tasks is not None:
+            if self.tasks is None:
+                raise ValueError("this sampler was built without the items' tasks")
+            keep = [i for i in keep if self.tasks[i] in tasks]
+        self.batches = self._pack(list(keep))
+
+    def _pack(self, items: list[int]) -> list[list[int]]:
+        if not items:
+            return []
+        durations, world_size = self.durations, self.world_size
+        order = sorted(items, key=lambda i: (-durations[i], i))
+        batches = self.batching.pack(order, durations)
         while len(batches) % world_size:
             largest = max(range(len(batches)), key=lambda b: len(batches[b]))
             batch = batches[largest]
             if len(batch) < 2:
                 raise ValueError(
-                    f"{len(durations)} eval items cannot give each of {world_size} ranks a batch"
+                    f"{len(items)} eval items cannot give each of {world_size} ranks a batch"
                 )
             half = math.ceil(len(batch) / 2)
             batches[largest : largest + 1] = [batch[:half], batch[half:]]
-        mine = batches[rank::world_size]
+        mine = batches[self.rank :: world_size]
         rest = np.random.default_rng(0).permutation(len(mine) - 1) + 1
-        self.batches = [mine[0], *(mine[i] for i in rest)]
+        return [mine[0], *(mine[i] for i in rest)]
 
     def __len__(self) -> int:
         return len(self.batches)

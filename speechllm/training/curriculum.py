@@ -223,11 +223,12 @@ class CurriculumCallback(L.Callback):
             stage.lr,
             stage.warmup_steps,
             stage.trainable,
-            {t for t, w in stage.tasks.items() if w > 0},
         )
         datamodule = getattr(trainer, "datamodule", None)
         if hasattr(datamodule, "set_mixture_schedule"):
             datamodule.set_mixture_schedule(self.mixture_schedule())
+        if hasattr(datamodule, "set_val_tasks"):  # each stage is validated on its own tasks
+            datamodule.set_val_tasks({t for t, w in stage.tasks.items() if w > 0})
         if rebuild:
             strategy = trainer.strategy
             if isinstance(strategy, DDPStrategy):  # the public path: comm hooks come back too

@@ -37,9 +37,6 @@ class StagePlan:
             (unnamed groups keep the optimizer's own); ``None`` keeps the optimizer's.
         warmup_steps: the stage's warm-up (``None``: the scheduler's own).
         groups: the stage's trainable groups, which ``lr`` may key.
-        tasks: the stage's tasks: validation scores only these (``None``: every task), so a
-            stage's validation loss is the loss it trains and an ASR-only stage is not judged
-            on tasks it has not met.
     """
 
     horizon: int | None = None
@@ -47,7 +44,6 @@ class StagePlan:
     lr: float | dict[str, float] | None = None
     warmup_steps: int | None = None
     groups: list[str] = field(default_factory=list)
-    tasks: set[str] | None = None
 
 
 class SpeechLLMModule(L.LightningModule):
@@ -159,10 +155,6 @@ class SpeechLLMModule(L.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if self.plan.tasks is not None:
-            batch = _select(
-                batch, [i for i, t in enumerate(batch["tasks"]) if t in self.plan.tasks]
-            )
         return self._step(batch, "val") if batch["ids"] else None
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
@@ -272,19 +264,3 @@ class SpeechLLMModule(L.LightningModule):
         prefix = "model."
         state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items()}
         self.model.load_trainable_state_dict(state, extra.get("adapters", []))
-
-
-def _select(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
-    """The batch's items ``rows``: per-item lists and tensors indexed, the rest kept."""
-    size = len(batch["ids"])
-    if len(rows) == size:
-        return batch
-    out = {}
-    for key, value in batch.items():
-        if isinstance(value, list) and len(value) == size and key != "bad_items":
-            out[key] = [value[i] for i in rows]
-        elif isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == size:
-            out[key] = value[rows]
-        else:
-            out[key] = value
-    return out

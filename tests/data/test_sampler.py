@@ -111,6 +111,25 @@ def test_eval_sampler_covers_each_item_once_with_equal_batch_counts(world_size: 
     assert DURATIONS[first[0]] == max(DURATIONS[:50])  # longest first: OOM shows up at once
 
 
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_eval_sampler_only_batches_the_stage_tasks_on_every_rank_alike(world_size: int) -> None:
+    tasks = ["asr" if i % 3 == 0 else "er" for i in range(50)]
+    samplers = [
+        EvalBatchSampler(DURATIONS[:50], BATCHING, r, world_size, tasks=tasks)
+        for r in range(world_size)
+    ]
+    for sampler in samplers:
+        sampler.only({"asr"})
+    assert len({len(s) for s in samplers}) == 1
+    items = sorted(key.index for s in samplers for batch in s for key in batch)
+    assert items == [i for i in range(50) if tasks[i] == "asr"]
+    for sampler in samplers:
+        sampler.only(None)
+    assert sorted(key.index for s in samplers for b in s for key in b) == list(range(50))
+    samplers[0].only({"kws"})
+    assert len(samplers[0]) == 0 and list(samplers[0]) == []
+
+
 def test_eval_sampler_prefix_samples_every_duration() -> None:
     """``limit_val_batches`` takes the first batches: they must not be only the longest clips."""
     batches = [[key.index for key in batch] for batch in EvalBatchSampler(DURATIONS, BATCHING)]
