@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synthetic_real"
 sys.path.insert(0, str(RECIPE))
 
+from align_ablation import table as align_table  # noqa: E402
 from run_demo import readme_table  # noqa: E402
 
 
@@ -55,3 +56,11 @@ def test_readme_demo_table_is_generated_from_the_committed_results() -> None:
     readme = (REPO / "README.md").read_text()
     start, end = "<!-- demo-table:start -->\n", "\n<!-- demo-table:end -->"
     assert readme.split(start)[1].split(end)[0] == readme_table(result)
+
+
+def test_readme_alignment_table_is_generated_from_the_committed_results() -> None:
+    result = json.loads((RECIPE / "results" / "align_ablation.json").read_text())
+    assert {"command", "date", "commit", "machine"} <= set(result) and len(result["arms"]) == 2
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- align-table:start -->\n", "\n<!-- align-table:end -->"
+    assert readme.split(start)[1].split(end)[0] == align_table(result)
