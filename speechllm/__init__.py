@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 # OpenMP's idle threads spin by default: on a machine with other work running, a training step
-# with two threads ran several times slower. Passive waiting costs nothing on an idle machine.
+# with two threads ran far slower. Passive waiting costs little on an idle machine.
 # The runtime reads this once, when torch loads it, so it is set before any submodule imports
 # torch (every entry point and worker process imports this package first); a user's own wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
