@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from speechllm.cli import serve as cli
 from speechllm.cli.serve import main
 from speechllm.inference import answer, featurize
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.serving import GenerationSettings, ServeConfig, load_app, running
+from speechllm.serving import GenerationSettings, ServeConfig, running
 from speechllm.serving.streaming import TextSink
 from tests.serving.helpers import health, is_openai_error, post
 from tests.serving_world import audio_part, file_part, user, wav_bytes
@@ -39,13 +38,6 @@ CONFIG = ServeConfig(
     max_tokens=64,
     default_max_tokens=16,
 )
-
-
-@pytest.fixture(scope="module")
-def server(export: Path) -> Iterator[tuple[str, FastAPI]]:
-    app = load_app(str(export), "tiny", config=CONFIG)
-    with running(app) as url:
-        yield url, app
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,20 +19,13 @@ from fastapi import FastAPI
 from speechllm.data.errors import AudioError
 from speechllm.inference import answer
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.serving import ServeConfig, load_app, running
+from speechllm.serving import ServeConfig
 from tests.serving.helpers import health, is_openai_error, post
 from tests.serving_world import audio_part, file_part, user, wav_bytes
 
 CONFIG = ServeConfig(
     max_batch_size=8, max_wait_ms=300, max_audio_seconds=2.0, max_tokens=16, default_max_tokens=8
 )
-
-
-@pytest.fixture(scope="module")
-def server(export: Path) -> Iterator[tuple[str, FastAPI]]:
-    app = load_app(str(export), "tiny", config=CONFIG)
-    with running(app) as url:
-        yield url, app
 
 
 def _body(part: dict) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -21,7 +20,7 @@ from fastapi import FastAPI
 
 from speechllm.inference import answer
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.serving import ServeConfig, load_app, running
+from speechllm.serving import ServeConfig
 from speechllm.serving.settings import MAX_STOP_CHARS
 from tests.serving.helpers import is_openai_error, post, request
 from tests.serving_world import file_part, user
@@ -37,13 +36,6 @@ CONFIG = ServeConfig(
 )
 FAST_S = 5.0
 """A refusal takes milliseconds; this bound leaves room for a busy 2-core box."""
-
-
-@pytest.fixture(scope="module")
-def server(export: Path) -> Iterator[tuple[str, FastAPI]]:
-    app = load_app(str(export), "tiny", config=CONFIG)
-    with running(app) as url:
-        yield url, app
 
 
 def _rss_mb() -> float:

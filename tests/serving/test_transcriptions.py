@@ -5,7 +5,6 @@ server works."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -14,17 +13,10 @@ from fastapi import FastAPI
 
 from speechllm.inference import answer
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.serving import ServeConfig, load_app, running, transcriptions
+from speechllm.serving import ServeConfig, transcriptions
 from tests.serving.helpers import is_openai_error, request
 
 CONFIG = ServeConfig(max_audio_seconds=2.0, max_tokens=16, default_max_tokens=8, api_key="k")
-
-
-@pytest.fixture(scope="module")
-def server(export: Path) -> Iterator[tuple[str, FastAPI]]:
-    app = load_app(str(export), "tiny", config=CONFIG)
-    with running(app) as url:
-        yield url, app
 
 
 @pytest.fixture
