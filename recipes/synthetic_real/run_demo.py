@@ -15,6 +15,7 @@
     python recipes/synthetic_real/run_demo.py                   # full: ~45 min on 2 cores
     python recipes/synthetic_real/run_demo.py --preset smoke    # CI: tiny random twins, < 2 min
     python recipes/synthetic_real/run_demo.py --record          # + results/demo.json
+    python recipes/synthetic_real/run_demo.py --out runs/long_real --record long_run
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument(
-        "--record", action="store_true",
-        help="write recipes/synthetic_real/results/demo.json (command, date, commit, machine)",
+        "--record", nargs="?", const="demo", default=None, metavar="NAME",
+        help="write recipes/synthetic_real/results/NAME.json (default demo; command, date,\n"
+        "commit, machine): the README's tables are generated from these",
     )  # fmt: skip
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for training")
     return p.parse_args(argv)
@@ -186,7 +188,7 @@ def record(args: argparse.Namespace, seconds: dict[str, float], metrics: dict[st
         "open_vocab": metrics["open_vocab"],
         "text_skills": metrics["text_skills"],
     }
-    path = HERE / "results" / "demo.json"
+    path = HERE / "results" / f"{args.record}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path

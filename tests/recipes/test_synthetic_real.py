@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,12 +50,13 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
-def test_readme_demo_table_is_generated_from_the_committed_results() -> None:
-    result = json.loads((RECIPE / "results" / "demo.json").read_text())
+@pytest.mark.parametrize("name, marker", [("demo", "demo-table"), ("long_run", "long-table")])
+def test_readme_demo_tables_are_generated_from_the_committed_results(name, marker) -> None:
+    result = json.loads((RECIPE / "results" / f"{name}.json").read_text())
     for key in ("command", "date", "commit", "machine"):
         assert result[key]
     readme = (REPO / "README.md").read_text()
-    start, end = "<!-- demo-table:start -->\n", "\n<!-- demo-table:end -->"
+    start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
     assert readme.split(start)[1].split(end)[0] == readme_table(result)
 
 
