@@ -260,6 +260,5 @@ class CurriculumCallback(L.Callback):
             if self.stages[i].steps is None:
                 break
             step += self.stages[i].steps
-            if i + 1 > p.index:
-                schedule.append((step, self.stages[i + 1].tasks))
+            schedule.append((step, self.stages[i + 1].tasks))
         return schedule
