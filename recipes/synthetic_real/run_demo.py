@@ -34,6 +34,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+RESULTS = "recipes/synthetic_real/results"
 sys.path.insert(0, str(HERE))
 
 from open_vocab import build as build_open_vocab  # noqa: E402,I001
@@ -187,6 +188,7 @@ def record(args: argparse.Namespace, seconds: dict[str, float], metrics: dict[st
         "anchor": metrics.get("anchor"),
         "open_vocab": metrics["open_vocab"],
         "text_skills": metrics["text_skills"],
+        "file": f"{RESULTS}/{args.record}.json",
     }
     path = HERE / "results" / f"{args.record}.json"
     path.parent.mkdir(exist_ok=True)
@@ -247,7 +249,7 @@ def readme_table(result: dict[str, Any]) -> str:
     return "\n".join([*rows, *[n for n in notes if n]]) + (
         f"\n\nMeasured {result['date']} on {result['machine']} at commit "
         f"{result['commit'][:10]}, minutes per phase: {minutes} "
-        f"(`{result['command']}`; `recipes/synthetic_real/results/demo.json`)."
+        f"(`{result['command']}`; `{result.get('file', f'{RESULTS}/demo.json')}`)."
     )
 
 
