@@ -131,10 +131,10 @@ def whisper_weights(
     out: dict[str, torch.Tensor] = {}
     for name, value in variables.items():
         side, _, rest = name.partition("/")
-        if side not in ("encoder", "decoder") or rest in _SCALARS:
-            if side in ("encoder", "decoder"):
-                continue
+        if side not in ("encoder", "decoder"):
             raise CT2FormatError(f"{path}: unexpected variable {name!r}")
+        if rest in _SCALARS:  # settings, not weights (num_heads is read by whisper_config)
+            continue
         prefix = f"model.{side}."
         layer = re.fullmatch(r"layer_(\d+)/(\w+)/(.+)", rest)
         if layer is None:

