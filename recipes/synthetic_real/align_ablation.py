@@ -27,6 +27,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def score(run: Path, checkpoint: str, manifest: Path, out: Path) -> dict[str, An
         model, [str(manifest)], out, DecodingConfig(max_new_tokens=48), tasks=["asr"]
     )
     stages = {s["stage"]: s for s in json.loads((run / "stages.json").read_text())}
+    answers = Counter(json.loads(line)["prediction"] for line in (out / "predictions.jsonl").open())
+    ((top, count),) = answers.most_common(1)
     return {
         "run": str(run),
         "checkpoint": checkpoint,
@@ -61,6 +64,8 @@ def score(run: Path, checkpoint: str, manifest: Path, out: Path) -> dict[str, An
         "lora_warmup_steps": stages["lora_warmup"]["steps"],
         "wer": metrics["tasks"]["asr"]["wer"],
         "n": metrics["tasks"]["asr"]["n"],
+        "distinct_answers": len(answers),
+        "most_common_answer": {"text": top, "count": count},
     }
 
 

@@ -66,3 +66,8 @@ def test_readme_alignment_table_is_generated_from_the_committed_results() -> Non
     readme = (REPO / "README.md").read_text()
     start, end = "<!-- align-table:start -->\n", "\n<!-- align-table:end -->"
     assert readme.split(start)[1].split(end)[0] == align_table(result)
+    plain = result["arms"]["plain: LM loss through the frozen LLM (60 steps)"]
+    top = plain["most_common_answer"]
+    prose = " ".join(readme.split(end)[1].split("\n\n")[1].split())
+    assert f"answers {top['count']} of the {plain['n']} clips" in prose
+    assert f'("{top["text"]}"), {plain["distinct_answers"]} distinct answers' in prose
