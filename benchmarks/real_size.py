@@ -12,7 +12,7 @@ Times are the process's CPU seconds (all threads) on CPU: the VM is shared, and 
 what its load does not inflate (on an idle 2-vCPU VM wall time is roughly half); wall seconds
 on a GPU. ``--encoder-lengths`` times Whisper-large-v3's encoder on a 5 s and a 30 s clip with
 ``real_length`` on and off, and reports how far real-length hidden states are from the
-padded ones (tiny and real-size random models). ``--splice`` times ``SpeechLLM._splice`` at
+padded ones (tiny and real-size random models). ``--splice`` times ``SpeechLLM.lay_out`` at
 batch 64 with long prompts against the LLM's forward per item. The input is speech-like
 (voiced harmonics, syllable envelope, noise; no corpus is shipped). Runs on a GPU when one is
 visible. ``--toy`` shrinks every setup (widths, depths) for the slow test.
@@ -65,7 +65,7 @@ from speechllm.data.features import Featurizer, collate_features
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.llm import LLM
-from speechllm.models.speech_llm import SpeechLLM
+from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
 from speechllm.models.tiny import tiny_tokenizer
 
 RATE = 16000
@@ -282,7 +282,7 @@ def run_setup(spec: str, steps: int, seconds: list[float], toy: bool) -> dict[st
     timers = Timers(sync, clock)
     timers.wrap(model.encoder, "forward", "encoder")
     timers.wrap(model.downsampler, "forward", "downsampler")
-    timers.wrap(model, "_splice", "splice")
+    timers.wrap(model.layout, "batch", "splice")
     timers.wrap(model.llm, "forward", "llm_forward")
     batch = batch_of(model, seconds, device)
     model.train()
@@ -375,7 +375,7 @@ def _difference(real: torch.Tensor, padded: torch.Tensor) -> dict[str, float]:
 
 # ---------------------------------------------------------------- the splice
 def splice_cost(toy: bool, batch: int = 64, prompt_chars: int = 600) -> dict[str, Any]:
-    """``_splice`` per item at ``batch`` with long prompts, against the LLM forward per item
+    """``lay_out`` per item at ``batch`` with long prompts, against the LLM forward per item
     (Qwen2.5-0.5B, measured at batch 2 on the same rows: its cost is linear in the batch)."""
     model = build_model("whisper-small", "qwen2.5-0.5b", toy).eval()
     gen = torch.Generator().manual_seed(0)
@@ -385,11 +385,13 @@ def splice_cost(toy: bool, batch: int = 64, prompt_chars: int = 600) -> dict[str
         f"item {b}: " + "describe the speaker and transcribe. " * 20 for b in range(batch)
     ]
     instructions = [text[:prompt_chars] for text in instructions]
-    targets = model._target_ids(["turn the kitchen lights off"] * batch)
+    targets = [model.layout.target_ids("turn the kitchen lights off")] * batch
     with torch.no_grad():
-        model._splice(audio[:2], lengths[:2], instructions[:2], targets[:2])  # warm up
+        model.lay_out(
+            AudioEmbeddings(audio[:2], lengths[:2]), instructions[:2], targets[:2]
+        )  # warm up
         start = time.process_time()
-        embeds, mask, _ = model._splice(audio, lengths, instructions, targets)
+        embeds, mask, _ = model.lay_out(AudioEmbeddings(audio, lengths), instructions, targets)
         splice_s = time.process_time() - start
         start = time.process_time()
         model.llm(embeds[:2], mask[:2], logits_to_keep=8)  # a short target's logits

@@ -29,10 +29,10 @@ from speechllm.config import compose
 from speechllm.data.instructions import instruction_for
 from speechllm.data.manifest import ManifestEntry
 from speechllm.evaluation.metrics import wer
+from speechllm.models.layout import Row, RowLayout, next_token_loss
 from speechllm.models.llm import LLM
 from speechllm.models.prompt import PromptTemplate
 from speechllm.models.tiny import tiny_llm
-from speechllm.training.text_batch import Row, next_token_loss, pad_left, text_row
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,11 +125,11 @@ def length_batches(
     stream: Iterator[tuple[str, str]], llm: LLM, batch_size: int, pool: int = 16
 ) -> Iterator[list[Row]]:
     """Batches of similar length (less padding): sort a pool of examples, cut, shuffle."""
-    rng = random.Random(0)
+    rng, layout = random.Random(0), RowLayout(llm)
     while True:
         rows = sorted(
-            (text_row(llm, *next(stream)) for _ in range(batch_size * pool)),
-            key=lambda row: len(row[0]),
+            (layout.plain_row(*next(stream)) for _ in range(batch_size * pool)),
+            key=len,
         )
         chunks = [rows[k : k + batch_size] for k in range(0, len(rows), batch_size)]
         rng.shuffle(chunks)
@@ -150,14 +150,8 @@ def asr_share(start: float, final: float, mix_from: float) -> Callable[[float], 
 
 def answer(llm: LLM, prompt: str, max_new_tokens: int) -> str:
     """Greedy answer to a text prompt, laid out as in training."""
-    ids, given = text_row(llm, prompt, "")
-    prompt_ids = torch.tensor([ids[:given]])
-    out = llm.generate(
-        llm.embed(prompt_ids),
-        torch.ones_like(prompt_ids),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-    )
+    rows = RowLayout(llm).batch([RowLayout(llm).plain_row(prompt, None)])
+    out = llm.generate(rows.embeds, rows.mask, max_new_tokens=max_new_tokens, do_sample=False)
     return llm.tokenizer.decode(out[0], skip_special_tokens=True).strip()
 
 
@@ -235,7 +229,7 @@ def main(argv: list[str] | None = None) -> Path:
     def batch_loss(progress: float) -> torch.Tensor:
         rows = next(batches)
         forms.progress = progress  # for the examples drawn from now on
-        return next_token_loss(llm, *pad_left(rows))
+        return next_token_loss(llm, RowLayout(llm).batch(rows))
 
     llm.train()
     pretrain("llm", list(llm.parameters()), batch_loss, args, 100, smoothing=0.98)

@@ -1,7 +1,7 @@
 """Does the speech LLM still work as a text model? Fixed questions, no audio, base vs trained.
 
 Training touches the LLM only through its adapters, but those adapters run on every input,
-text-only ones too; a speech LLM that has forgotten how to answer plain questions has lost what
+text-only ones too (unless the model is ``audio_gated``); a speech LLM that has forgotten how to answer plain questions has lost what
 makes it more than an ASR model. Each question has a checkable answer (any of a few accepted
 words in the reply), asked in the LLM's own chat format, greedily, once with the adapters off
 (the base model) and once with them on (the trained model).
@@ -9,9 +9,8 @@ words in the reply), asked in the LLM's own chat format, greedily, once with the
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -31,32 +30,14 @@ QUESTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """(question, accepted answer words): general knowledge any instruct LLM of this size knows."""
 
 
-@contextlib.contextmanager
-def _adapters_off(model: SpeechLLM) -> Iterator[None]:
-    peft = model.llm.model
-    with peft.disable_adapter() if hasattr(peft, "disable_adapter") else contextlib.nullcontext():
-        yield
-
-
 @torch.inference_mode()
 def answer_text(model: SpeechLLM, questions: Sequence[str], max_new_tokens: int = 32) -> list[str]:
-    """Greedy answers to text-only ``questions`` in the LLM's chat format (plain text without
-    a chat template), one at a time (no padding to reason about)."""
-    tokenizer = model.llm.tokenizer
+    """Greedy answers to text-only ``questions``, laid out as the model lays out text items (its
+    chat format, else the question and a newline), one at a time (no padding to reason about)."""
     answers = []
     for question in questions:
-        if getattr(tokenizer, "chat_template", None):
-            turns = [{"role": "user", "content": question}]
-            text = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
-        else:
-            text = question + "\n"
-        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
-        ids = ids.to(next(model.parameters()).device)
-        out = model.llm.generate(
-            model.llm.embed(ids), torch.ones_like(ids), max_new_tokens=max_new_tokens,
-            do_sample=False,
-        )  # fmt: skip
-        answers.append(tokenizer.decode(out[0], skip_special_tokens=True).strip())
+        ids = model.generate_ids(None, [question], max_new_tokens)
+        answers.append(model.decode(ids)[0].strip())
     return answers
 
 
@@ -70,7 +51,7 @@ def text_skills(
 ) -> dict[str, Any]:
     """The base LLM's and the trained model's answers and accuracy (percent) on ``questions``."""
     asked = [q for q, _ in questions]
-    with _adapters_off(model):
+    with model.llm.adapters_off():
         base = answer_text(model, asked)
     trained = answer_text(model, asked)
     rows = [

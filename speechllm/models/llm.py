@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,7 @@ class LLM(nn.Module):
             check_lora_targets(model, config, name)
         self.adapter_configs: dict[str, LoraConfig] = dict(adapters or {})
         self.active_adapters: list[str] = []
+        self._row_gate: torch.Tensor | None = None
         if gradient_checkpointing:
             model.gradient_checkpointing_enable({"use_reentrant": False})
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -264,6 +267,44 @@ class LLM(nn.Module):
         for name in self.attached_adapters:
             for p in self.adapter_parameters(name):
                 p.requires_grad_(name in trainable)
+
+    @contextlib.contextmanager
+    def adapters_off(self) -> Iterator[None]:
+        """The base LLM alone inside the block (every adapter bypassed): the view of a
+        distillation teacher and of a text-skills baseline."""
+        if not isinstance(self.model, PeftModel):
+            yield
+            return
+        with self.model.disable_adapter():
+            yield
+
+    def gate_rows(self, gate: torch.Tensor | None) -> None:
+        """Adapters act only on the rows where ``gate`` (``(B,)``, 0 or 1) is 1, in every call
+        from now until the gate changes (``None``: on every row).
+
+        A hook scales each LoRA ``A`` projection's input by its row's gate, so a gated-off row
+        adds exactly zero (``A`` and ``B`` have no bias) and its logits are the base LLM's, bit
+        for bit. The gate stays set after the call on purpose: gradient checkpointing runs the
+        forward again during backward and must see the same gate. Beam search repeats rows;
+        the gate is repeated with them.
+        """
+        self._row_gate = gate
+        if gate is None:
+            return
+        for module in self.model.modules():
+            for lora_a in getattr(module, "lora_A", {}).values():
+                if not getattr(lora_a, "_row_gated", False):
+                    lora_a.register_forward_pre_hook(self._gate_input)
+                    lora_a._row_gated = True
+
+    def _gate_input(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        gate = self._row_gate
+        if gate is None:
+            return None
+        x = args[0]
+        if x.shape[0] != gate.shape[0]:
+            gate = gate.repeat_interleave(x.shape[0] // gate.shape[0])
+        return (x * gate.view(-1, *[1] * (x.dim() - 1)).to(x.device, x.dtype), *args[1:])
 
     def adapter_parameters(self, name: str) -> list[nn.Parameter]:
         marker = f".{name}."

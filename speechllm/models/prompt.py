@@ -48,12 +48,7 @@ class PromptTemplate:
         template's default system turn, if it has one), ending with the generation prompt, so
         an instruct model sees the exact format it was tuned on and answers as the assistant.
         """
-        if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"{type(tokenizer).__name__} has no chat template")
-        turns = [{"role": "system", "content": system}] if system is not None else []
-        turns.append({"role": "user", "content": user})
-        rendered = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
-        return cls(rendered, chat=True)
+        return cls(chat_prompt(tokenizer, user, system), chat=True)
 
     @cached_property
     def _split(self) -> list[str]:
@@ -79,3 +74,13 @@ class PromptTemplate:
         fill = {AUDIO: audio, SUMMARY: summary}
         pieces = self.pieces(instruction)
         return pieces[0] + "".join(fill[s] + p for s, p in zip(self.slots, pieces[1:], strict=True))
+
+
+def chat_prompt(tokenizer: Any, user: str, system: str | None = None) -> str:
+    """``user``'s turn (after ``system``'s, else the chat template's default system turn, if
+    any) in the tokenizer's chat template, ending with the generation prompt."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{type(tokenizer).__name__} has no chat template")
+    turns = [{"role": "system", "content": system}] if system is not None else []
+    turns.append({"role": "user", "content": user})
+    return tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)

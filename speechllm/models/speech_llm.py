@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,10 +17,9 @@ from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.groups import TRAINABLE_GROUPS, TrainableGroups
 from speechllm.models.head import ClassificationHead
+from speechllm.models.layout import IGNORE, Row, RowLayout, Rows, shift, token_losses
 from speechllm.models.llm import LLM
 from speechllm.models.prompt import AUDIO, SUMMARY, PromptTemplate
-
-IGNORE = -100
 
 
 @dataclass
@@ -30,6 +29,8 @@ class SpeechLLMOutput:
     loss: torch.Tensor
     item_loss_sum: torch.Tensor
     item_tokens: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Each objective's own (unweighted, detached) loss when several are weighed."""
 
 
 class AudioEmbeddings(NamedTuple):
@@ -89,6 +90,11 @@ class SpeechLLM(nn.Module):
         ctc: a :class:`~speechllm.models.ctc.CTCAligner` or a factory taking ``hidden_size``:
             enables the ``ctc`` objective (trainable group ``ctc``), alignment against the
             LLM's vocabulary without a pass through the LLM.
+        audio_gated: the LoRA adapters act only on rows that carry audio (as Granite Speech
+            gates its LoRA), so a text-only input meets the untouched LLM, row by row within
+            a mixed batch.
+        teacher_answer_tokens: longest answer the text LLM writes, under the ``kd`` objective,
+            for an item with a transcript but no target.
     """
 
     def __init__(
@@ -101,6 +107,8 @@ class SpeechLLM(nn.Module):
         chat_template: bool = False,
         system_prompt: str | None = None,
         ctc: CTCAligner | Callable[..., CTCAligner] | None = None,
+        audio_gated: bool = False,
+        teacher_answer_tokens: int = 64,
     ) -> None:
         super().__init__()
         self.template = (
@@ -135,6 +143,9 @@ class SpeechLLM(nn.Module):
         if ctc is not None and not isinstance(ctc, nn.Module):
             ctc = ctc(hidden_size=llm.hidden_size)
         self.ctc = ctc
+        self.layout = RowLayout(llm, self.template, system_prompt)
+        self.audio_gated = audio_gated
+        self.teacher_answer_tokens = teacher_answer_tokens
 
     # ---------------------------------------------------------------- saving
     @classmethod
@@ -241,7 +252,7 @@ class SpeechLLM(nn.Module):
             )
         self.load_state_dict(state, strict=False)
 
-    # ---------------------------------------------------------------- splicing
+    # ---------------------------------------------------------------- rows
     def encode_audio(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor, ids: list[str] | None = None
     ) -> AudioEmbeddings:
@@ -254,76 +265,58 @@ class SpeechLLM(nn.Module):
         embeds, mask = self.downsampler(frames, mask)
         return AudioEmbeddings(embeds, mask.sum(-1))
 
-    def _prompt_ids(self, instruction: str) -> list[list[int]]:
-        """Token ids of the template's text around its slots: one list more than slots."""
-        ids = [self.llm.tokenize(text) for text in self.template.pieces(instruction)]
-        if self.llm.is_encoder_decoder:
-            ids[-1] = ids[-1] + [self.llm.eos_token_id]
-        elif self.llm.tokenizer.bos_token_id is not None and not self.template.chat:
-            ids[0] = [self.llm.tokenizer.bos_token_id] + ids[0]
-        return ids
-
     def prompt_length(self, instruction: str) -> int:
         """Text tokens of ``instruction``'s prompt (template pieces, ``bos``/``eos`` included);
         the audio adds its ``AudioEmbeddings.lengths``. For callers that cap or bill prompts."""
-        return sum(len(ids) for ids in self._prompt_ids(instruction))
+        return self.layout.prompt_length(instruction)
 
-    def _slot_embeds(self, audio_embeds: torch.Tensor, n_audio: int) -> dict[str, torch.Tensor]:
-        """One item's embeddings per template slot (``{summary}`` takes the last ones)."""
+    def _slots(self, audio: AudioEmbeddings, b: int) -> dict[str, torch.Tensor]:
+        """Item ``b``'s embeddings per template slot (``{summary}`` takes the last ones)."""
+        n_audio = int(audio.lengths[b])
         if not self.template.has_summary:
-            return {AUDIO: audio_embeds[:n_audio]}
+            return {AUDIO: audio.embeds[b, :n_audio]}
         n_frames = n_audio - self.downsampler.summary_tokens
-        return {AUDIO: audio_embeds[:n_frames], SUMMARY: audio_embeds[n_frames:n_audio]}
+        return {AUDIO: audio.embeds[b, :n_frames], SUMMARY: audio.embeds[b, n_frames:n_audio]}
 
-    def _splice(
+    def _rows(
         self,
-        audio_embeds: torch.Tensor,
-        audio_lengths: torch.Tensor,
+        audio: AudioEmbeddings | None,
         instructions: list[str],
-        target_ids: list[list[int]] | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Left-padded ``inputs_embeds``, ``attention_mask`` and (decoder-only) ``labels``.
+        targets: list[list[int]] | None,
+        speech: list[int] | None = None,
+    ) -> list[Row]:
+        """Each item's row: items ``speech`` (default: all) take ``audio``'s rows in order, the
+        others are text-only items (:meth:`RowLayout.text_row`)."""
+        speech = list(range(len(instructions))) if speech is None else speech
+        position = {item: j for j, item in enumerate(speech)}
+        rows = []
+        for i, instruction in enumerate(instructions):
+            target = None if targets is None else targets[i]
+            if i in position:
+                rows.append(
+                    self.layout.speech_row(instruction, self._slots(audio, position[i]), target)
+                )
+            else:
+                given = self.layout.text_row(instruction).given
+                rows.append(Row(given, [] if target is None else target))
+        return rows
 
-        The rows are built in the frozen LLM's own dtype (its token embeddings' dtype, e.g.
-        bf16 for a hub Llama/Qwen): the audio embeddings are cast at this boundary, so the
-        LLM never sees a dtype it was not loaded in, with or without autocast.
-        """
-        device = audio_embeds.device
-        with_target = target_ids is not None and not self.llm.is_encoder_decoder
-        tails = target_ids if with_target else [[] for _ in instructions]
-        text_ids = []
-        for instruction, tail in zip(instructions, tails, strict=True):
-            pieces = self._prompt_ids(instruction)
-            text_ids.extend([*pieces[:-1], pieces[-1] + tail])
-        flat = torch.tensor([i for ids in text_ids for i in ids], dtype=torch.long, device=device)
-        text_embeds = self.llm.embed(flat).split([len(ids) for ids in text_ids])
-        audio_embeds = audio_embeds.to(text_embeds[0].dtype)
-        slot_names = self.template.slots
-        n_text = len(slot_names) + 1
-        rows, label_rows = [], []
-        for b, n_audio in enumerate(audio_lengths.tolist()):
-            texts = text_embeds[b * n_text : (b + 1) * n_text]
-            slots = self._slot_embeds(audio_embeds[b], n_audio)
-            parts = [texts[0]]
-            for slot, text in zip(slot_names, texts[1:], strict=True):
-                parts += [slots[slot], text]
-            rows.append(torch.cat(parts))
-            if with_target:
-                n_target = len(tails[b])
-                label_rows.append([IGNORE] * (rows[-1].shape[0] - n_target) + list(tails[b]))
-        width = max(r.shape[0] for r in rows)
-        embeds = audio_embeds.new_zeros(len(rows), width, audio_embeds.shape[-1])
-        mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long, device=device)
-        for b, row in enumerate(rows):
-            embeds[b, width - row.shape[0] :] = row
-            mask[b, width - row.shape[0] :] = 1
-            if with_target:
-                labels[b, width - row.shape[0] :] = torch.tensor(label_rows[b], device=device)
-        return embeds, mask, labels if with_target else None
+    def lay_out(
+        self,
+        audio: AudioEmbeddings,
+        instructions: list[str],
+        targets: list[list[int]] | None = None,
+    ) -> Rows:
+        """The LLM's input for a batch of speech items (``targets``: token ids, ``eos``
+        included, as :meth:`RowLayout.target_ids` makes them): embeddings, mask, labels."""
+        return self.layout.batch(self._rows(audio, instructions, targets))
 
-    def _target_ids(self, targets: list[str]) -> list[list[int]]:
-        return [self.llm.tokenize(t) + [self.llm.eos_token_id] for t in targets]
+    def _llm_rows(self, rows: list[Row], gate: torch.Tensor) -> Rows:
+        """``rows`` batched, with the adapters gated to the rows that carry audio when the
+        model is ``audio_gated`` (``gate``: 1 per speech row)."""
+        if self.audio_gated:
+            self.llm.gate_rows(gate)
+        return self.layout.batch(rows)
 
     # ---------------------------------------------------------------- training
     def forward(
@@ -336,37 +329,71 @@ class SpeechLLM(nn.Module):
         tasks: list[str] | None = None,
         audio_keys: list[str] | None = None,
         objective: dict[str, float] | None = None,
-        transcripts: list[bool] | None = None,
+        transcripts: list[str] | None = None,
         **_: Any,
     ) -> SpeechLLMOutput:
         """Teacher-forced loss on the targets; prompt, audio and padding are ignored.
 
-        Items whose task has a head count its BCE (mean over labels) as one token's loss.
-        ``audio_keys`` (else ``ids``) name the recordings for a caching encoder.
-        ``objective`` weighs the losses: ``lm`` (this one, default 1) and ``ctc`` (the CTC
-        aligner's, on the items ``transcripts`` marks, default all); with ``lm`` at 0 the LLM
-        never runs. The per-item sums returned are the LM's, or the CTC's when it is alone.
+        Items with ``audio_lengths`` 0 are text-only (:meth:`RowLayout.text_row`). Items whose
+        task has a head count its BCE (mean over labels) as one token's loss. ``audio_keys``
+        (else ``ids``) name the recordings for a caching encoder. ``objective`` weighs the
+        losses: ``lm`` (this one, default 1), ``ctc`` (the CTC aligner's, on speech items with
+        a transcript) and ``kd`` (distillation from the text LLM: :meth:`distill`); with
+        ``lm`` and ``kd`` at 0 the LLM never runs. ``transcripts`` hold each item's transcript
+        (``""``: none; default: the targets). The per-item sums returned are the LM's, or the
+        CTC's when it is alone.
         """
         weights = {"lm": 1.0, **(objective or {})}
+        n = len(targets)
+        transcripts = list(targets) if transcripts is None else transcripts
         keys = audio_keys if audio_keys is not None else ids
-        encoded = self.encode_audio(audio, audio_lengths, keys)
-        out = self._lm_loss(encoded, instructions, targets, tasks) if weights["lm"] else None
-        rows = [i for i, t in enumerate(transcripts or [True] * len(targets)) if t]
-        if not weights.get("ctc") or (out is not None and not rows):
-            return out
-        if not rows:  # nothing to align in this batch: a zero loss still in the graph
-            zero = encoded.embeds.sum() * 0.0
-            return SpeechLLMOutput(zero, zero.new_zeros(len(targets)), torch.zeros(len(targets)))
-        ctc = self.ctc_loss(encoded.select(rows), [targets[i] for i in rows])
-        if out is None:  # per-item sums for the whole batch: zero for items CTC did not score
-            item_sum = ctc.item_loss_sum.new_zeros(len(targets)).index_copy(
-                0, torch.tensor(rows, dtype=torch.long), ctc.item_loss_sum
+        speech = [i for i, length in enumerate(audio_lengths.tolist()) if length > 0]
+        encoded = None
+        if speech:
+            encoded = self.encode_audio(
+                audio[speech],
+                audio_lengths[speech],
+                None if keys is None else [keys[i] for i in speech],
             )
-            item_tokens = torch.zeros(len(targets), dtype=torch.long)
-            item_tokens[rows] = ctc.item_tokens
+        out, kd = None, None
+        if weights["lm"] or weights.get("kd"):
+            if weights.get("kd"):
+                targets = self._teacher_answers(instructions, targets, transcripts, tasks)
+            out, student = self._lm_loss(encoded, speech, instructions, targets, tasks)
+            out.parts["lm"] = out.loss.detach()
+            if weights.get("kd"):
+                kd = self.distill(student, instructions, transcripts, speech)
+                out.parts["kd"] = kd.detach()
+            out.loss = weights["lm"] * out.loss + (
+                weights.get("kd", 0.0) * kd if kd is not None else 0.0
+            )
+        aligned = [j for j, i in enumerate(speech) if transcripts[i]]
+        if out is not None and (not speech or (weights.get("ctc") and not aligned)):
+            out.loss = out.loss + self._zero()  # parts this batch did not use stay in the graph
+        if not weights.get("ctc") or (out is not None and not aligned):
+            return out
+        if not aligned:  # nothing to align in this batch: a zero loss still in the graph
+            zero = audio.new_zeros(()) + self._zero()
+            return SpeechLLMOutput(zero, zero.new_zeros(n), torch.zeros(n, dtype=torch.long))
+        ctc = self.ctc_loss(encoded.select(aligned), [transcripts[speech[j]] for j in aligned])
+        if out is None:  # per-item sums for the whole batch: zero for items CTC did not score
+            rows = torch.tensor([speech[j] for j in aligned], dtype=torch.long)
+            item_sum = ctc.item_loss_sum.new_zeros(n).index_copy(0, rows, ctc.item_loss_sum)
+            item_tokens = torch.zeros(n, dtype=torch.long)
+            item_tokens[rows] = ctc.item_tokens.cpu()
             return SpeechLLMOutput(ctc.loss, item_sum, item_tokens)
-        out.loss = weights["lm"] * out.loss + weights["ctc"] * ctc.loss
+        out.loss = out.loss + weights["ctc"] * ctc.loss
+        out.parts["ctc"] = ctc.loss.detach()
         return out
+
+    def _zero(self) -> torch.Tensor | float:
+        """Zero times every trainable parameter: a text-only batch leaves the encoder side
+        unused, and DDP's reducer expects each parameter in every step's graph (as
+        :meth:`_idle_heads`)."""
+        if not torch.is_grad_enabled():
+            return 0.0
+        trainable = [p.sum() for p in self.parameters() if p.requires_grad]
+        return sum(trainable) * 0.0 if trainable else 0.0
 
     def ctc_loss(self, audio: AudioEmbeddings, targets: list[str]) -> SpeechLLMOutput:
         """The CTC aligner's loss of ``targets`` (their plain token ids) on the audio's frame
@@ -383,36 +410,51 @@ class SpeechLLM(nn.Module):
 
     def _lm_loss(
         self,
-        encoded: AudioEmbeddings,
+        encoded: AudioEmbeddings | None,
+        speech: list[int],
         instructions: list[str],
         targets: list[str],
         tasks: list[str] | None,
-    ) -> SpeechLLMOutput:
-        on_head = [i for i, task in enumerate(tasks or []) if task in self.heads]
+    ) -> tuple[SpeechLLMOutput, Scored | None]:
+        """The LM loss of every item (a head's BCE for head tasks) and the scored logits of
+        the items the LLM answered (for distillation)."""
+        speech_set = set(speech)
+        on_head = [
+            i for i, task in enumerate(tasks or []) if task in self.heads and i in speech_set
+        ]
         if not on_head:
-            out = self.score(encoded, instructions, targets)
+            out, scored = self._score_items(encoded, speech, instructions, targets)
             out.loss = out.loss + self._idle_heads(set())
-            return out
+            return out, scored
+        device = encoded.embeds.device
         item_sum = encoded.embeds.new_zeros(len(targets), dtype=torch.float32)
-        item_tokens = torch.zeros(len(targets), dtype=torch.long, device=item_sum.device)
+        item_tokens = torch.zeros(len(targets), dtype=torch.long, device=device)
         on_lm = [i for i in range(len(targets)) if i not in on_head]
+        scored = None
         if on_lm:
-            out = self.score(
-                encoded.select(on_lm),
+            position = {item: j for j, item in enumerate(speech)}
+            lm_speech = [i for i in on_lm if i in speech_set]
+            out, scored = self._score_items(
+                encoded.select([position[i] for i in lm_speech]),
+                [on_lm.index(i) for i in lm_speech],
                 [instructions[i] for i in on_lm],
                 [targets[i] for i in on_lm],
             )
+            scored = scored._replace(items=on_lm)
             item_sum[on_lm], item_tokens[on_lm] = out.item_loss_sum, out.item_tokens
         head_tasks = [tasks[i] for i in on_head]
+        position = {item: j for j, item in enumerate(speech)}
         logits = self._head_logits(
-            encoded.select(on_head), [instructions[i] for i in on_head], head_tasks
+            encoded.select([position[i] for i in on_head]),
+            [instructions[i] for i in on_head],
+            head_tasks,
         )
         for task, (rows, task_logits) in logits.items():
             items = [on_head[r] for r in rows]
             item_sum[items] = self.heads[task].loss(task_logits, [targets[i] for i in items])
             item_tokens[items] = 1
         loss = item_sum.sum() / item_tokens.sum() + self._idle_heads(set(logits))
-        return SpeechLLMOutput(loss, item_sum, item_tokens)
+        return SpeechLLMOutput(loss, item_sum, item_tokens), scored
 
     def _idle_heads(self, ran: set[str]) -> torch.Tensor | float:
         """Zero times each trainable head a batch did not use: its true gradient, zero.
@@ -437,12 +479,14 @@ class SpeechLLM(nn.Module):
     ) -> dict[str, tuple[list[int], torch.Tensor]]:
         """One LLM pass over the prompts, then each task's head on its rows: ``task -> (rows,
         logits)``."""
-        embeds, mask, _ = self._splice(*audio, instructions, None)
-        hidden = self.llm.hidden_states(embeds, mask)
+        rows = self._llm_rows(
+            self._rows(audio, instructions, None), audio.lengths.new_ones(len(tasks))
+        )
+        hidden = self.llm.hidden_states(rows.embeds, rows.mask)
         out = {}
         for task in dict.fromkeys(tasks):
-            rows = [i for i, t in enumerate(tasks) if t == task]
-            out[task] = (rows, self.heads[task](hidden[rows], mask[rows]))
+            picked = [i for i, t in enumerate(tasks) if t == task]
+            out[task] = (picked, self.heads[task](hidden[picked], rows.mask[picked]))
         return out
 
     def score(
@@ -453,25 +497,128 @@ class SpeechLLM(nn.Module):
         Label scoring encodes each item once and repeats its rows across labels
         (:meth:`AudioEmbeddings.select`).
         """
-        target_ids = self._target_ids(targets)
-        embeds, mask, labels = self._splice(*audio, instructions, target_ids)
+        return self._score_items(audio, list(range(len(targets))), instructions, targets)[0]
+
+    def _score_items(
+        self,
+        audio: AudioEmbeddings | None,
+        speech: list[int],
+        instructions: list[str],
+        targets: list[str],
+    ) -> tuple[SpeechLLMOutput, Scored | None]:
+        """Teacher-forced loss of every item (``speech`` ones with ``audio``, the others
+        text-only) and, decoder-only, the logits that scored each target."""
+        target_ids = [self.layout.target_ids(t) for t in targets]
+        gate = torch.zeros(len(targets))
+        gate[speech] = 1.0
+        rows = self._llm_rows(self._rows(audio, instructions, target_ids, speech), gate)
         if self.llm.is_encoder_decoder:
-            width = max(len(t) for t in target_ids)
-            labels = torch.full((len(targets), width), IGNORE, dtype=torch.long, device=mask.device)
-            for b, ids in enumerate(target_ids):
-                labels[b, : len(ids)] = torch.tensor(ids, device=mask.device)
-            logits = self.llm(embeds, mask, labels=labels)
+            labels = self.layout.decoder_labels(target_ids, rows.mask.device)
+            logits = self.llm(rows.embeds, rows.mask, labels=labels)
+            scored = None
         else:
             keep = max(len(t) for t in target_ids) + 1
-            logits = self.llm(embeds, mask, logits_to_keep=keep)[:, -keep:-1]
-            labels = labels[:, -keep + 1 :]
-        token_loss = nn.functional.cross_entropy(
-            logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
+            logits, labels = shift(
+                self.llm(rows.embeds, rows.mask, logits_to_keep=keep), rows, keep
+            )
+            scored = Scored(logits, labels, list(range(len(targets))))
+        item_sum, item_tokens = token_losses(logits, labels)
+        loss = item_sum.sum() / item_tokens.sum()
+        return SpeechLLMOutput(loss, item_sum, item_tokens), scored
+
+    # ---------------------------------------------------------------- distillation
+    def _teacher_rows(
+        self,
+        instructions: list[str],
+        transcripts: list[str],
+        speech: list[int],
+        targets: list[list[int]] | None,
+    ) -> list[Row]:
+        """The text LLM's view of each item: speech items with their transcript's token ids in
+        place of the audio (and nothing for ``{summary}``), text items as they are."""
+        speech_set = set(speech)
+        rows = []
+        for i, instruction in enumerate(instructions):
+            target = None if targets is None else targets[i]
+            if i in speech_set:
+                slots = {AUDIO: self.llm.tokenize(transcripts[i])}
+                rows.append(self.layout.speech_row(instruction, slots, target))
+            else:
+                given = self.layout.text_row(instruction).given
+                rows.append(Row(given, [] if target is None else target))
+        return rows
+
+    @torch.no_grad()
+    def _teacher_answers(
+        self,
+        instructions: list[str],
+        targets: list[str],
+        transcripts: list[str],
+        tasks: list[str] | None,
+    ) -> list[str]:
+        """``targets`` with each empty one (instruction data without an answer) replaced by the
+        text LLM's own greedy answer to the item's instruction and transcript, as Ultravox's
+        continuation data is made; items without a transcript keep theirs."""
+        empty = [i for i, t in enumerate(targets) if not t and transcripts[i]]
+        if not empty:
+            return targets
+        rows = self._teacher_rows(
+            [instructions[i] for i in empty],
+            [transcripts[i] for i in empty],
+            list(range(len(empty))),
+            None,
         )
-        counted = labels != IGNORE
-        item_sum = (token_loss * counted).sum(-1)
-        item_tokens = counted.sum(-1)
-        return SpeechLLMOutput(item_sum.sum() / item_tokens.sum(), item_sum, item_tokens)
+        batch = self.layout.batch(rows)
+        with self.llm.adapters_off():
+            out = self.llm.generate(
+                batch.embeds, batch.mask, max_new_tokens=self.teacher_answer_tokens, do_sample=False
+            )
+        answers = self.decode(_cut_at(out.tolist(), self.llm.eos_token_id))
+        filled = list(targets)
+        for i, answer in zip(empty, answers, strict=True):
+            filled[i] = answer.strip()
+        return filled
+
+    def distill(
+        self,
+        student: Scored | None,
+        instructions: list[str],
+        transcripts: list[str],
+        speech: list[int],
+    ) -> torch.Tensor:
+        """KL(teacher || student) per answer token, mean over the tokens of items with a
+        transcript (and text-only items): the teacher is the frozen LLM, adapters off, reading
+        the same prompt with the transcript in place of the audio, scored on the same target
+        tokens, in no-grad and in the LLM's own dtype (Ultravox's distillation loss).
+
+        Computed in the same batch: the student's logits are the ones that scored its targets.
+        """
+        if student is None:
+            raise ValueError("the kd objective needs a decoder-only LLM")
+        speech_set = set(speech)
+        items = [
+            (j, i) for j, i in enumerate(student.items) if i not in speech_set or transcripts[i]
+        ]
+        if not items:
+            return student.logits.sum() * 0.0
+        picked = [j for j, _ in items]
+        labels = student.labels[picked]
+        width = labels.shape[1] + 1
+        targets = [[t for t in row.tolist() if t != IGNORE] for row in labels]
+        rows = self._teacher_rows(
+            [instructions[i] for _, i in items],
+            [transcripts[i] for _, i in items],
+            [k for k, (_, i) in enumerate(items) if i in speech_set],
+            targets,
+        )
+        with torch.no_grad(), self.llm.adapters_off():
+            teacher_rows = self.layout.batch(rows)
+            teacher, _ = shift(
+                self.llm(teacher_rows.embeds, teacher_rows.mask, logits_to_keep=width),
+                teacher_rows,
+                width,
+            )
+        return kl_per_token(teacher, student.logits[picked], labels)
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
@@ -487,21 +634,25 @@ class SpeechLLM(nn.Module):
     @torch.no_grad()
     def generate_ids(
         self,
-        audio: AudioEmbeddings,
+        audio: AudioEmbeddings | None,
         instructions: list[str],
         max_new_tokens: int = 64,
         **generate_kwargs: Any,
     ) -> list[list[int]]:
-        """The answers' token ids per item given already encoded audio, cut before ``eos`` (no
-        decoder start token): for callers that cut, constrain or score tokens
-        (``generate_kwargs`` go to Hugging Face ``generate``, e.g. ``num_beams`` or
-        ``prefix_allowed_tokens_fn``)."""
-        embeds, mask, _ = self._splice(*audio, instructions, None)
+        """The answers' token ids per item given already encoded audio (``None``: text-only
+        instructions), cut before ``eos`` (no decoder start token): for callers that cut,
+        constrain or score tokens (``generate_kwargs`` go to Hugging Face ``generate``, e.g.
+        ``num_beams`` or ``prefix_allowed_tokens_fn``)."""
+        speech = list(range(len(instructions))) if audio is not None else []
+        gate = torch.zeros(len(instructions))
+        gate[speech] = 1.0
+        rows = self._llm_rows(self._rows(audio, instructions, None, speech), gate)
         generate_kwargs.setdefault("do_sample", False)
-        out = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, **generate_kwargs)
-        eos, start = self.llm.eos_token_id, int(self.llm.is_encoder_decoder)
-        rows = [row[start:] for row in out.tolist()]
-        return [row[: row.index(eos)] if eos in row else row for row in rows]
+        out = self.llm.generate(
+            rows.embeds, rows.mask, max_new_tokens=max_new_tokens, **generate_kwargs
+        )
+        start = int(self.llm.is_encoder_decoder)
+        return _cut_at([row[start:] for row in out.tolist()], self.llm.eos_token_id)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Token ids back to text (special tokens dropped)."""
@@ -526,3 +677,30 @@ class SpeechLLM(nn.Module):
         return self.decode(
             self.generate_ids(encoded, instructions, max_new_tokens, **generate_kwargs)
         )
+
+
+class Scored(NamedTuple):
+    """The logits that scored a batch's targets, for distillation: ``logits`` ``(N, K, V)``
+    predict ``labels`` ``(N, K)`` (:data:`IGNORE` where nothing is scored); row ``j`` is item
+    ``items[j]`` of the batch."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    items: list[int]
+
+
+def kl_per_token(
+    teacher: torch.Tensor, student: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Mean over scored positions of KL(teacher || student), in float32 (``teacher`` may be
+    half precision: its softmax is taken after the cast)."""
+    scored = labels != IGNORE
+    log_t = teacher.float()[scored].log_softmax(-1)
+    log_s = student.float()[scored].log_softmax(-1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)
+    return kl.sum() / scored.sum().clamp(min=1)
+
+
+def _cut_at(rows: list[list[int]], eos: int) -> list[list[int]]:
+    """Each row up to (not including) its first ``eos``."""
+    return [row[: row.index(eos)] if eos in row else row for row in rows]

@@ -31,11 +31,13 @@ class Stage:
         patience: validations without improvement before the stage ends.
         mode: ``min`` or ``max`` for ``monitor``.
         active_adapters: adapters that run in this stage (default: every attached one).
-        objective: loss weights: ``lm`` (the LLM's next-token loss) and ``ctc`` (CTC over the
-            LLM's vocabulary on transcript items, no LLM pass when ``lm`` is 0; the model
-            needs ``ctc=``). ``{ctc: 1.0}`` aligns the downsampler in minutes where the LM
-            loss through a frozen LLM takes hours; ``{lm: 1.0, ctc: 0.3}`` keeps it as an
-            auxiliary.
+        objective: loss weights: ``lm`` (the LLM's next-token loss), ``ctc`` (CTC over the
+            LLM's vocabulary on transcript items, no LLM pass when ``lm`` and ``kd`` are 0;
+            the model needs ``ctc=``) and ``kd`` (KL to the frozen text LLM reading the
+            transcript instead of the audio, :meth:`SpeechLLM.distill`). ``{ctc: 1.0}``
+            aligns the downsampler in minutes where the LM loss through a frozen LLM takes
+            hours; ``{lm: 1.0, ctc: 0.3}`` keeps it as an auxiliary; ``{lm: 1.0, kd: 1.0}``
+            keeps the answers close to the text LLM's.
         lr: the stage's learning rate, or one per trainable group (``{downsampler: 1e-3,
             lora: 3e-4}``); default: the optimizer's.
         warmup_steps: the stage's warm-up (default: the scheduler's); a short stage wants a
@@ -57,9 +59,9 @@ class Stage:
     def __post_init__(self) -> None:
         self.trainable, self.tasks = list(self.trainable), dict(self.tasks)
         self.objective = {"lm": 0.0, **self.objective}  # named alone, ctc means no LM
-        if set(self.objective) - {"lm", "ctc"} or any(w < 0 for w in self.objective.values()):
+        if set(self.objective) - {"lm", "ctc", "kd"} or any(w < 0 for w in self.objective.values()):
             raise ValueError(
-                f"stage {self.name!r}: objective takes non-negative weights for lm and ctc, "
+                f"stage {self.name!r}: objective takes non-negative weights for lm, ctc and kd, "
                 f"got {self.objective}"
             )
         if not any(self.objective.values()):

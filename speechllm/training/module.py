@@ -26,13 +26,23 @@ from speechllm.training.rng import gather_rng_states, restore_rank_rng, seed_ran
 from speechllm.training.sharding import shard
 
 
+def transcripts(batch: dict[str, Any]) -> list[str]:
+    """Each item's transcript: the target of a transcript task, else the batch's
+    ``transcripts`` entry (the recording's, when the data module knows it), else ``""``."""
+    known = batch.get("transcripts") or [""] * len(batch["tasks"])
+    return [
+        target if TASKS[task].scoring == "transcript" else text
+        for task, target, text in zip(batch["tasks"], batch["targets"], known, strict=True)
+    ]
+
+
 @dataclass
 class StagePlan:
     """What the current curriculum stage asks of the steps and the optimizer.
 
     Args:
         horizon: the schedule's length in optimizer steps (``None``: ``trainer.max_steps``).
-        objective: loss weights, ``lm`` and ``ctc`` (see :meth:`SpeechLLM.forward`).
+        objective: loss weights, ``lm``, ``ctc`` and ``kd`` (see :meth:`SpeechLLM.forward`).
         lr: one learning rate for the stage, or one per trainable group named in ``groups``
             (unnamed groups keep the optimizer's own); ``None`` keeps the optimizer's.
         warmup_steps: the stage's warm-up (``None``: the scheduler's own).
@@ -116,8 +126,7 @@ class SpeechLLMModule(L.LightningModule):
 
     # ---------------------------------------------------------------- steps
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
-        transcripts = [TASKS[t].scoring == "transcript" for t in batch["tasks"]]
-        return self.model(**batch, objective=self.plan.objective, transcripts=transcripts)
+        return self.model(**batch, objective=self.plan.objective, transcripts=transcripts(batch))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if not batch["ids"]:  # every item was bad and skipped: a zero step keeps DDP in step
@@ -167,6 +176,14 @@ class SpeechLLMModule(L.LightningModule):
             prog_bar=show,
             sync_dist=split == "val",
         )
+        if len(out.parts) > 1:  # several objectives weighed: each one's own loss
+            for name, value in out.parts.items():
+                self.log(
+                    f"{split}/{name}_loss",
+                    value,
+                    batch_size=len(batch["tasks"]),
+                    sync_dist=split == "val",
+                )
         # Per-task token sums, logged per window rather than per step: one self.log per task
         # per step costs more than the step itself on a tiny model.
         sums = self._task_sums.setdefault(split, out.loss.new_zeros(len(self._tasks), 2))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from speechllm.models.head import ClassificationHead
+from speechllm.models.layout import RowLayout
 from speechllm.models.llm import LLM, is_adapter_weight
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
@@ -26,7 +27,6 @@ from speechllm.training.optim import (
     decay_groups,
     optimization,
 )
-from speechllm.training.text_batch import pad_left, text_row
 
 Batch = dict[str, list[str]]
 """``texts``, ``tasks`` and ``targets`` (comma-separated labels), one entry per row."""
@@ -63,6 +63,7 @@ class TextClassifierModule(L.LightningModule):
         if not heads:
             raise ValueError("give at least one task's head")
         self.llm = llm
+        self.layout = RowLayout(llm)
         self.heads = nn.ModuleDict(
             {
                 task: head if isinstance(head, nn.Module) else head(hidden_size=llm.hidden_size)
@@ -82,8 +83,8 @@ class TextClassifierModule(L.LightningModule):
     def states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The LLM's last-layer states ``(B, T, D)`` of ``texts`` and their mask: one pass
         serves every task's head."""
-        ids, mask, _ = pad_left([text_row(self.llm, text, "") for text in texts], self.device)
-        return self.llm.hidden_states(self.llm.embed(ids), mask), mask
+        rows = self.layout.batch([self.layout.plain_row(text) for text in texts], self.device)
+        return self.llm.hidden_states(rows.embeds, rows.mask), rows.mask
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Mean BCE over rows (each row's BCE averaged over its task's labels)."""

@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from speechllm.models.layout import RowLayout, next_token_loss
 from speechllm.models.llm import LLM, is_adapter_weight
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
@@ -20,7 +21,6 @@ from speechllm.training.optim import (
     SchedulerFactory,
     optimization,
 )
-from speechllm.training.text_batch import next_token_loss, pad_left, text_row
 
 
 class TextLMModule(L.LightningModule):
@@ -49,6 +49,7 @@ class TextLMModule(L.LightningModule):
             raise ValueError("name at least one adapter to train")
         self.llm = llm
         self.adapters = list(adapters)
+        self.layout = RowLayout(llm)
         self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler or DEFAULT_SCHEDULER
         self.strict_loading = False  # the frozen base is not in checkpoints
@@ -59,8 +60,8 @@ class TextLMModule(L.LightningModule):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         """Mean next-token loss over ``[bos] text [eos]`` rows (left-padded, like SpeechLLM)."""
-        rows = [text_row(self.llm, "", text) for text in texts]
-        return next_token_loss(self.llm, *pad_left(rows, self.device))
+        rows = [self.layout.plain_row("", text) for text in texts]
+        return next_token_loss(self.llm, self.layout.batch(rows, self.device))
 
     def training_step(self, batch: list[str], batch_idx: int) -> torch.Tensor:
         loss = self(batch)

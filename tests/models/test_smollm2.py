@@ -89,7 +89,7 @@ def test_chat_prompt_has_one_format_no_extra_bos_and_a_clean_answer_seam(
     llm: LLM, encoder_dir: Path
 ) -> None:
     model = speech_llm(llm, encoder_dir)
-    pieces = model._prompt_ids(QUESTION)
+    pieces = model.layout.prompt_ids(QUESTION)
     texts = model.template.pieces(QUESTION)  # the chat text around the audio slot
     assert texts[0].startswith("<|im_start|>system\n") and texts[-1].endswith("assistant\n")
     # nothing prepended: the chat format already holds every special token the model expects
@@ -97,7 +97,7 @@ def test_chat_prompt_has_one_format_no_extra_bos_and_a_clean_answer_seam(
     assert pieces[0][0] == llm.tokenizer.bos_token_id != pieces[0][1]
     rendered = model.template.text(QUESTION, audio="")
     # the answer is tokenised as the model writes it after its generation prompt
-    target = model._target_ids(["The capital of France is Paris."])[0]
+    target = [model.layout.target_ids(t) for t in ["The capital of France is Paris."]][0]
     full = llm.tokenizer(
         rendered + "The capital of France is Paris.<|im_end|>", add_special_tokens=False
     )

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from speechllm.models.downsampler import ConvDownsampler
-from speechllm.models.speech_llm import IGNORE, SpeechLLM
+from speechllm.models.layout import IGNORE
+from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
 from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
 
 SUMMARY_LAST = "<audio>{audio}</audio> {instruction}: {summary}"
@@ -35,8 +36,10 @@ def test_summary_slot_puts_utterance_embeddings_right_before_the_answer(kind: st
     model = build(kind, summary_tokens=2, template=SUMMARY_LAST)
     batch = tiny_batches(1, 3)[0]
     embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
-    targets = model._target_ids(batch["targets"])
-    inputs, mask, labels = model._splice(embeds, lengths, batch["instructions"], targets)
+    targets = [model.layout.target_ids(t) for t in batch["targets"]]
+    inputs, mask, labels = model.lay_out(
+        AudioEmbeddings(embeds, lengths), batch["instructions"], targets
+    )
     for b, n in enumerate(lengths.tolist()):
         summary = embeds[b, n - 2 : n]
         if kind == "t5":  # the encoder input ends with the summary and eos
@@ -45,7 +48,7 @@ def test_summary_slot_puts_utterance_embeddings_right_before_the_answer(kind: st
             first_target = int((labels[b] != IGNORE).nonzero()[0])
             assert torch.equal(inputs[b, first_target - 2 : first_target], summary)
         frames = embeds[b, : n - 2]  # frame embeddings stay inside <audio>...</audio>
-        start = int((mask[b] == 0).sum()) + len(model._prompt_ids("")[0])
+        start = int((mask[b] == 0).sum()) + len(model.layout.prompt_ids("")[0])
         assert torch.equal(inputs[b, start : start + n - 2], frames)
 
 
@@ -54,13 +57,15 @@ def test_labels_cover_exactly_target_and_eos(summary: int, template: str | None)
     model = build(summary_tokens=summary, template=template)
     batch = tiny_batches(1, 3)[0]
     embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
-    targets = model._target_ids(batch["targets"])
-    inputs, mask, labels = model._splice(embeds, lengths, batch["instructions"], targets)
+    targets = [model.layout.target_ids(t) for t in batch["targets"]]
+    inputs, mask, labels = model.lay_out(
+        AudioEmbeddings(embeds, lengths), batch["instructions"], targets
+    )
     for b, ids in enumerate(targets):
         row = labels[b][labels[b] != IGNORE].tolist()
         assert row == ids and row[-1] == model.llm.eos_token_id
         assert labels[b, -len(ids) :].tolist() == ids  # targets end the row (left padding)
-        prompt = sum(map(len, model._prompt_ids(batch["instructions"][b]))) + int(lengths[b])
+        prompt = sum(map(len, model.layout.prompt_ids(batch["instructions"][b]))) + int(lengths[b])
         assert int(mask[b].sum()) == prompt + len(ids)
 
 
@@ -70,8 +75,10 @@ def test_causal_loss_equals_hugging_face_loss(kind: str) -> None:
     batch = tiny_batches(1, 3)[0]
     out = model(**batch)
     embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
-    inputs, mask, labels = model._splice(
-        embeds, lengths, batch["instructions"], model._target_ids(batch["targets"])
+    inputs, mask, labels = model.lay_out(
+        AudioEmbeddings(embeds, lengths),
+        batch["instructions"],
+        [model.layout.target_ids(t) for t in batch["targets"]],
     )
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     reference = model.llm.base_model(
@@ -86,8 +93,8 @@ def test_seq2seq_loss_equals_hugging_face_loss() -> None:
     batch = tiny_batches(1, 3)[0]
     out = model(**batch)
     embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
-    inputs, mask, _ = model._splice(embeds, lengths, batch["instructions"], None)
-    ids = model._target_ids(batch["targets"])
+    inputs, mask, _ = model.lay_out(AudioEmbeddings(embeds, lengths), batch["instructions"], None)
+    ids = [model.layout.target_ids(t) for t in batch["targets"]]
     labels = torch.full((3, max(map(len, ids))), IGNORE)
     for b, row in enumerate(ids):
         labels[b, : len(row)] = torch.tensor(row)

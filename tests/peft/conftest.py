@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
+from speechllm.models.speech_llm import AudioEmbeddings
 from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
 
 ADAPTERS = ("domain", "task")
@@ -49,8 +50,10 @@ def logits(model: SpeechLLM, batch: dict) -> torch.Tensor:
     """The LLM's logits over the spliced prompt and target of ``batch``."""
     with torch.no_grad():
         embeds, lengths = model.encode_audio(batch["audio"], batch["audio_lengths"])
-        ids = model._target_ids(batch["targets"])
-        inputs, mask, _ = model._splice(embeds, lengths, batch["instructions"], ids)
+        ids = [model.layout.target_ids(t) for t in batch["targets"]]
+        inputs, mask, _ = model.lay_out(
+            AudioEmbeddings(embeds, lengths), batch["instructions"], ids
+        )
         return model.llm(inputs, mask)
 
 

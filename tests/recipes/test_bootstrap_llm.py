@@ -13,9 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes" / "synthe
 
 from bootstrap_llm import asr_share, experiment_template, parse_args  # noqa: E402
 
-from speechllm.models.speech_llm import IGNORE  # noqa: E402
+from speechllm.models.layout import IGNORE, RowLayout, next_token_loss  # noqa: E402
 from speechllm.models.tiny import tiny_llm  # noqa: E402
-from speechllm.training.text_batch import next_token_loss, pad_left, text_row  # noqa: E402
 
 
 def test_share_holds_then_falls_linearly_to_the_final_share() -> None:
@@ -41,15 +40,20 @@ def test_text_rows_train_as_the_right_padded_hugging_face_loss() -> None:
     (only the answer scored): the layout moved, the objective did not."""
     torch.manual_seed(0)
     llm = tiny_llm("llama")
-    rows = [text_row(llm, "<audio>a cat</audio> Transcribe.: ", "a cat"), text_row(llm, "", "hi")]
-    ours = next_token_loss(llm, *pad_left(rows))
+    layout = RowLayout(llm)
+    rows = [
+        layout.plain_row("<audio>a cat</audio> Transcribe.: ", "a cat"),
+        layout.plain_row("", "hi"),
+    ]
+    ours = next_token_loss(llm, layout.batch(rows))
 
-    width = max(len(ids) for ids, _ in rows)
+    width = max(len(row) for row in rows)
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask, labels = torch.zeros_like(ids), torch.full_like(ids, IGNORE)
-    for b, (row, given) in enumerate(rows):
-        ids[b, : len(row)], mask[b, : len(row)] = torch.tensor(row), 1
+    for b, row in enumerate(rows):
+        given = len(row.given[0])
+        ids[b, : len(row)], mask[b, : len(row)] = torch.tensor(row.given[0] + row.target), 1
         labels[b, given : len(row)] = ids[b, given : len(row)]
     expected = llm.base_model(input_ids=ids, attention_mask=mask, labels=labels).loss
     torch.testing.assert_close(ours, expected)
-    assert rows[1][1] == 1  # a plain sentence: only bos is given
+    assert rows[1].given[0] == [llm.tokenizer.bos_token_id]  # a plain sentence: only bos given

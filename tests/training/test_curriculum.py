@@ -261,7 +261,11 @@ def test_ctc_stage_trains_without_the_llm_then_lm_stage_uses_per_group_rates(bat
 
 def test_stage_objective_and_rates_are_validated() -> None:
     with pytest.raises(ValueError, match="objective"):
-        Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, objective={"kd": 1.0})
+        Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, objective={"mse": 1.0})
+    with pytest.raises(ValueError, match="non-negative"):
+        Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, objective={"kd": -1.0})
+    kd = Stage("a", ["lora"], {"asr": 1.0}, steps=2, objective={"lm": 1.0, "kd": 0.5})
+    assert kd.objective == {"lm": 1.0, "kd": 0.5}
     with pytest.raises(ValueError, match="objective needs a weight"):
         Stage("a", ["downsampler"], {"asr": 1.0}, steps=2, objective={"ctc": 0.0})
     with pytest.raises(ValueError, match="does not train"):
