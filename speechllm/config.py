@@ -93,7 +93,7 @@ def check_curriculum(cfg: DictConfig, known_tasks: set[str]) -> None:
             raise ConfigError(f"{where}.trainable: 'lora' but llm.adapters is empty")
 
 
-FED_MANIFESTS = ("train_manifests", "val_manifests")
+FED_MANIFESTS = ("train_manifests", "val_manifests", "text_manifests")
 """The manifest lists of ``data`` a fit reads (test manifests are read only by a test run)."""
 
 

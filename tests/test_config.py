@@ -94,3 +94,25 @@ def test_package_data_ships_every_config_group() -> None:
     package = CONF_DIR.parent
     shipped = {p for pattern in globs for p in package.glob(pattern)}
     assert set(CONF_DIR.rglob("*.yaml")) <= shipped
+
+
+def test_text_manifests_are_checked_before_a_fit(tmp_path: Path) -> None:
+    from speechllm.config import check_manifests
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("")
+    fed = [f"data.train_manifests=[{train}]", "data.val_manifests=[]"]
+    missing = compose([*fed, f"data.text_manifests=[{tmp_path}/qa.jsonl]"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"data\.text_manifests: .*qa\.jsonl does not exist"):
+        check_manifests(missing)
+    # a stage may weigh the text task like any other
+    validate(compose([*fed, "+curriculum.stages.align.tasks.text=0.5"], output_dir=tmp_path))
+
+
+def test_sharded_data_refuses_text_manifests(tmp_path: Path) -> None:
+    cfg = compose(
+        ["data=shar", "data.train_shards=shards", "+data.text_manifests=[qa.jsonl]"],
+        output_dir=tmp_path,
+    )
+    with pytest.raises(ConfigError, match="ShardedDataModule has no parameter 'text_manifests'"):
+        validate(cfg)

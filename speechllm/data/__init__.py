@@ -26,7 +26,8 @@ _PUBLIC = {
     "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
-    "speechllm.data.tasks": ("TASKS", "Task", "get_task", "register_task"),
+    "speechllm.data.tasks": ("TASKS", "TEXT_TASK", "Task", "get_task", "register_task"),
+    "speechllm.data.text_items": ("read_text_items", "text_seconds"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

@@ -24,6 +24,7 @@ from speechllm.data.manifest import (
 )
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
 from speechllm.data.tasks import get_task
+from speechllm.data.text_items import MAX_TEXT_CHARS, check_text_format, read_text_items
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ class SpeechDataModule(L.LightningDataModule):
         joint_tasks: Tasks whose training lines with a transcript train on the joint target
             ``ASR: <transcript> | <task>: <answer>`` (:mod:`speechllm.data.joint`); validation
             keeps plain answers, which generation metrics score (``decoding.joint``).
+        text_manifests: Text-only training items, task ``text`` (:mod:`speechllm.data.text_items`):
+            ``.jsonl`` instruction/answer pairs or ``.txt`` lines to continue, drawn by the
+            mixture's ``text`` weight; validation and test never hold them.
+        max_text_chars: Longest text item (instruction and target) in characters; longer ones
+            are bad (``too_long``). ``max_item_seconds`` bounds audio, so not these.
     """
 
     def __init__(
@@ -79,6 +85,8 @@ class SpeechDataModule(L.LightningDataModule):
         instruction_split: str = "seen",
         mixture_schedule: Schedule | None = None,
         joint_tasks: Sequence[str] = (),
+        text_manifests: Sequence[str] = (),
+        max_text_chars: int = MAX_TEXT_CHARS,
     ) -> None:
         super().__init__()
         if num_workers < 0:
@@ -89,7 +97,13 @@ class SpeechDataModule(L.LightningDataModule):
             raise ValueError(
                 f"instruction_split must be seen or heldout, not {instruction_split!r}"
             )
+        for path in text_manifests:
+            check_text_format(path)
+        if max_text_chars < 1:
+            raise ValueError(f"max_text_chars must be >= 1, got {max_text_chars}")
         self.featurizer = featurizer
+        self.text_manifests = list(text_manifests)
+        self.max_text_chars = max_text_chars
         self.manifests = {
             "train": list(train_manifests),
             "val": list(val_manifests),
@@ -112,18 +126,21 @@ class SpeechDataModule(L.LightningDataModule):
         self.val_tasks: set[str] | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        """Read (once) the manifests the stage needs."""
+        """Read (once) the manifests the stage needs; text manifests only for training."""
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
         for split in splits.get(stage, ("train", "val", "test")):
-            if split in self.datasets or not self.manifests[split]:
+            texts = self.text_manifests if split == "train" else []
+            if split in self.datasets or not (self.manifests[split] or texts):
                 continue
             on_error = self._record if self.skip_bad else None
             entries = read_manifests(self.manifests[split], on_error)
+            taken = {entry.id: f"{entry.source}:{entry.line}" for entry in entries}
             entries = limit_durations(
                 entries, **self.durations, too_long=self.too_long, on_error=on_error
             )
             if split == "train":
                 entries = with_joint_targets(entries, self.joint_tasks)
+                entries += read_text_items(texts, on_error, taken, self.max_text_chars)
             self.datasets[split] = SpeechDataset(
                 entries,
                 self.featurizer,

@@ -15,13 +15,15 @@ from speechllm.data.features import Featurizer, collate_features
 from speechllm.data.instructions import SPLITS, instruction_for, instruction_split_of
 from speechllm.data.manifest import ManifestEntry
 from speechllm.data.sampler import ItemKey
+from speechllm.data.tasks import TEXT_TASK
 
 
 class SpeechDataset(Dataset):
     """Loads, featurizes and instructs manifest entries, indexed by :class:`ItemKey`.
 
     Randomness (template choice, SpecAugment) is seeded by (seed, batch, index), so an item looks
-    the same whichever worker loads it and whether or not the run was resumed.
+    the same whichever worker loads it and whether or not the run was resumed. Entries of the
+    task ``text`` are text-only items: no audio is read (:func:`text_item`).
 
     Args:
         entries: Validated manifest entries.
@@ -70,6 +72,8 @@ class SpeechDataset(Dataset):
     def __getitem__(self, key: ItemKey | int) -> dict[str, Any] | DataError:
         index, batch = key if isinstance(key, ItemKey) else (key, 0)
         entry = self.entries[index]
+        if entry.task == TEXT_TASK:
+            return text_item(entry, self.featurizer)
         item_seed = (self.seed * 1_000_003 + batch) * 1_000_003 + index
         try:
             waveform = load_audio(
@@ -112,6 +116,22 @@ def make_item(
         "id": entry.id,
         # lines of one recording (one per task) share it: the encoder cache keys on it
         "audio_key": f"{entry.audio}@{entry.offset}",
+    }
+
+
+def text_item(entry: ManifestEntry, featurizer: Featurizer) -> dict[str, Any]:
+    """One text-only item (:mod:`speechllm.data.text_items`): nothing is read or featurized;
+    its input is the featurizer's zero-width one, so it collates as an all-zero row of length 0,
+    and it keeps its own instruction (``""`` for a continuation)."""
+    features, length = featurizer.empty()
+    return {
+        "features": features,
+        "length": length,
+        "instruction": entry.instruction or "",
+        "target": entry.target,
+        "task": entry.task,
+        "id": entry.id,
+        "audio_key": "",
     }
 
 

@@ -7,6 +7,7 @@ Two input kinds (see the batch contract in docs/architecture.md)::
                                                    W = whole windows covering the audio
     Whisper, whole_windows=False                   (n_mels, valid      valid = samples // hop
                                                     rounded up to 2)
+    no audio (a text-only item, either kind)       (n_mels, 0) / (0,)  valid = 0
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ class Featurizer:
             waveform.numpy(), sampling_rate=self.sampling_rate, return_tensors="pt"
         )
         return out["input_values"][0], samples
+
+    def empty(self) -> tuple[torch.Tensor, int]:
+        """The input of an item without audio (a text-only item): zero width and valid length
+        0, so :func:`collate_features` pads its row with zeros like any shorter item, and a
+        batch of such items alone is ``(B, n_mels, 0)`` (Whisper) or ``(B, 0)`` (waveform)."""
+        shape = (self.extractor.feature_size, 0) if self.is_log_mel else (0,)
+        return torch.zeros(shape), 0
 
     def _log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """Whisper log-mel over whole windows.

@@ -20,7 +20,7 @@ from typing import Any
 
 from speechllm.data.audio import audio_info
 from speechllm.data.errors import AudioError, DataError, ManifestError
-from speechllm.data.tasks import TASKS
+from speechllm.data.tasks import TASKS, TEXT_TASK
 
 MIN_ITEM_SECONDS = 0.025
 """Default shortest line trained on (one 25 ms encoder frame); ``speechllm-data check`` uses it."""
@@ -86,7 +86,7 @@ def read_manifests(
                 if not raw.strip():
                     continue
                 try:
-                    entry = parse_line(_decode(raw, source, number), source, number)
+                    entry = parse_line(decode_line(raw, source, number), source, number)
                     if entry.id in first_seen:
                         raise ManifestError(
                             f"duplicate id {entry.id!r} (first at {first_seen[entry.id]})",
@@ -104,12 +104,13 @@ def read_manifests(
     return entries
 
 
-def _decode(raw: bytes, source: str, line: int) -> str:
+def decode_line(raw: bytes, source: str, line: int, reason: str = "malformed_json") -> str:
+    """A line read as bytes, decoded as UTF-8 (so bad UTF-8 fails at its own line)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         message = f"not UTF-8: byte {raw[error.start]:#04x} at column {error.start + 1}"
-        raise ManifestError(message, reason="malformed_json", source=source, line=line) from None
+        raise ManifestError(message, reason=reason, source=source, line=line) from None
 
 
 def parse_line(text: str, source: str, line: int) -> ManifestEntry:
@@ -118,17 +119,7 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
     def fail(message: str, reason: str) -> ManifestError:
         return ManifestError(message, reason=reason, source=source, line=line)
 
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as error:
-        message = f"malformed JSON: {error.msg} at column {error.colno}"
-        raise fail(message, "malformed_json") from None
-    except RecursionError:  # e.g. 200k nested "[": the parser's stack, not the process's
-        raise fail("malformed JSON: nested too deeply", "malformed_json") from None
-    except ValueError as error:  # an integer of more digits than Python converts
-        raise fail(f"malformed JSON: {error}", "malformed_json") from None
-    if not isinstance(record, dict):
-        raise fail("a line must be a JSON object", "malformed_json")
+    record = json_object(text, fail)
     missing = [key for key in REQUIRED if key not in record]
     if missing:
         nemo = " (a NeMo manifest? `speechllm-data import nemo IN OUT` converts it)"
@@ -144,6 +135,9 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
         raise fail("empty id", "bad_field")
     if record["task"] not in TASKS:
         raise fail(f"unknown task {record['task']!r}; known: {sorted(TASKS)}", "unknown_task")
+    if record["task"] == TEXT_TASK:
+        message = f"task {TEXT_TASK!r} is for text-only items: list them in data.text_manifests"
+        raise fail(message, "unknown_task")
     if not record["target"].strip():
         raise fail("empty target", "empty_target")
     labels = record.get("labels")
@@ -178,6 +172,22 @@ def parse_line(text: str, source: str, line: int) -> ManifestEntry:
         source=source,
         line=line,
     )
+
+
+def json_object(text: str, fail: Callable[[str, str], ManifestError]) -> dict[str, Any]:
+    """One line's JSON object, or ``fail(message, "malformed_json")`` raised."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        message = f"malformed JSON: {error.msg} at column {error.colno}"
+        raise fail(message, "malformed_json") from None
+    except RecursionError:  # e.g. 200k nested "[": the parser's stack, not the process's
+        raise fail("malformed JSON: nested too deeply", "malformed_json") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise fail(f"malformed JSON: {error}", "malformed_json") from None
+    if not isinstance(record, dict):
+        raise fail("a line must be a JSON object", "malformed_json")
+    return record
 
 
 def _seconds(value: Any, key: str, fail: Callable[[str, str], ManifestError]) -> float:

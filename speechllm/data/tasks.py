@@ -42,6 +42,11 @@ SCORING: dict[str, tuple[str, ...]] = {
   sets; ``none``: not scored.
 """
 
+TEXT_TASK = "text"
+"""The task of text-only items (``data.text_manifests``): no audio, and each item carries its own
+instruction (``""`` for a continuation), so the task has no templates and no manifest line
+(which always has audio) may name it."""
+
 ROUTES = ("head", "constrained", "free")
 """How an answer is produced: read from the task's classification head, generated within the
 label set, or generated freely."""
@@ -178,5 +183,11 @@ for _task in (
         target_format=_CLASS,
     ),
     Task("instruct", "free-form instruction following", "text", target_format="free text"),
+    Task(
+        TEXT_TASK,
+        "text-only instruction following or continuation, no audio",
+        "text",
+        target_format="the answer, or the continued text",
+    ),
 ):
     register_task(_task)
