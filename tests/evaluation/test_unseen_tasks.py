@@ -1,14 +1,18 @@
 """Unseen tasks: each checker on hand-written answers, references from transcripts, no wording
-shared with a trained template."""
+shared with a trained template, and the whole path through speechllm-eval on a tiny model."""
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import yaml
 
+from speechllm.cli.eval import run
+from speechllm.config import ConfigError, compose
 from speechllm.data.instructions import SPLITS
 from speechllm.data.manifest import ManifestEntry
 from speechllm.evaluation.unseen_tasks import (
@@ -29,6 +33,8 @@ from speechllm.evaluation.unseen_tasks import (
     words,
     yes_no,
 )
+from speechllm.models.tiny import save_tiny_export, write_tiny_manifest
+from tests.evaluation.conftest import heldout_copy
 
 
 def test_word_count_reads_digits_and_words() -> None:
@@ -155,3 +161,57 @@ def test_section_without_examples_has_no_answer_table() -> None:
     }
     assert "| transcript |" not in unseen_tasks_section(unseen, examples=0)
     assert "| hi / there | hello you |" in unseen_tasks_section(unseen)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("unseen")
+    test = write_tiny_manifest(root / "data", 6, tasks=("asr", "ic"))
+    return save_tiny_export(root / "export"), test, heldout_copy(test, root / "heldout.jsonl")
+
+
+def test_speechllm_eval_reports_unseen_tasks_apart(tiny, tmp_path: Path) -> None:
+    export, test, heldout = tiny
+    cfg = compose(
+        config_name="eval",
+        overrides=[f"checkpoint={export}", f"manifest=[{test},{heldout}]", f"out={tmp_path}",
+                   "limit=2", "tasks=[ic]", "unseen=2", "num_workers=0", "device=cpu",
+                   "decoding.max_new_tokens=4"],
+    )  # fmt: skip
+    metrics = run(cfg)
+    assert metrics == json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["tasks"]) == {"ic"}  # the seen/held-out tables: trained tasks only
+    unseen = metrics["unseen_tasks"]
+    # ASR lines of all the manifests' lines (tasks= and limit= do not apply), each recording
+    # once (the held-out copy repeats them), the first unseen=2
+    asr = [json.loads(line) for line in test.read_text().splitlines()]
+    asr = [line for line in asr if line["task"] == "asr"]
+    assert unseen["n"] == 2
+    assert [a["id"] for a in unseen["answers"]] == [line["id"] for line in asr[:2]]
+    assert [a["transcript"] for a in unseen["answers"]] == [line["target"] for line in asr[:2]]
+    assert list(unseen["tasks"]) == [task.name for task in UNSEEN_TASKS]
+    for task in UNSEEN_TASKS:
+        scores = unseen["tasks"][task.name]
+        assert scores["instruction"] == task.instruction and scores["primary"] == task.primary
+        # tiny transcripts are unpunctuated and carry no meta.kind: is_question cannot be scored
+        if task.name == "is_question":
+            assert scores["n"] == 0 and task.primary not in scores
+        else:
+            assert scores["n"] == 2 and 0.0 <= scores[task.primary] <= 100.0
+        assert all(isinstance(a[task.name], str) for a in unseen["answers"])
+    report = (tmp_path / "report.md").read_text()
+    section = report.split("## Unseen tasks (instructions for tasks never trained)")[1]
+    assert "## Seen vs held-out instructions" in report.split("## Unseen tasks")[0]
+    assert all(task.instruction in section for task in UNSEEN_TASKS)
+
+
+def test_unseen_needs_asr_lines_and_a_number(tiny, tmp_path: Path) -> None:
+    export, _, _ = tiny
+    only_ic = write_tiny_manifest(tmp_path / "ic", 2, tasks=("ic",))
+    common = [f"checkpoint={export}", f"out={tmp_path / 'out'}", "num_workers=0", "device=cpu"]
+    with pytest.raises(ValueError, match="have none"):
+        run(compose(config_name="eval", overrides=[*common, f"manifest={only_ic}", "unseen=3"]))
+    with pytest.raises(ConfigError, match="number of recordings"):
+        run(compose(config_name="eval", overrides=[*common, f"manifest={only_ic}", "unseen=true"]))
+    with pytest.raises(ConfigError, match="give manifest"):
+        run(compose(config_name="eval", overrides=[*common, "benchmark=slurp", "unseen=3"]))
