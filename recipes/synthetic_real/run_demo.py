@@ -8,8 +8,9 @@
     phase 2  train     <out>/train: experiment=synthetic_real (CTC align -> LoRA warm-up ->
                        multitask), resumed if the folder holds a run; exported to <out>/model
     phase 3  evaluate  <out>/eval: test + held-out instructions, beside Whisper's own decoder
-                       (the anchor) and the base LLM's text answers; <out>/eval_open_vocab:
-                       sentences, voices and wordings from outside the benchmark
+                       (the anchor), unseen tasks' instructions and the base LLM's text
+                       answers; <out>/eval_open_vocab: sentences, voices and wordings from
+                       outside the benchmark
     phase 4  answer    speechllm-infer on a test clip, from the export
 
     python recipes/synthetic_real/run_demo.py                   # full: ~45 min on 2 cores
@@ -46,6 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_limit": 500,  # lines per manifest (interleaved by recording: every task is in)
         "max_new_tokens": 48,
         "anchor": True,
+        "unseen": 60,  # recordings asked the unseen tasks' instructions
     },
     "smoke": {  # every phase for real, on tiny random twins of the bases: CI checks wiring
         "synth": {"preset": "tiny", "n_train": 60, "n_dev": 12, "n_test": 12, "workers": 1},
@@ -66,6 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_limit": 16,
         "max_new_tokens": 8,
         "anchor": False,
+        "unseen": 4,
     },
 }
 
@@ -119,7 +122,8 @@ def train_and_export(data: Path, out: Path, overrides: list[str]) -> Path:
 
 
 def evaluate_all(model_dir: Path, data: Path, out: Path, preset: dict[str, Any]) -> dict[str, Any]:
-    """Test and held-out instructions (with the anchor), the open-vocabulary set, text skills."""
+    """Test and held-out instructions (with the anchor and the unseen tasks), the
+    open-vocabulary set, text skills."""
     from speechllm.evaluation.decoding import DecodingConfig
     from speechllm.evaluation.run import evaluate
     from speechllm.evaluation.text_skills import text_skills, text_skills_section
@@ -139,6 +143,7 @@ def evaluate_all(model_dir: Path, data: Path, out: Path, preset: dict[str, Any])
         limit=preset["eval_limit"],
         curves_csv=str(curves) if curves.is_file() else None,
         anchor=anchor,
+        unseen=preset["unseen"],
     )
     open_vocab = build_open_vocab(out / "open_vocab")
     metrics["open_vocab"] = evaluate(
@@ -188,6 +193,7 @@ def record(args: argparse.Namespace, seconds: dict[str, float], metrics: dict[st
         "anchor": metrics.get("anchor"),
         "open_vocab": metrics["open_vocab"],
         "text_skills": metrics["text_skills"],
+        "unseen_tasks": metrics.get("unseen_tasks"),
         "file": f"{RESULTS}/{args.record}.json",
     }
     path = HERE / "results" / f"{args.record}.json"

@@ -27,6 +27,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
     if (cfg.manifest is None) == (cfg.benchmark is None):
         raise ConfigError("give either manifest=PATH or benchmark=NAME (see --help)")
+    if isinstance(cfg.unseen, bool) or not isinstance(cfg.unseen, int) or cfg.unseen < 0:
+        raise ConfigError(
+            f"unseen takes a number of recordings (unseen=60; 0: off), got {cfg.unseen!r}"
+        )
+    if cfg.unseen and cfg.benchmark is not None:
+        raise ConfigError("unseen=N asks about a manifest's recordings: give manifest=PATH")
     # imported here: torch, datasets and the models take seconds to load, --help needs none
     import torch
     from hydra.utils import instantiate
@@ -67,6 +73,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         normalizer=cfg.normalizer or "auto",
         tasks=_paths(cfg.tasks),
         anchor=cfg.anchor,
+        unseen=cfg.unseen,
         **common,
     )
 
@@ -74,11 +81,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
     from speechllm.evaluation.report import split_table, task_table
+    from speechllm.evaluation.unseen_tasks import unseen_tasks_section
 
     with config_errors("speechllm-eval", cfg.out):
         metrics = run(cfg)
     for name, doc in metrics.get("benchmarks", {"": metrics}).items():
         print(f"\n{name}\n{task_table(doc['tasks'])}\n\n{split_table(doc['instruction_splits'])}")
+        if "unseen_tasks" in doc:
+            print("\n" + unseen_tasks_section(doc["unseen_tasks"], examples=0))
         print(f"\nreport: {cfg.out}/{name + '/' if name else ''}report.md")
 
 

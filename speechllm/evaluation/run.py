@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from speechllm.evaluation.decoding import DecodingConfig, decode_batch, head_pro
 from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labels
 from speechllm.evaluation.report import load_csv_curves, write_report
 from speechllm.evaluation.scoring import score_records, score_task
+from speechllm.evaluation.unseen_tasks import MAX_NEW_TOKENS, unseen_tasks, unseen_tasks_section
 from speechllm.models.head import ClassificationHead
 from speechllm.models.speech_llm import SpeechLLM
 
@@ -157,6 +158,7 @@ def evaluate(
     dev_manifests: list[str] | None = None,
     anchor: str | None = None,
     tasks: list[str] | None = None,
+    unseen: int = 0,
 ) -> dict[str, Any]:
     """Decode every manifest line, score each task and write the report to ``out_dir``.
 
@@ -178,13 +180,23 @@ def evaluate(
             ASR lines (:mod:`speechllm.evaluation.anchor`): ``metrics.json``'s ``anchor`` and
             a report section put its WER beside the speech LLM's.
         tasks: Evaluate only the lines of these tasks (``None``: every line).
+        unseen: Also ask the first ``unseen`` recordings with an ASR line (of all the
+            manifests' lines, whatever ``tasks`` and ``limit`` keep) instructions of tasks never
+            trained (:mod:`speechllm.evaluation.unseen_tasks`): ``metrics.json``'s
+            ``unseen_tasks`` and a report section of its own; 0: not asked.
 
     Returns:
         The ``metrics.json`` document: ``tasks`` (task -> metric -> value, with ``n``),
         ``instruction_splits``, ``confusion_matrices`` and ``scoring`` (what each task was
-        scored with).
+        scored with); ``anchor`` and ``unseen_tasks`` when asked for.
     """
-    entries = read_manifests(manifests)
+    every_line = read_manifests(manifests)
+    if unseen and not any(e.task == "asr" for e in every_line):
+        raise ValueError(
+            f"unseen={unseen} asks about recordings with an ASR line (the transcript checks the "
+            f"answers), and {manifests} have none"
+        )
+    entries = every_line
     if tasks is not None:
         unknown = set(tasks) - {e.task for e in entries}
         if unknown:
@@ -218,7 +230,25 @@ def evaluate(
     write_report(out_dir, records, scores, curves, labels_by_task, normalizer, thresholds)
     if anchor:
         add_anchor(Path(out_dir), anchor_scores(anchor, entries, normalizer), scores)
+    if unseen:
+        asked = unseen_tasks(model, every_line, featurizer, unseen,
+                             min(decoding.max_new_tokens, MAX_NEW_TOKENS), **batching)  # fmt: skip
+        add_section(Path(out_dir), "unseen_tasks", asked, unseen_tasks_section)
     return json.loads((Path(out_dir) / "metrics.json").read_text())
+
+
+def add_section(
+    out_dir: Path, key: str, doc: dict[str, Any], section: Callable[[dict[str, Any]], str]
+) -> None:
+    """Put ``doc`` into ``metrics.json`` under ``key`` and ``section(doc)`` at the end of
+    ``report.md``; nothing when ``doc`` is empty."""
+    if not doc:
+        return
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    metrics[key] = doc
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with (out_dir / "report.md").open("a") as report:
+        report.write("\n" + section(doc))
 
 
 def add_anchor(out_dir: Path, anchor: dict[str, Any], scores: dict[str, dict[str, float]]) -> None:

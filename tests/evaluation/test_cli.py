@@ -73,6 +73,7 @@ def test_help_of_eval_and_infer(capsys) -> None:
     ).stdout
     assert "Usage: speechllm-eval checkpoint=PATH manifest=PATH" in out
     assert "decoding:" in out and "callbacks:" not in out  # no training config groups
+    assert "unseen=60" in out and "unseen: 0" in out  # the unseen tasks, off by default
     with pytest.raises(SystemExit) as exit_info:
         infer_main(["--help"])
     assert exit_info.value.code == 0

@@ -1,7 +1,7 @@
 """The real-bases demo (``make demo``): the smoke preset runs every phase on tiny random twins of
 the bases (CTC alignment, LoRA warm-up, multitask, export, evaluation with the open-vocabulary
-set and the text-skills check, an answer through ``speechllm-infer``), and the README's demo
-table is the one its committed results JSON generates."""
+set, the unseen tasks and the text-skills check, an answer through ``speechllm-infer``), and the
+README's demo table is the one its committed results JSON generates."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["open_vocab"]["asr"]["n"] == 60
     assert metrics["text_skills"]["n"] == len(metrics["text_skills"]["answers"]) > 0
+    assert metrics["unseen_tasks"]["n"] == len(metrics["unseen_tasks"]["answers"]) == 4
+    assert metrics["unseen_tasks"]["tasks"]["is_question"]["n"] == 4  # from meta.kind
     report = (out / "eval" / "report.md").read_text()
     assert "## Per task" in report and "## Text skills kept (no audio)" in report
+    assert "## Unseen tasks (instructions for tasks never trained)" in report
     assert "$ speechllm-infer" in log
     assert set(json.loads((out / "phases.json").read_text())) == {
         "synth", "fetch", "train", "evaluate", "answer"
