@@ -14,7 +14,7 @@ from speechllm.data.audio import SpecAugment
 from speechllm.data.dataset import SpeechDataset, collate
 from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
-from speechllm.data.joint import with_joint_targets
+from speechllm.data.joint import with_joint_targets, with_transcripts
 from speechllm.data.manifest import (
     MAX_ITEM_SECONDS,
     MIN_ITEM_SECONDS,
@@ -138,6 +138,7 @@ class SpeechDataModule(L.LightningDataModule):
             entries = limit_durations(
                 entries, **self.durations, too_long=self.too_long, on_error=on_error
             )
+            entries = with_transcripts(entries)
             if split == "train":
                 entries = with_joint_targets(entries, self.joint_tasks)
                 entries += read_text_items(texts, on_error, taken, self.max_text_chars)

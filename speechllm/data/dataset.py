@@ -116,6 +116,7 @@ def make_item(
         "id": entry.id,
         # lines of one recording (one per task) share it: the encoder cache keys on it
         "audio_key": f"{entry.audio}@{entry.offset}",
+        "transcript": str(entry.meta.get("transcript", "")),
     }
 
 
@@ -132,6 +133,7 @@ def text_item(entry: ManifestEntry, featurizer: Featurizer) -> dict[str, Any]:
         "task": entry.task,
         "id": entry.id,
         "audio_key": "",
+        "transcript": "",
     }
 
 
@@ -155,5 +157,6 @@ def collate(items: Sequence[dict[str, Any] | DataError]) -> dict[str, Any]:
         "tasks": [item["task"] for item in good],
         "ids": [item["id"] for item in good],
         "audio_keys": [item["audio_key"] for item in good],
+        "transcripts": [item["transcript"] for item in good],
         "bad_items": [item for item in items if isinstance(item, DataError)],
     }

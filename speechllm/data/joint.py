@@ -70,6 +70,18 @@ def transcripts(entries: Iterable[ManifestEntry]) -> dict[str, str]:
     return found
 
 
+def with_transcripts(entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
+    """``entries`` with ``meta.transcript`` filled from their recording's ``asr`` line where
+    they have none: distillation (the ``kd`` objective) lets the text LLM read it."""
+    known = transcripts(entries)
+    return [
+        replace(e, meta={**e.meta, "transcript": known[e.id]})
+        if e.id in known and "transcript" not in e.meta and e.task != "asr"
+        else e
+        for e in entries
+    ]
+
+
 def with_joint_targets(
     entries: Sequence[ManifestEntry], tasks: Collection[str]
 ) -> list[ManifestEntry]:

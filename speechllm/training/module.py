@@ -126,7 +126,8 @@ class SpeechLLMModule(L.LightningModule):
 
     # ---------------------------------------------------------------- steps
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
-        return self.model(**batch, objective=self.plan.objective, transcripts=transcripts(batch))
+        batch = {**batch, "transcripts": transcripts(batch)}
+        return self.model(**batch, objective=self.plan.objective)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if not batch["ids"]:  # every item was bad and skipped: a zero step keeps DDP in step

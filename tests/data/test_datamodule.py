@@ -13,7 +13,16 @@ from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.errors import DataError
 from speechllm.data.instructions import load_templates
 
-CONTRACT = {"audio", "audio_lengths", "instructions", "targets", "tasks", "ids", "audio_keys"}
+CONTRACT = {
+    "audio",
+    "audio_lengths",
+    "instructions",
+    "targets",
+    "tasks",
+    "ids",
+    "audio_keys",
+    "transcripts",
+}
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from speechllm.data.datamodule import SpeechDataModule
+from speechllm.data.dataset import collate
 from speechllm.data.errors import ManifestError
 from speechllm.data.joint import joint_target, parse_joint, transcripts, with_joint_targets
 from speechllm.data.manifest import read_manifest
@@ -81,3 +82,22 @@ def test_data_module_trains_joint_and_validates_plain(corpus: Path, wav2vec2) ->
     assert item["target"] == train["a-ic"]
     with pytest.raises(ValueError, match="unknown task 'sentiment'"):
         SpeechDataModule(wav2vec2, joint_tasks=["sentiment"])
+
+
+def test_batches_carry_each_lines_transcript_for_the_distillation_teacher(
+    corpus: Path, wav2vec2
+) -> None:
+    dm = SpeechDataModule(wav2vec2, train_manifests=[str(corpus)], num_workers=0)
+    dm.setup("fit")
+    dataset = dm.datasets["train"]
+    by_id = {dataset[i]["id"]: dataset[i]["transcript"] for i in range(len(dataset))}
+    assert by_id == {
+        "a-asr": "",  # a transcript task's target is its transcript
+        "a-ic": "wake me up at eight",
+        "a-er": "wake me up at eight",
+        "a2-ic": "",  # another segment of the file: no transcript of its own
+        "b-asc": "great",
+        "c-kws": "",
+    }
+    batch = collate([dataset[0], dataset[1]])
+    assert batch["transcripts"] == [by_id[i] for i in batch["ids"]]
