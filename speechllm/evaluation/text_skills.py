@@ -2,9 +2,10 @@
 
 Training touches the LLM only through its adapters, but those adapters run on every input,
 text-only ones too (unless the model is ``audio_gated``); a speech LLM that has forgotten how
-to answer plain questions has lost what makes it more than an ASR model. Each question has a checkable answer (any of a few accepted
-words in the reply), asked in the LLM's own chat format, greedily, once with the adapters off
-(the base model) and once with them on (the trained model).
+to answer plain questions has lost what makes it more than an ASR model. Each question has a
+checkable answer (any of a few accepted words in the reply), asked in the LLM's own chat
+format, greedily, once with the adapters off (the base model) and once with them on (the
+trained model).
 """
 
 from __future__ import annotations
