@@ -1,0 +1,45 @@
+"""The keep-the-LLM comparison (recipes/synthetic_real/keep_llm.py): every arm's overrides make
+a valid config with the option switched on, the text items are not the text-skills questions,
+and the README table is the one its committed results JSON generates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from speechllm.config import compose, validate
+from speechllm.evaluation.text_skills import QUESTIONS
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "synthetic_real"
+sys.path.insert(0, str(RECIPE))
+
+from keep_llm import ARMS, TEXT, budget, parse_args, readme_table  # noqa: E402
+from text_instruct import questions  # noqa: E402
+
+
+@pytest.mark.parametrize("arm", list(ARMS))
+def test_each_arm_composes_with_its_option_on(arm: str, tmp_path: Path) -> None:
+    overrides = [*budget(parse_args([])), *ARMS[arm]]
+    cfg = compose(["experiment=synthetic_real", *overrides], output_dir=tmp_path)
+    validate(cfg)
+    stages = cfg.curriculum.stages
+    assert stages.lora_warmup.steps == 100 and cfg.trainer.max_steps == 1450
+    kd = arm in ("kd", "all")
+    assert (stages.multitask.objective.get("kd", 0.0) == 1.0) is kd
+    assert (stages.lora_warmup.objective.get("kd", 0.0) == 1.0) is kd
+    text = arm in ("text", "all")
+    assert ("text" in stages.multitask.tasks) is text
+    assert (list(cfg.data.text_manifests) == [TEXT]) is text
+    assert cfg.module.model.audio_gated is (arm in ("gated", "all"))
+
+
+def test_text_items_are_the_scripts_questions_and_never_a_text_skills_question() -> None:
+    lines = [json.loads(line) for line in (REPO / TEXT).read_text().splitlines()]
+    assert [line["instruction"] for line in lines] == questions()
+    assert all(line["target"] for line in lines)
+    asked = {q.lower() for q, _ in QUESTIONS}
+    assert not asked & {line["instruction"].lower() for line in lines}
