@@ -120,6 +120,18 @@ def check_manifests(cfg: DictConfig) -> None:
             )
 
 
+def check_loggers(cfg: DictConfig) -> None:
+    """Each logger's package is installed: a missing one (``logger=tensorboard`` without
+    tensorboardX) fails now, naming the extra that brings it, not after the models are built."""
+    from speechllm.training.loggers import missing_extra
+
+    for key, node in (cfg.get("logger") or {}).items():
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        why = missing_extra(_locate(target)) if isinstance(target, str) else None
+        if why:
+            raise ConfigError(f"logger.{key}: {why} (or leave it out: logger=csv)")
+
+
 def validate(cfg: DictConfig) -> None:
     """All checks, without building a model or reading data."""
     from speechllm.data.tasks import TASKS

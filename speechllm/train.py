@@ -14,7 +14,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from speechllm._warnings import quiet_known_warnings
-from speechllm.config import CONF_DIR, check_manifests, config_errors, run_hydra, validate
+from speechllm.config import (
+    CONF_DIR,
+    check_loggers,
+    check_manifests,
+    config_errors,
+    run_hydra,
+    validate,
+)
 
 if TYPE_CHECKING:
     import lightning as L
@@ -66,11 +73,12 @@ def _lightning_logs_once() -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit from ``cfg``, continuing the run folder's run (``cfg.resume``, ``cfg.ckpt_path``).
 
-    The config and the manifests are checked before anything is built or read. Returns the
-    final metrics.
+    The config, the manifests and the loggers' packages are checked before anything is built
+    or read. Returns the final metrics.
     """
     check_manifests(cfg)
     validate(cfg)
+    check_loggers(cfg)
     from speechllm.training.resume import resume_point
     from speechllm.training.trainer import fit
 

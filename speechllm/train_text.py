@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from speechllm._warnings import quiet_known_warnings
-from speechllm.config import CONF_DIR, config_errors, run_hydra, validate
+from speechllm.config import CONF_DIR, check_loggers, config_errors, run_hydra, validate
 from speechllm.training.trainer import build_trainer, fit
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def build_text(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.Trainer]:
     """Module, data module and trainer (with callbacks and loggers), from a checked config."""
     validate(cfg)
+    check_loggers(cfg)
     L.seed_everything(cfg.seed, workers=True)
     return instantiate(cfg.module), instantiate(cfg.data), build_trainer(cfg)
 
