@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from provenance import provenance
 from transformers import Wav2Vec2FeatureExtractor
 
 from speechllm.data.datamodule import SpeechDataModule
@@ -148,6 +149,7 @@ def main() -> None:
     if args.measure:  # the child process of one run
         print(json.dumps(measure(*args.measure, args.batches)))
         return
+    recorded = provenance("benchmarks/data_scale.py", sys.argv[1:])
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -176,7 +178,9 @@ def main() -> None:
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"results": results, "args": vars(args)}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({**recorded, "results": results, "args": vars(args)}, indent=2) + "\n"
+    )
     print(f"wrote {out}")
 
 

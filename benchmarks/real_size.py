@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import math
-import platform
 import resource
 import statistics
 import subprocess
@@ -38,13 +37,13 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import LoraConfig
+from provenance import provenance
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
@@ -438,9 +437,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(run_setup(args.one, args.steps, args.seconds, args.toy)))
         return {}
     results: dict[str, Any] = {
-        "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        + ("cuda" if torch.cuda.is_available() else "cpu"),
+        **provenance("benchmarks/real_size.py", sys.argv[1:] if argv is None else argv),
+        "threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,
         "toy": args.toy,
         "setups": [],

@@ -9,6 +9,10 @@ are threads with the official ``openai`` client, one request in four streamed. B
 Usage::
 
     python benchmarks/serve_load.py [--model EXPORT] [--requests 64] [--max-tokens 16]
+
+The result (with its command, date, commit and machine) goes to
+``benchmarks/results/serve_load.json``, which is committed: the README's serving table is
+:func:`readme_table` of it (``tests/benchmarks/test_serve_load.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from urllib.request import urlopen
 
 import openai
 import torch
+from provenance import provenance
 
 from speechllm.inference import answer, load_model
 from speechllm.models.tiny import save_tiny_export, write_tiny_manifest
@@ -119,6 +124,34 @@ def load(
     }
 
 
+def readme_table(result: dict[str, Any]) -> str:
+    """The README's serving table, speed-ups and provenance, from a result of :func:`main`."""
+    lines = [
+        "| batching | concurrency | requests | req/s | p50 ms | p95 ms | mean batch | lost "
+        "| wrong |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['batching']} | {r['concurrency']} | {r['requests']} | "
+            f"{r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+            f"{r['mean_batch']:.1f} | {r['lost']} | {r['wrong']} |"
+        )
+    speedup = result["speedup_on_vs_off"]
+    answered = sum(r["requests"] for r in result["rows"])
+    wrong = "all" if result["wrong"] == 0 else f"{answered - result['wrong']} of"
+    lines += [
+        "",
+        "Batching speed-up in requests/s: "
+        + ", ".join(f"{s:.2f}x at concurrency {c}" for c, s in speedup.items())
+        + f"; {result['lost']} requests lost, and {wrong} {answered} answers equal the same"
+        " requests answered alone. "
+        f"Measured {result['date']} on {result['machine']} at commit {result['commit'][:10]}"
+        f" (`{result['command']}`; `benchmarks/results/serve_load.json`).",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="export folder (default: a fresh untrained tiny export)")
@@ -131,6 +164,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve_load.json"))
     args = parser.parse_args()
+    recorded = provenance("benchmarks/serve_load.py", sys.argv[1:])
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="serve_load-"))
     model_path = args.model or str(save_tiny_export(work / "export"))
@@ -175,6 +209,7 @@ def main() -> None:
         print("| " + " | ".join(str(r[key]) for key in columns) + " |")
     print("speed-up (req/s, on / off): " + ", ".join(f"{c}: {s}x" for c, s in speedup.items()))
     result = {
+        **recorded,
         "model": args.model or "untrained tiny WavLM + Llama (save_tiny_export)",
         "device": "cpu",
         "threads": args.threads,

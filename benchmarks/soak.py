@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from provenance import provenance
 from tqdm import tqdm
 
 from speechllm.models.tiny import write_tiny_manifest
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill steps and signals")
     parser.add_argument("--out", default="benchmarks/results/soak.json")
     args = parser.parse_args()
+    recorded = provenance("benchmarks/soak.py", sys.argv[1:])
     manifest = write_tiny_manifest(Path(tempfile.mkdtemp()), 48)
     work = Path(tempfile.mkdtemp())
     began = time.perf_counter()
@@ -138,6 +140,7 @@ def main() -> None:
     max_diff = max(float((got[k] - v).abs().max()) for k, v in expected.items())
     steps = logged_steps(work / "soak")
     result = {
+        **recorded,
         **counts,
         "max_steps": MAX_STEPS,
         "same_keys": set(expected) == set(got),
