@@ -142,12 +142,11 @@ def readme_table(result: dict[str, Any]) -> str:
     wrong = "all" if result["wrong"] == 0 else f"{answered - result['wrong']} of"
     lines += [
         "",
-        "Batching speed-up in requests/s: "
-        + ", ".join(f"{s:.2f}x at concurrency {c}" for c, s in speedup.items())
+        "Batching speed-up in requests/s at concurrency "
+        + ", ".join(f"{c}: {s:.2f}x" for c, s in speedup.items())
         + f"; {result['lost']} requests lost, and {wrong} {answered} answers equal the same"
-        " requests answered alone. "
-        f"Measured {result['date']} on {result['machine']} at commit {result['commit'][:10]}"
-        f" (`{result['command']}`; `benchmarks/results/serve_load.json`).",
+        f" requests answered alone. Measured {result['date']} ({result['machine']}) at commit"
+        f" {result['commit'][:10]}: `{result['command']}`, `benchmarks/results/serve_load.json`.",
     ]
     return "\n".join(lines)
 
