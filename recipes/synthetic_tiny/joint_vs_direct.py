@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +164,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = table(results)
     print(text)
     settings = {k: v for k, v in vars(args).items() if k != "results"}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
     document = {
+        "command": "python recipes/synthetic_tiny/joint_vs_direct.py "
+        + " ".join(argv or sys.argv[1:]),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit.stdout.strip(),
+        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
         "settings": {**settings, "bootstrap_s": round(bootstrap_s, 1), "mixture": MIXTURE},
         "results": results,
         "table": text,
