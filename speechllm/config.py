@@ -72,7 +72,14 @@ def check_curriculum(cfg: DictConfig, known_tasks: set[str]) -> None:
     from speechllm.models.groups import TrainableGroups
 
     adapters = set(OmegaConf.select(cfg, "llm.adapters") or {})
-    for name, stage in (OmegaConf.select(cfg, "curriculum.stages") or {}).items():
+    stages = OmegaConf.select(cfg, "curriculum.stages") or {}
+    for name, stage in list(stages.items())[:-1]:
+        if stage.get("steps") is None and stage.get("monitor") is None:
+            raise ConfigError(
+                f"curriculum.stages.{name}: a stage before the last needs a length "
+                f"(curriculum.stages.{name}.steps=N) or a monitor"
+            )
+    for name, stage in stages.items():
         where = f"curriculum.stages.{name}"
         unknown = set(stage.get("tasks", {})) - known_tasks
         if unknown:
