@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synthetic_real"
 sys.path.insert(0, str(RECIPE))
 
-from keep_llm import ARMS, TEXT, budget, parse_args, readme_table  # noqa: E402
+from keep_llm import ARMS, TEXT, budget, parse_args  # noqa: E402
 from text_instruct import questions  # noqa: E402
 
 
