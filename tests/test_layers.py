@@ -18,6 +18,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 LAYERS = {
     "_warnings": -1,
+    "tasks": -1,
     "data": 0,
     "models": 0,
     "training": 1,

@@ -31,7 +31,7 @@ from speechllm.data.manifest import (
     limit_durations,
     read_manifests,
 )
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)
 """Upper bounds (seconds) of the duration histogram bins; the last bin is open."""

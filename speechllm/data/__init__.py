@@ -1,4 +1,4 @@
-"""Data side of speechllm: manifests, audio, features, tasks, instructions, samplers.
+"""Data side of speechllm: manifests, audio, features, instructions, samplers.
 
 Names are imported on first use, so ``speechllm-data`` starts without loading Lightning or
 transformers.
@@ -26,7 +26,6 @@ _PUBLIC = {
     "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
-    "speechllm.data.tasks": ("TASKS", "Task", "get_task", "register_task"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

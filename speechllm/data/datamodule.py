@@ -23,7 +23,7 @@ from speechllm.data.manifest import (
     read_manifests,
 )
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from torch.utils.data import get_worker_info
 
 from speechllm.data.errors import DataError, unreadable
 from speechllm.data.shards import hf_cut
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 ROWS_PER_READ = 64
 """Rows fetched from a file at a time (encoded audio, so a few MB)."""

@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from speechllm.data.errors import AudioError, ManifestError
 from speechllm.data.manifest import ManifestEntry, read_manifests
-from speechllm.data.tasks import TASKS
+from speechllm.tasks import TASKS
 
 INDEX = "index.json"
 _FIELDS = ("instruction", "tgt_lang", "labels", "meta")  # stored in cut.custom besides task

@@ -22,10 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.metrics import confusion_matrix
 from speechllm.evaluation.normalize import normalize_label
 from speechllm.evaluation.scoring import score_records, scoring_notes
+from speechllm.tasks import get_task
 
 DECIMALS = 2
 """Decimals of every score in ``report.md``."""

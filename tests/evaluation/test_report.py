@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.report import (
     PREDICTION_FIELDS,
     TrainingCurves,
@@ -13,6 +12,7 @@ from speechllm.evaluation.report import (
     write_report,
 )
 from speechllm.evaluation.scoring import score_records
+from speechllm.tasks import get_task
 
 # Lightning CSVLogger style: one sparse row per logging call; the curriculum logs `stage`.
 METRICS_CSV = """step,stage,train/loss,train/lr,train/asr/loss,train/gr/loss,val/loss,val/asr/wer

@@ -20,7 +20,7 @@ from speechllm.data.synth.clinical import (
 )
 from speechllm.data.synth.generate import _specs
 from speechllm.data.synth.plan import sentence_split
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from speechllm.data.synth.voices import ACCENTS, STYLES, VARIANT_GROUPS
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 _TARGETS = {
     "asr": "transcript: lower case, numbers as words, no punctuation",

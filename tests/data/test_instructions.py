@@ -7,7 +7,7 @@ import pytest
 
 from speechllm.data.instructions import instruction_for, load_templates, sample_instruction
 from speechllm.data.manifest import ManifestEntry
-from speechllm.data.tasks import TASKS, Task, get_task, register_task
+from speechllm.tasks import TASKS
 
 REQUIRED = {"kws": {"keyword"}, "st": {"tgt_lang"}}
 
@@ -62,16 +62,3 @@ def test_splits_are_disjoint_and_seeded() -> None:
     assert sample_instruction("ic", random.Random(5)) == sample_instruction("ic", random.Random(5))
     with pytest.raises(ValueError, match="can be filled"):
         sample_instruction("kws", random.Random(0))  # no keyword
-
-
-def test_registry_rejects_duplicates_and_bad_tasks() -> None:
-    assert get_task("sf").metric == "slu_f1" and get_task("kws").labels == ("yes", "no")
-    with pytest.raises(ValueError, match="already registered"):
-        register_task(Task("asr", "again", "transcript"))
-    with pytest.raises(ValueError, match="unknown scoring"):
-        Task("lid", "language id", "precision")
-    with pytest.raises(ValueError, match="not reported by scoring 'label'"):
-        Task("lid", "language id", "label", "wer")
-    assert Task("lid", "language id", "label").metric == "accuracy"
-    with pytest.raises(ValueError, match="unknown task 'lid'"):
-        get_task("lid")
