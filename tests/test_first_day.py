@@ -20,7 +20,7 @@ from speechllm.config import (
     remove_unused_run_dir,
 )
 
-SYNTH_CONF = Path(speechllm.__file__).parent / "data" / "synth" / "conf" / "synth.yaml"
+SYNTH_CONF = Path(speechllm.__file__).parent / "synth" / "conf" / "synth.yaml"
 
 
 def test_bare_synth_writes_what_bare_train_reads(tmp_path: Path) -> None:

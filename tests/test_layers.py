@@ -4,8 +4,12 @@
     inference.py, config.py,           one recording in, one answer out; config checks;
     serving/                           many recordings in over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
+    importers/  synth/                 offline tools: corpora -> manifests and shards; the
+                                       synthetic benchmark (siblings; data/ imports neither)
     models/     data/                  (siblings: neither imports the other)
-    _warnings                          (imports nothing of speechllm; any layer may call it)
+    tasks.py    _warnings              the ground floor: the task registry every layer reads;
+                                       warnings any layer may silence (both import nothing of
+                                       speechllm)
 
 Every ``import`` counts, also those inside functions, except those under ``TYPE_CHECKING``.
 """
@@ -17,18 +21,20 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 LAYERS = {
-    "_warnings": -1,
-    "tasks": -1,
-    "data": 0,
-    "models": 0,
-    "training": 1,
-    "evaluation": 1,
-    "inference": 2,
-    "serving": 2,
-    "config": 2,
-    "train": 3,
-    "train_text": 3,
-    "cli": 3,
+    "_warnings": 0,
+    "tasks": 0,
+    "data": 1,
+    "models": 1,
+    "importers": 2,
+    "synth": 2,
+    "training": 3,
+    "evaluation": 3,
+    "inference": 4,
+    "serving": 4,
+    "config": 4,
+    "train": 5,
+    "train_text": 5,
+    "cli": 5,
 }
 
 

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if (data / "test_heldout_instructions.jsonl").is_file():
             print(f"{data} exists: reusing it")
             return
-        from speechllm.data.synth import SynthConfig, generate
+        from speechllm.synth import SynthConfig, generate
 
         generate(SynthConfig(out=str(data), **{"workers": 2, **preset["synth"]}))
 

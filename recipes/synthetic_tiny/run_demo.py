@@ -124,7 +124,7 @@ def synthesise(data: Path, sizes: dict[str, Any]) -> None:
     if (data / "train.jsonl").is_file() and (data / "test_heldout_instructions.jsonl").is_file():
         print(f"{data} exists: reusing it")
         return
-    from speechllm.data.synth import SynthConfig, generate
+    from speechllm.synth import SynthConfig, generate
 
     report = generate(SynthConfig(out=str(data), **{"workers": 2, **sizes}))
     print(f"{report.audio_hours:.2f} h of audio, lines {report.lines}")

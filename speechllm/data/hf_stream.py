@@ -39,7 +39,7 @@ _ROW_FIELDS = ("lang", "tgt_lang", "instruction", "labels", "meta")  # a cut's m
 @dataclass(frozen=True)
 class HFSource:
     """One task's Hugging Face dataset and how its columns map to manifest fields (the names
-    ``speechllm-data shard hf`` and :mod:`speechllm.data.importers.hf_datasets` use)."""
+    ``speechllm-data shard hf`` and :mod:`speechllm.importers.hf_datasets` use)."""
 
     path: str
     """A Hub dataset (``mozilla-foundation/common_voice_17_0``), a local dataset folder, or a

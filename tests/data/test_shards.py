@@ -25,8 +25,8 @@ from speechllm.data.shards import (
     read_shards,
     write_shards,
 )
-from speechllm.data.synth import generate
 from speechllm.models.tiny import write_tiny_manifest
+from speechllm.synth import generate
 
 
 def read_back(root: Path) -> dict[str, tuple]:
@@ -42,7 +42,7 @@ def read_back(root: Path) -> dict[str, tuple]:
 
 
 def test_shard_converts_the_synthetic_benchmark(tmp_path: Path, capsys) -> None:
-    with initialize_config_module("speechllm.data.synth.conf", version_base="1.3"):
+    with initialize_config_module("speechllm.synth.conf", version_base="1.3"):
         cfg = compose(
             "synth",
             overrides=["preset=tiny", f"out={tmp_path / 'synth'}", "workers=1", "n_train=24"]

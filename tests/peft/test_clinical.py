@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from speechllm.data.synth import SynthConfig
-from speechllm.data.synth.clinical import (
+from speechllm.synth import SynthConfig
+from speechllm.synth.clinical import (
     DEPARTMENTS,
     SYMPTOM_CLASSES,
     SYMPTOMS,
@@ -18,8 +18,8 @@ from speechllm.data.synth.clinical import (
     sample_dictation,
     write_corpus,
 )
-from speechllm.data.synth.generate import _specs
-from speechllm.data.synth.plan import sentence_split
+from speechllm.synth.generate import _specs
+from speechllm.synth.plan import sentence_split
 from speechllm.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]

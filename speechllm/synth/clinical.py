@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speechllm.data.synth import lexicon as lx
-from speechllm.data.synth.grammar import Sentence
-from speechllm.data.synth.plan import Item, Planner, SplitSpec, Turn, _line, sentence_split
+from speechllm.synth import lexicon as lx
+from speechllm.synth.grammar import Sentence
+from speechllm.synth.plan import Item, Planner, SplitSpec, Turn, _line, sentence_split
 
 SYMPTOMS: dict[str, tuple[str, ...]] = {
     "cardiac": ("chest pain", "palpitations", "ankle swelling", "shortness of breath on exertion"),

@@ -1,6 +1,6 @@
 """Labelled Hugging Face corpora of the public SpeechVerse recipe: Speech Commands (``kws``)
 and SLUE-VoxCeleb (``asc``). Each maps its own columns; audio is copied by
-:func:`~speechllm.data.importers.hf_datasets.audio_file` without decoding (decoding would need
+:func:`~speechllm.importers.hf_datasets.audio_file` without decoding (decoding would need
 torchcodec, and a copy does not).
 
 Load with ``datasets.load_from_disk`` (or ``load_dataset``) and pass one split.
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from speechllm.data.importers.hf_datasets import audio_file
 from speechllm.data.manifest import write_manifest
+from speechllm.importers.hf_datasets import audio_file
 
 SILENCE = "_silence_"
 """Speech Commands' background-noise class: no word, so no keyword question."""

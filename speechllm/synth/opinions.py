@@ -72,4 +72,4 @@ MATCHING_STYLES: dict[str, tuple[str, ...]] = {
     "negative": ("angry", "sad"),
     "neutral": ("neutral", "calm"),
 }
-"""Speaking styles (:data:`~speechllm.data.synth.voices.STYLES`) that match a sentiment."""
+"""Speaking styles (:data:`~speechllm.synth.voices.STYLES`) that match a sentiment."""

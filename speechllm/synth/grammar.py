@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from speechllm.data.synth import lexicon as lx
-from speechllm.data.synth.opinions import OPINIONS, REVIEWED, VENUES
+from speechllm.synth import lexicon as lx
+from speechllm.synth.opinions import OPINIONS, REVIEWED, VENUES
 
 SENTENCE_KINDS = ("command", "question", "number", "statement", "opinion")
 

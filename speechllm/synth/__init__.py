@@ -5,11 +5,11 @@ and ``test_heldout_instructions`` manifests, FLAC audio and a dataset card; the
 ``speechllm-synth`` CLI does the same from ``conf/synth.yaml``.
 """
 
-from speechllm.data.synth.espeak import Engine, Prosody
-from speechllm.data.synth.generate import SynthConfig, SynthReport, generate
-from speechllm.data.synth.grammar import Sentence, content_words, sample_sentence
-from speechllm.data.synth.nonspeech import add_noise, nonspeech
-from speechllm.data.synth.voices import ACCENTS, STYLES, Voice, split_variants
+from speechllm.synth.espeak import Engine, Prosody
+from speechllm.synth.generate import SynthConfig, SynthReport, generate
+from speechllm.synth.grammar import Sentence, content_words, sample_sentence
+from speechllm.synth.nonspeech import add_noise, nonspeech
+from speechllm.synth.voices import ACCENTS, STYLES, Voice, split_variants
 
 __all__ = [
     "ACCENTS",

@@ -23,12 +23,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from speechllm.data.synth.card import write_card
-from speechllm.data.synth.clinical import plan_clinical_split, write_corpus
-from speechllm.data.synth.grammar import SENTENCE_KINDS
-from speechllm.data.synth.plan import SPLITS, Item, SplitSpec, plan_split
-from speechllm.data.synth.render import write_item
-from speechllm.data.synth.voices import split_variants
+from speechllm.synth.card import write_card
+from speechllm.synth.clinical import plan_clinical_split, write_corpus
+from speechllm.synth.grammar import SENTENCE_KINDS
+from speechllm.synth.plan import SPLITS, Item, SplitSpec, plan_split
+from speechllm.synth.render import write_item
+from speechllm.synth.voices import split_variants
 
 HELDOUT_MANIFEST = "test_heldout_instructions"
 DOMAINS = {"general": plan_split, "clinical": plan_clinical_split}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechllm.data.importers import covost2, hf_datasets, lhotse, librispeech, slurp
 from speechllm.data.manifest import read_manifest
+from speechllm.importers import covost2, hf_datasets, lhotse, librispeech, slurp
 
 
 def _librispeech_chapter(tmp_path: Path, write_audio) -> Path:

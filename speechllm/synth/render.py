@@ -1,4 +1,4 @@
-"""Turn a planned :class:`~speechllm.data.synth.plan.Item` into a 16 kHz mono FLAC file.
+"""Turn a planned :class:`~speechllm.synth.plan.Item` into a 16 kHz mono FLAC file.
 
 Rendering depends on the item and the seed only (noise is seeded from the item id), and a
 file is written under a temporary name then renamed, so an interrupted run leaves no
@@ -15,9 +15,9 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from speechllm.data.synth.espeak import Engine, engine
-from speechllm.data.synth.nonspeech import add_noise, nonspeech
-from speechllm.data.synth.plan import Item
+from speechllm.synth.espeak import Engine, engine
+from speechllm.synth.nonspeech import add_noise, nonspeech
+from speechllm.synth.plan import Item
 
 SAMPLE_RATE = 16000
 PEAK = 0.95

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from speechllm.data.synth.voices import ACCENTS, STYLES, VARIANT_GROUPS
+from speechllm.synth.voices import ACCENTS, STYLES, VARIANT_GROUPS
 from speechllm.tasks import get_task
 
 _TARGETS = {

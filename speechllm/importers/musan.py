@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from speechllm.data.importers.lhotse import audio_fields
 from speechllm.data.manifest import write_manifest
+from speechllm.importers.lhotse import audio_fields
 
 if TYPE_CHECKING:
     from lhotse import RecordingSet

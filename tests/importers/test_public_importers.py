@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, Features, Value, load_from_disk
 
-from speechllm.data.importers import derived, hf_labels, l2arctic, musan, ravdess
 from speechllm.data.joint import transcripts
 from speechllm.data.manifest import read_manifest
+from speechllm.importers import derived, hf_labels, l2arctic, musan, ravdess
 
 # google/speech_commands v0.02, in its ClassLabel order
 COMMAND_NAMES = [

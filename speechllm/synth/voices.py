@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from speechllm.data.synth.espeak import Prosody
+from speechllm.synth.espeak import Prosody
 
 ACCENTS: dict[str, str] = {
     "american": "en-us",

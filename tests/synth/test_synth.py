@@ -14,17 +14,17 @@ import soundfile as sf
 from hydra import compose, initialize_config_module
 
 from speechllm.data.manifest import read_manifests
-from speechllm.data.synth import (
+from speechllm.synth import (
     SynthConfig,
     content_words,
     generate,
     sample_sentence,
     split_variants,
 )
-from speechllm.data.synth.grammar import COMMANDS
-from speechllm.data.synth.opinions import MATCHING_STYLES, SENTIMENTS
-from speechllm.data.synth.plan import SplitSpec, plan_split
-from speechllm.data.synth.voices import ACCENTS, FEMALE, STYLES, Voice
+from speechllm.synth.grammar import COMMANDS
+from speechllm.synth.opinions import MATCHING_STYLES, SENTIMENTS
+from speechllm.synth.plan import SplitSpec, plan_split
+from speechllm.synth.voices import ACCENTS, FEMALE, STYLES, Voice
 
 SPLITS = ("train", "dev", "test", "test_heldout_instructions")
 LABELS = {
@@ -41,7 +41,7 @@ LABELS = {
 
 def _tiny(out: Path) -> dict[str, Any]:
     """The shipped Hydra config with the tiny preset, as the CLI would compose it."""
-    with initialize_config_module("speechllm.data.synth.conf", version_base="1.3"):
+    with initialize_config_module("speechllm.synth.conf", version_base="1.3"):
         cfg = compose("synth", overrides=["preset=tiny", f"out={out}", "workers=1"])
     return dict(cfg)
 

@@ -13,8 +13,8 @@ import soundfile as sf
 
 from speechllm.cli.data import main
 from speechllm.data.errors import ManifestError
-from speechllm.data.importers import hf_datasets, nemo
 from speechllm.data.manifest import read_manifest
+from speechllm.importers import hf_datasets, nemo
 
 
 @pytest.fixture

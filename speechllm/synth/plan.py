@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from speechllm.data.synth.espeak import Prosody
-from speechllm.data.synth.grammar import COMMANDS, Sentence, content_words, sample_sentence
-from speechllm.data.synth.nonspeech import NONSPEECH_KINDS
-from speechllm.data.synth.opinions import MATCHING_STYLES, SENTIMENTS
-from speechllm.data.synth.voices import ACCENTS, GENDERS, STYLES, Voice, jitter, sample_voice
+from speechllm.synth.espeak import Prosody
+from speechllm.synth.grammar import COMMANDS, Sentence, content_words, sample_sentence
+from speechllm.synth.nonspeech import NONSPEECH_KINDS
+from speechllm.synth.opinions import MATCHING_STYLES, SENTIMENTS
+from speechllm.synth.voices import ACCENTS, GENDERS, STYLES, Voice, jitter, sample_voice
 
 SPLITS = ("train", "dev", "test")
 SC_LABELS = ["one", "two"]
