@@ -239,8 +239,8 @@ def _import_hf(args: argparse.Namespace) -> int:
 
 
 def _shards() -> ModuleType:
-    """``speechllm.data.shards``, imported when a shard command runs (it loads lhotse)."""
-    from speechllm.data import shards
+    """``speechllm.importers.shards``, imported when a shard command runs (it loads lhotse)."""
+    from speechllm.importers import shards
 
     return shards
 

@@ -23,7 +23,7 @@ _PUBLIC = {
                                 "write_manifest"),
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
                                "Schedule", "TaskMixture", "padding_efficiency"),
-    "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
+    "speechllm.data.shards": ("Shard", "read_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
 }  # fmt: skip

@@ -8,7 +8,7 @@ lanes, task mixture and exact resume hold unchanged, without writing shards firs
 
     task ─► HFSource (dataset, config, split, data_files, column mapping)
         ─► load_dataset(..., streaming=True), audio cast to Audio(decode=False)
-        ─► file i: rows.shard(n_shards, i) ─► HFShard.read() ─► row ─► shards.hf_cut ─► cut
+        ─► file i: rows.shard(n_shards, i) ─► HFShard.read() ─► row ─► cuts.hf_cut ─► cut
 
 The audio stays encoded until the stream decodes it per item (``datasets`` 5 would need
 torchcodec to decode it); a cut's duration comes from the audio's header. A row with an empty
@@ -27,8 +27,8 @@ from lhotse.audio.utils import AudioLoadingError
 from lhotse.cut import Cut
 from torch.utils.data import get_worker_info
 
+from speechllm.data.cuts import hf_cut
 from speechllm.data.errors import DataError, unreadable
-from speechllm.data.shards import hf_cut
 from speechllm.tasks import get_task
 
 ROWS_PER_READ = 64

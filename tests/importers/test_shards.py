@@ -16,15 +16,10 @@ from lhotse.shar.readers.lazy import LazySharIterator
 
 from speechllm.cli.data import main
 from speechllm.data.audio import load_audio
+from speechllm.data.cuts import cut_of, entry_of
 from speechllm.data.manifest import read_manifests
-from speechllm.data.shards import (
-    INDEX,
-    cut_of,
-    cuts_from_manifests,
-    entry_of,
-    read_shards,
-    write_shards,
-)
+from speechllm.data.shards import INDEX, read_shards
+from speechllm.importers.shards import cuts_from_manifests, write_shards
 from speechllm.models.tiny import write_tiny_manifest
 from speechllm.synth import generate
 
