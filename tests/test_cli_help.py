@@ -27,7 +27,7 @@ def run(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None):
 
 
 def test_bare_train_without_data_fails_in_one_line_and_leaves_no_folder(tmp_path: Path) -> None:
-    done = run("speechllm.train", cwd=tmp_path)
+    done = run("speechllm.cli.train", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "speechllm-train: error: data.train_manifests: data/synthetic_small/train.jsonl does not "
@@ -41,7 +41,7 @@ def test_bare_train_without_data_fails_in_one_line_and_leaves_no_folder(tmp_path
 def test_misspelt_key_says_did_you_mean_in_one_line(plus: str, tmp_path: Path) -> None:
     manifest = write_tiny_manifest(tmp_path / "data", 2)
     data = [f"data.train_manifests=[{manifest}]", "data.val_manifests=[]"]
-    done = run("speechllm.train", f"{plus}downsampler.stride=[2]", *data, cwd=tmp_path)
+    done = run("speechllm.cli.train", f"{plus}downsampler.stride=[2]", *data, cwd=tmp_path)
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith("speechllm-train: error: downsampler.stride: ")
@@ -50,7 +50,7 @@ def test_misspelt_key_says_did_you_mean_in_one_line(plus: str, tmp_path: Path) -
 
 
 def test_train_help_tells_where_runs_go_and_how_they_resume(tmp_path: Path) -> None:
-    out = run("speechllm.train", "--help", cwd=tmp_path).stdout
+    out = run("speechllm.cli.train", "--help", cwd=tmp_path).stdout
     assert "runs/<name>/" in out and "resume=auto" in out
     assert "resume with ckpt_path" not in out
 
@@ -72,7 +72,7 @@ def test_eval_help_lists_every_benchmark(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["speechllm.train", "speechllm.cli.eval", "speechllm.cli.export", "speechllm.cli.infer",
+    ["speechllm.cli.train", "speechllm.cli.eval", "speechllm.cli.export", "speechllm.cli.infer",
      "speechllm.cli.synth"],
 )  # fmt: skip
 def test_help_does_not_load_torch(module: str, tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_eval_writes_only_under_out(tmp_path: Path) -> None:
 
 
 def test_other_composition_errors_keep_hydras_short_report(tmp_path: Path) -> None:
-    done = run("speechllm.train", "encoder=no_such_encoder", cwd=tmp_path)
+    done = run("speechllm.cli.train", "encoder=no_such_encoder", cwd=tmp_path)
     assert done.returncode == 1
     assert "Could not find 'encoder/no_such_encoder'" in done.stderr
     assert "Traceback" not in done.stderr

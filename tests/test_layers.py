@@ -1,9 +1,10 @@
 """Imports only go down the layers, and no module imports itself back through another.
 
-    cli/, train.py, train_text.py      parse and call
-    inference.py, config.py,           one recording in, one answer out; config checks;
-    serving/                           many recordings in over HTTP, answers out
+    cli/                               parse and call
+    inference.py, serving/             one recording in, one answer out; many recordings in
+                                       over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
+    config.py                          config checks before anything is built
     importers/  synth/                 offline tools: corpora -> manifests and shards; the
                                        synthetic benchmark (siblings; data/ imports neither)
     models/     data/                  (siblings: neither imports the other)
@@ -27,14 +28,12 @@ LAYERS = {
     "models": 1,
     "importers": 2,
     "synth": 2,
-    "training": 3,
-    "evaluation": 3,
-    "inference": 4,
-    "serving": 4,
-    "config": 4,
-    "train": 5,
-    "train_text": 5,
-    "cli": 5,
+    "config": 3,
+    "training": 4,
+    "evaluation": 4,
+    "inference": 5,
+    "serving": 5,
+    "cli": 6,
 }
 
 

@@ -30,8 +30,7 @@ from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
 from speechllm.models.tiny import tiny_encoder, tiny_llm
 from speechllm.synth import SynthConfig, generate
-from speechllm.train import build
-from speechllm.train_text import train_text
+from speechllm.training.train import build, train_text
 
 ARMS = {
     "none": "downstream LoRA only",

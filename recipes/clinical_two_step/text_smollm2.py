@@ -41,9 +41,9 @@ from speechllm.synth.clinical import (
     sample_dictation,
     sample_note,
 )
-from speechllm.train_text import train_text
 from speechllm.training import warmup_decay
 from speechllm.training.text_classifier import TextClassifierModule
+from speechllm.training.train import train_text
 
 ARMS = {
     "none": ("downstream LoRA only", [], ["task"]),

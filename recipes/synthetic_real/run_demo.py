@@ -104,11 +104,11 @@ def fetch_bases(preset: str, out: Path) -> list[str]:
 
 
 def train_and_export(data: Path, out: Path, overrides: list[str]) -> Path:
-    """``speechllm.train.train`` on ``experiment=synthetic_real`` (continuing a run the folder
-    already holds), then the export a user would ship."""
+    """``speechllm.training.train.train`` on ``experiment=synthetic_real`` (continuing a run the
+    folder already holds), then the export a user would ship."""
     from speechllm.config import compose
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     cfg = compose(
         ["experiment=synthetic_real", f"paths.data_dir={data}", *overrides],

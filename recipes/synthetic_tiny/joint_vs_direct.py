@@ -86,7 +86,7 @@ def run_arm(name: str, args: argparse.Namespace, bases: Path, manifest: Path) ->
     from speechllm.evaluation.run import evaluate
     from speechllm.models import SpeechLLM
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     out = Path(args.out) / name
     overrides = [

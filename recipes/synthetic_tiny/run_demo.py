@@ -1,5 +1,5 @@
 """The CPU demo, end to end: synthesise the benchmark, bootstrap tiny pretrained bases, train the
-three-stage curriculum with ``speechllm.train.train``, evaluate on the test split.
+three-stage curriculum with ``speechllm.training.train.train``, evaluate on the test split.
 
 ::
 
@@ -176,10 +176,10 @@ def bootstrap(data: Path, out: Path, preset: dict[str, Any], experiment: str, ag
 def train_curriculum(
     data: Path, bases: Path, out: Path, args: argparse.Namespace, preset: dict[str, Any]
 ):
-    """``speechllm.train.train`` on the experiment; returns the exported model's folder."""
+    """``speechllm.training.train.train`` on the experiment; returns the exported model's folder."""
     from speechllm.config import compose
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     cfg = compose(
         [

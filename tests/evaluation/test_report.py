@@ -73,7 +73,7 @@ def test_load_csv_curves(tmp_path: Path) -> None:
     assert curves.series["train/loss"] == [(9, 2.5), (19, 2.0), (29, 1.5), (39, 1.2)]
     assert curves.series["val/asr/wer"] == [(19, 40.0), (39, 25.0)]
     assert curves.stage_starts == [(9, "1"), (29, "2")]
-    # the run config that speechllm.train logs beside metrics.csv names the stages
+    # the run config that speechllm.training.train logs beside metrics.csv names the stages
     stages = "".join(f"    {n}:\n      steps: 10\n" for n in ("align", "warmup", "multitask"))
     (tmp_path / "hparams.yaml").write_text(f"seed: 0\ncurriculum:\n  stages:\n{stages}")
     assert load_csv_curves(path).stage_starts == [(9, "warmup"), (29, "multitask")]

@@ -1,6 +1,7 @@
-"""speechllm-train: compose the Hydra config, check it, build everything in order, fit.
+"""``train(cfg)`` and ``train_text(cfg)``: check the config, build everything in order, fit.
 
-Only :func:`main` knows about Hydra's command line; tests and notebooks call :func:`train`.
+``speechllm-train`` and ``speechllm-train-text`` (:mod:`speechllm.cli`) only parse the command
+line and call these; tests, recipes and notebooks call them without Hydra.
 """
 
 from __future__ import annotations
@@ -8,13 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm._warnings import quiet_known_warnings
-from speechllm.config import CONF_DIR, check_manifests, config_errors, run_hydra, validate
+from speechllm.config import check_manifests, validate
 
 if TYPE_CHECKING:
     import lightning as L
@@ -97,19 +96,21 @@ def _shown(path: str) -> str:
     return str(path)
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
-def _main(cfg: DictConfig) -> Any:
-    with config_errors("speechllm-train", cfg.paths.output_dir):
-        metrics = train(cfg)
-    log.info("final metrics: %s", metrics)
-    return metrics.get("val/loss")
+def build_text(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.Trainer]:
+    """Module, data module and trainer (with callbacks and loggers), from a checked config."""
+    import lightning as L  # as in build(): torch loads once the config is known to be sound
+    from hydra.utils import instantiate
+
+    from speechllm.training.trainer import build_trainer
+
+    _lightning_logs_once()
+    validate(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    return instantiate(cfg.module), instantiate(cfg.data), build_trainer(cfg)
 
 
-def main() -> Any:
-    """Train a speech LLM; see ``--help`` for the config groups and ``--cfg job`` for values."""
-    quiet_known_warnings()
-    return run_hydra(_main, "speechllm-train")
+def train_text(cfg: DictConfig) -> dict[str, float]:
+    """Fit the domain adapter from ``cfg``; returns the final metrics."""
+    from speechllm.training.trainer import fit
 
-
-if __name__ == "__main__":
-    main()
+    return fit(*build_text(cfg))
