@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault(
     "OMP_WAIT_POLICY", "PASSIVE"
@@ -18,6 +18,9 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+if TYPE_CHECKING:
+    from tests.tiny_run import TinyRun
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,6 +29,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _deterministic() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One tiny trained run, exported (``tests/tiny_run.py``), shared by every test that asks."""
+    from tests.tiny_run import train_tiny_run  # loads the training stack only when asked for
+
+    return train_tiny_run(tmp_path_factory)
 
 
 # Fuzz tests (hypothesis): the default profile is derandomized and small, so CI is repeatable and

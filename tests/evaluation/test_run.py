@@ -17,7 +17,7 @@ from speechllm.evaluation.scoring import score_task
 from speechllm.models import SpeechLLM
 from speechllm.models.tiny import PARITY
 from speechllm.tasks import get_task
-from tests.evaluation.conftest import TinyRun
+from tests.tiny_run import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)
 

@@ -23,7 +23,7 @@ from speechllm.evaluation.scoring import score_task
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
 from speechllm.models.tiny import tiny_encoder, tiny_llm, write_tiny_manifest
 from speechllm.tasks import TASKS, Task, register_task
-from tests.evaluation.conftest import TinyRun
+from tests.tiny_run import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)
 SYMPTOMS = ["cardiac", "renal", "respiratory"]

@@ -12,10 +12,10 @@ import pytest
 from speechllm.inference import answer, load_model
 from speechllm.models.tiny import save_tiny_export
 from speechllm.serving import ServeConfig, load_app, running
-from tests.serving_world import write_recordings
+from tests.serving.world import write_recordings
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOKENS = 12
 ARGS = [
     "--headless",

@@ -20,9 +20,9 @@ from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
 from speechllm.inference import answer
 from speechllm.models.pretrained import load
-from tests.evaluation.conftest import TinyRun
 from tests.models.hub_standin import HubStandIn, online
 from tests.models.test_pretrained import outputs
+from tests.tiny_run import TinyRun
 
 REPO = "speechllm-org/tiny-smoke"
 

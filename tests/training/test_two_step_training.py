@@ -10,9 +10,9 @@ import torch
 
 from speechllm.config import compose, validate
 from speechllm.data.text import TextDataModule
-from speechllm.models.tiny import tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_batches, tiny_llm, tiny_lora
 from speechllm.training import CurriculumCallback, SaveAdapters, SpeechLLMModule, TextLMModule
-from tests.peft.conftest import make_model
+from tests.models.stacked import make_model
 from tests.training.tiny_world import FixedBatches, _constant, make_trainer
 
 
@@ -24,9 +24,14 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.fixture
+def step_two_batches() -> list[dict]:
+    return tiny_batches(num_batches=3, batch_size=4, tasks=("asr", "ic"), seed=0)
+
+
 @pytest.mark.parametrize("domain", ["frozen", "trainable"])
 def test_step_two_trains_the_task_adapter_over_a_frozen_or_trainable_domain(
-    batches, domain: str
+    step_two_batches, domain: str
 ) -> None:
     model = make_model()
     module = SpeechLLMModule(
@@ -36,7 +41,7 @@ def test_step_two_trains_the_task_adapter_over_a_frozen_or_trainable_domain(
     stage = {"name": "downstream", "trainable": trainable, "tasks": {"asr": 1.0, "ic": 1.0}}
     curriculum = CurriculumCallback([{**stage, "active_adapters": ["domain", "task"]}])
     before = {n: snapshot(model.llm.adapter_parameters(n)) for n in ("domain", "task")}
-    make_trainer(3, [curriculum]).fit(module, datamodule=FixedBatches(batches))
+    make_trainer(3, [curriculum]).fit(module, datamodule=FixedBatches(step_two_batches))
     assert model.llm.active_adapters == ["domain", "task"]
     assert not same(before["task"], snapshot(model.llm.adapter_parameters("task")))
     unchanged = same(before["domain"], snapshot(model.llm.adapter_parameters("domain")))

@@ -12,7 +12,7 @@ import pytest
 
 from speechllm.models.tiny import write_tiny_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None):

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from speechllm.evaluation.metrics import auroc
 from speechllm.models import ClassificationHead
-from tests.peft.conftest import make_model
+from tests.models.stacked import make_model
 
 LABELS = ["cardiac", "respiratory", "neuro"]
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from speechllm.models import SpeechLLM
 from speechllm.models.tiny import tiny_llm
-from tests.peft.conftest import ADAPTERS, logits
+from tests.models.stacked import ADAPTERS, logits, make_model
+
+
+@pytest.fixture
+def model() -> SpeechLLM:
+    return make_model()
 
 
 def test_zeroing_either_adapter_changes_the_outputs(model, batch) -> None:

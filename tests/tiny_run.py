@@ -1,4 +1,5 @@
-"""One tiny training run shared by the evaluation tests: training is the slow part."""
+"""One tiny training run shared by the evaluation, export and CLI tests (the ``tiny_run``
+fixture of ``tests/conftest.py``): training is the slow part."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def heldout_copy(manifest: Path, out: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+def train_tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """Train the run, export it, and write its test manifests."""
     data = tmp_path_factory.mktemp("data")
     train_manifest = write_tiny_manifest(data / "train", 48)
     test = write_tiny_manifest(data / "test", 12, seed=1)

@@ -1,14 +1,14 @@
-"""A tiny speech LLM with a `domain` and a `task` adapter, both non-trivial (B != 0)."""
+"""A tiny speech LLM with a `domain` and a `task` adapter, both non-trivial (B != 0): two-step
+PEFT's stack, for the adapter and head tests."""
 
 from __future__ import annotations
 
 from functools import partial
 
-import pytest
 import torch
 
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
 
 ADAPTERS = ("domain", "task")
 
@@ -35,16 +35,6 @@ def make_model(seed: int = 0, heads: bool = False) -> SpeechLLM:
     return model.eval()
 
 
-@pytest.fixture
-def model() -> SpeechLLM:
-    return make_model()
-
-
-@pytest.fixture
-def batch() -> dict:
-    return tiny_batches(num_batches=1, batch_size=3, tasks=("asr", "ic"), seed=1)[0]
-
-
 def logits(model: SpeechLLM, batch: dict) -> torch.Tensor:
     """The LLM's logits over the spliced prompt and target of ``batch``."""
     with torch.no_grad():
@@ -52,8 +42,3 @@ def logits(model: SpeechLLM, batch: dict) -> torch.Tensor:
         ids = model._target_ids(batch["targets"])
         inputs, mask, _ = model._splice(embeds, lengths, batch["instructions"], ids)
         return model.llm(inputs, mask)
-
-
-@pytest.fixture
-def batches() -> list[dict]:
-    return tiny_batches(num_batches=3, batch_size=4, tasks=("asr", "ic"), seed=0)

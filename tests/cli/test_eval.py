@@ -13,7 +13,7 @@ import pytest
 from speechllm.cli.eval import run
 from speechllm.cli.infer import main as infer_main
 from speechllm.config import compose
-from tests.evaluation.conftest import TinyRun
+from tests.tiny_run import TinyRun
 
 ROOT = Path(__file__).resolve().parents[2]
 
