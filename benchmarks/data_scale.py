@@ -38,7 +38,8 @@ from transformers import Wav2Vec2FeatureExtractor
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.features import Featurizer
 from speechllm.data.sharded_datamodule import ShardedDataModule
-from speechllm.data.shards import INDEX, cuts_from_manifests, read_shards, write_shards
+from speechllm.data.shards import INDEX, read_shards
+from speechllm.importers.shards import cuts_from_manifests, write_shards
 
 AUDIO_FILES = 64
 SHARD_ITEMS = 500

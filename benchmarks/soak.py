@@ -47,7 +47,7 @@ def command(manifest: Path, run: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "speechllm.train",
+        "speechllm.cli.train",
         "experiment=tiny_smoke",
         f"data.train_manifests=[{manifest}]",
         f"data.val_manifests=[{manifest}]",

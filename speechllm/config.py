@@ -122,7 +122,7 @@ def check_manifests(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """All checks, without building a model or reading data."""
-    from speechllm.data.tasks import TASKS
+    from speechllm.tasks import TASKS
 
     missing = OmegaConf.missing_keys(cfg)
     if missing:

@@ -26,12 +26,11 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
 from speechllm.config import CONF_DIR, compose
-from speechllm.data.synth import SynthConfig, generate
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
 from speechllm.models.tiny import tiny_encoder, tiny_llm
-from speechllm.train import build
-from speechllm.train_text import train_text
+from speechllm.synth import SynthConfig, generate
+from speechllm.training.train import build, train_text
 
 ARMS = {
     "none": "downstream LoRA only",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from speechllm.data.importers import (
+from speechllm.importers import (
     covost2,
     derived,
     hf_labels,

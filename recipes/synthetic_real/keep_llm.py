@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train_command(run: Path, data: Path, overrides: list[str]) -> list[str]:
     return [
-        sys.executable, "-m", "speechllm.train", "experiment=synthetic_real",
+        sys.executable, "-m", "speechllm.cli.train", "experiment=synthetic_real",
         f"paths.data_dir={data}", f"hydra.run.dir={run}", "callbacks.progress.refresh_rate=0",
         *overrides,
     ]  # fmt: skip
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("whisper-tiny.en", "smollm2"):
         fetch(name)
     if not (args.data / "test_heldout_instructions.jsonl").is_file():
-        from speechllm.data.synth import SynthConfig, generate
+        from speechllm.synth import SynthConfig, generate
 
         generate(SynthConfig(out=str(args.data), preset="small", n_train=5000, n_dev=300,
                              n_test=300, workers=2))  # fmt: skip

@@ -107,11 +107,11 @@ def fetch_bases(preset: str, out: Path) -> list[str]:
 
 
 def train_and_export(data: Path, out: Path, overrides: list[str]) -> Path:
-    """``speechllm.train.train`` on ``experiment=synthetic_real`` (continuing a run the folder
-    already holds), then the export a user would ship."""
+    """``speechllm.training.train.train`` on ``experiment=synthetic_real`` (continuing a run the
+    folder already holds), then the export a user would ship."""
     from speechllm.config import compose
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     cfg = compose(
         ["experiment=synthetic_real", f"paths.data_dir={data}", *overrides],
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if (data / "test_heldout_instructions.jsonl").is_file():
             print(f"{data} exists: reusing it")
             return
-        from speechllm.data.synth import SynthConfig, generate
+        from speechllm.synth import SynthConfig, generate
 
         generate(SynthConfig(out=str(data), **{"workers": 2, **preset["synth"]}))
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from run_demo import PRESETS, bootstrap  # noqa: E402,I001
 
-from speechllm.data.tasks import get_task  # noqa: E402
+from speechllm.tasks import get_task  # noqa: E402
 
 TASKS = ("ic", "sf", "kws", "asc")
 MIXTURE = "{asr: 2.0, ic: 1.0, sf: 1.0, kws: 1.0, asc: 1.0}"
@@ -86,7 +86,7 @@ def run_arm(name: str, args: argparse.Namespace, bases: Path, manifest: Path) ->
     from speechllm.evaluation.run import evaluate
     from speechllm.models import SpeechLLM
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     out = Path(args.out) / name
     overrides = [

@@ -1,4 +1,4 @@
-"""Data side of speechllm: manifests, audio, features, tasks, instructions, samplers.
+"""Data side of speechllm: manifests, audio, features, instructions, samplers.
 
 Names are imported on first use, so ``speechllm-data`` starts without loading Lightning or
 transformers.
@@ -29,10 +29,9 @@ _PUBLIC = {
                                 "write_manifest"),
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
                                "Schedule", "TaskMixture", "padding_efficiency"),
-    "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
+    "speechllm.data.shards": ("Shard", "read_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
-    "speechllm.data.tasks": ("TASKS", "TEXT_TASK", "Task", "get_task", "register_task"),
     "speechllm.data.text_items": ("read_text_items", "text_seconds"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}

@@ -23,8 +23,8 @@ from speechllm.data.manifest import (
     read_manifests,
 )
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
-from speechllm.data.tasks import get_task
 from speechllm.data.text_items import MAX_TEXT_CHARS, check_text_format, read_text_items
+from speechllm.tasks import get_task
 
 log = logging.getLogger(__name__)
 

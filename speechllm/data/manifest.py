@@ -20,7 +20,7 @@ from typing import Any
 
 from speechllm.data.audio import audio_info
 from speechllm.data.errors import AudioError, DataError, ManifestError
-from speechllm.data.tasks import TASKS, TEXT_TASK
+from speechllm.tasks import TASKS, TEXT_TASK
 
 MIN_ITEM_SECONDS = 0.025
 """Default shortest line trained on (one 25 ms encoder frame); ``speechllm-data check`` uses it."""

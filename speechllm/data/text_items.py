@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from speechllm.data.errors import DataError, ManifestError
 from speechllm.data.manifest import ManifestEntry, decode_line, json_object
-from speechllm.data.tasks import TEXT_TASK
+from speechllm.tasks import TEXT_TASK
 
 CHARS_PER_SECOND = 15.0
 """Characters per second of the duration estimate: roughly speaking rate (about 150 words a

@@ -24,9 +24,9 @@ import datasets
 import numpy as np
 from tqdm import tqdm
 
-from speechllm.data.importers import hf_datasets, slurp
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
+from speechllm.importers import hf_datasets, slurp
 from speechllm.models.speech_llm import SpeechLLM
 
 

@@ -1,20 +1,28 @@
-"""Training: the thin LightningModules, the curriculum and adapter callbacks, LR schedules."""
+"""Training: the thin LightningModules, the curriculum and adapter callbacks, LR schedules.
 
-from speechllm.training.adapter_saver import SaveAdapters
-from speechllm.training.curriculum import CurriculumCallback, Stage
-from speechllm.training.module import SpeechLLMModule
-from speechllm.training.schedule import warmup_decay
-from speechllm.training.stage_summary import StageSummary
-from speechllm.training.text_classifier import TextClassifierModule
-from speechllm.training.text_lm import TextLMModule
+Names are imported on first use, so ``speechllm-train`` checks its config before torch loads.
+"""
 
-__all__ = [
-    "CurriculumCallback",
-    "SaveAdapters",
-    "SpeechLLMModule",
-    "Stage",
-    "StageSummary",
-    "TextClassifierModule",
-    "TextLMModule",
-    "warmup_decay",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {
+    "speechllm.training.adapter_saver": ("SaveAdapters",),
+    "speechllm.training.curriculum": ("CurriculumCallback", "Stage"),
+    "speechllm.training.module": ("SpeechLLMModule",),
+    "speechllm.training.schedule": ("warmup_decay",),
+    "speechllm.training.stage_summary": ("StageSummary",),
+    "speechllm.training.text_classifier": ("TextClassifierModule",),
+    "speechllm.training.text_lm": ("TextLMModule",),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_MODULE_OF[name]), name)

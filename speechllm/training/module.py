@@ -11,9 +11,9 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim import Optimizer
 
-from speechllm.data.tasks import TASKS
 from speechllm.models.pretrained import ModelRecipe
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
+from speechllm.tasks import TASKS
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
     DEFAULT_SCHEDULER,

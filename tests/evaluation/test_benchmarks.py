@@ -14,7 +14,7 @@ from speechllm.cli.eval import run
 from speechllm.config import compose
 from speechllm.evaluation.benchmarks import BENCHMARKS, SUITES, benchmark_names
 from speechllm.evaluation.scoring import score_task
-from tests.evaluation.conftest import TinyRun
+from tests.tiny_run import TinyRun
 
 
 def audio_column(tiny_run: TinyRun, n: int) -> list[dict]:

@@ -17,7 +17,7 @@ from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, write_tiny_manifest
-from tests.evaluation.conftest import EVERY_N_VALIDATIONS, TinyRun
+from tests.tiny_run import EVERY_N_VALIDATIONS, TinyRun
 
 
 def test_fit_logs_task_metrics_every_nth_validation(tiny_run: TinyRun) -> None:
