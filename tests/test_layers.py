@@ -5,7 +5,7 @@
     serving/                           many recordings in over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
     models/     data/                  (siblings: neither imports the other)
-    _warnings                          (imports nothing of speechllm; any layer may call it)
+    _warnings, _targets                (import nothing of speechllm; any layer may call them)
 
 Every ``import`` counts, also those inside functions, except those under ``TYPE_CHECKING``.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 LAYERS = {
     "_warnings": -1,
+    "_targets": -1,
     "data": 0,
     "models": 0,
     "training": 1,
