@@ -1,6 +1,7 @@
 """Imports only go down the layers, and no module imports itself back through another.
 
-    cli/, train.py, train_text.py      parse and call
+    cli/, train.py, train_text.py,     parse and call;
+    testing                            tiny data for tests and benchmarks
     inference.py, config.py,           one recording in, one answer out; config checks;
     serving/                           many recordings in over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
@@ -29,6 +30,7 @@ LAYERS = {
     "train": 3,
     "train_text": 3,
     "cli": 3,
+    "testing": 3,
 }
 
 

@@ -26,7 +26,7 @@ from speechllm.data.shards import (
     write_shards,
 )
 from speechllm.data.synth import generate
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 
 
 def read_back(root: Path) -> dict[str, tuple]:

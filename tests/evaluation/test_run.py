@@ -16,7 +16,7 @@ from speechllm.evaluation.report import SPLITS
 from speechllm.evaluation.run import evaluate, task_labels
 from speechllm.evaluation.scoring import score_task
 from speechllm.models import SpeechLLM
-from speechllm.models.tiny import PARITY
+from speechllm.testing import PARITY
 from tests.evaluation.conftest import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)

@@ -22,7 +22,8 @@ from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labe
 from speechllm.evaluation.run import evaluate
 from speechllm.evaluation.scoring import score_task
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
-from speechllm.models.tiny import tiny_encoder, tiny_llm, write_tiny_manifest
+from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.testing import write_tiny_manifest
 from tests.evaluation.conftest import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)

@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import load
-from speechllm.models.tiny import save_tiny_export, tiny_batches
+from speechllm.models.tiny import save_tiny_export
+from speechllm.testing import tiny_batches
 
 NODE = {
     "_target_": "speechllm.models.SpeechLLM",

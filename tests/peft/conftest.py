@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 
 ADAPTERS = ("domain", "task")
 

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from speechllm.models.tiny import tiny_batches
+from speechllm.testing import tiny_batches
 from speechllm.training import CurriculumCallback, Stage, StageSummary
 from tests.training.tiny_world import FixedBatches, make_module, make_trainer
 
