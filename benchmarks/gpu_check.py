@@ -36,7 +36,7 @@ from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 
 from speechllm.config import compose
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.curriculum import CurriculumCallback
 from speechllm.training.train import build
 

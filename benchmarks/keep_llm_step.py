@@ -53,7 +53,7 @@ def batches(model: Any, manifest: Path) -> dict[str, dict[str, Any]]:
     from speechllm.data.manifest import read_manifest
     from speechllm.data.text_items import read_text_items
 
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    featurizer = Featurizer.for_encoder(model.encoder)
     asr = [e for e in read_manifest(manifest) if e.task == "asr"][:8]
     speech = collate([SpeechDataset(asr, featurizer)[i] for i in range(len(asr))])
     texts = read_text_items([str(TEXT)])[:8]
@@ -92,7 +92,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         if args.tiny:
-            from speechllm.models.tiny import write_tiny_manifest
+            from speechllm.testing import write_tiny_manifest
 
             manifest = write_tiny_manifest(Path(tmp), 16)
             cfg = compose(["experiment=tiny_smoke"], output_dir=tmp)

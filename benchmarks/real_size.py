@@ -217,7 +217,7 @@ def speech_like(seconds: float, seed: int) -> torch.Tensor:
 
 
 def batch_of(model: SpeechLLM, seconds: list[float], device: torch.device) -> dict[str, Any]:
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    featurizer = Featurizer.for_encoder(model.encoder)
     audio, lengths = collate_features(
         [featurizer(speech_like(s, i)) for i, s in enumerate(seconds)]
     )
@@ -341,7 +341,7 @@ def encoder_lengths(
     for seconds in clips:
         out = {}
         for name, encoder in (("real_length", real), ("padded", padded)):
-            featurizer = Featurizer(encoder.feature_extractor, not encoder.real_length)
+            featurizer = Featurizer.for_encoder(encoder)
             audio, lengths = collate_features([featurizer(speech_like(seconds, 0))])
             runs = []
             with torch.no_grad():

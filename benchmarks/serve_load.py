@@ -33,7 +33,8 @@ import openai
 import torch
 
 from speechllm.inference import answer, load_model
-from speechllm.models.tiny import save_tiny_export, write_tiny_manifest
+from speechllm.models.tiny import save_tiny_export
+from speechllm.testing import write_tiny_manifest
 
 INSTRUCTIONS = ["Transcribe the audio.", "What is the intent of this request?", "Say it."]
 CONCURRENCY = (1, 8, 32)

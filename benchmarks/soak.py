@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.preemption import REQUEUE_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]

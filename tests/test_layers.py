@@ -4,13 +4,14 @@
     inference.py, serving/             one recording in, one answer out; many recordings in
                                        over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
-    config.py                          config checks before anything is built
+    config.py   testing.py             config checks before anything is built; tiny data
+                                       for tests and benchmarks (siblings)
     importers/  synth/                 offline tools: corpora -> manifests and shards; the
                                        synthetic benchmark (siblings; data/ imports neither)
     models/     data/                  (siblings: neither imports the other)
-    tasks.py    _warnings              the ground floor: the task registry every layer reads;
-                                       warnings any layer may silence (both import nothing of
-                                       speechllm)
+    tasks.py    _warnings _targets     the ground floor: the task registry every layer reads;
+                                       warnings any layer may silence; the config walker (all
+                                       three import nothing of speechllm)
 
 Every ``import`` counts, also those inside functions, except those under ``TYPE_CHECKING``.
 """
@@ -23,12 +24,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 LAYERS = {
     "_warnings": 0,
+    "_targets": 0,
     "tasks": 0,
     "data": 1,
     "models": 1,
     "importers": 2,
     "synth": 2,
     "config": 3,
+    "testing": 3,
     "training": 4,
     "evaluation": 4,
     "inference": 5,

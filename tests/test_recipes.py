@@ -23,8 +23,9 @@ from speechllm.cli.infer import main as infer
 from speechllm.config import CONF_DIR, compose
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import STORED_DTYPES, save_tiny_twin, tiny_llm, write_tiny_manifest
+from speechllm.models.tiny import STORED_DTYPES, save_tiny_twin, tiny_llm
 from speechllm.synth.clinical import DEPARTMENTS, SYMPTOM_CLASSES
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

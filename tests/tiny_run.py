@@ -11,7 +11,7 @@ import pytest
 
 from speechllm.config import compose
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.train import train
 
 EVERY_N_VALIDATIONS = 2

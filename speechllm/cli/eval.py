@@ -39,12 +39,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from speechllm.evaluation.benchmarks import run_benchmark
     from speechllm.evaluation.run import evaluate
-    from speechllm.inference import load_model
+    from speechllm.models.pretrained import load
 
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(cfg.checkpoint, device)
+    model = load(cfg.checkpoint, device)
     common = {
         "max_batch_seconds": cfg.max_batch_seconds,
         "num_workers": cfg.num_workers,

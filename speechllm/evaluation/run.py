@@ -206,7 +206,7 @@ def evaluate(
     position = {entry.id: i for i, entry in enumerate(entries)}
     split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}
     labels_by_task = task_labels(entries, model.heads)
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    featurizer = Featurizer.for_encoder(model.encoder)
     batching = {"max_batch_seconds": max_batch_seconds, "num_workers": num_workers}
     model.eval()
     thresholds = {}

@@ -39,8 +39,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.
     # its seed rebuilds them identically on export
     recipe = ModelRecipe(OmegaConf.to_container(cfg.module.model, resolve=True), cfg.seed)
     module = instantiate(cfg.module, model=recipe.build(), recipe=recipe)
-    encoder = module.model.encoder
-    featurizer = Featurizer(encoder.feature_extractor, whole_windows=not encoder.real_length)
+    featurizer = Featurizer.for_encoder(module.model.encoder)
     datamodule = instantiate(cfg.data, featurizer=featurizer)
     trainer = build_trainer(cfg, [instantiate(cfg.curriculum)])
     # the run's whole resolved config, whatever the entry point (Hydra writes .hydra/ only

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 

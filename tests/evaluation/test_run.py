@@ -15,8 +15,8 @@ from speechllm.evaluation.report import SPLITS
 from speechllm.evaluation.run import evaluate, task_labels
 from speechllm.evaluation.scoring import score_task
 from speechllm.models import SpeechLLM
-from speechllm.models.tiny import PARITY
 from speechllm.tasks import get_task
+from speechllm.testing import PARITY
 from tests.tiny_run import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)

@@ -21,8 +21,9 @@ from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labe
 from speechllm.evaluation.run import evaluate
 from speechllm.evaluation.scoring import score_task
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
-from speechllm.models.tiny import tiny_encoder, tiny_llm, write_tiny_manifest
+from speechllm.models.tiny import tiny_encoder, tiny_llm
 from speechllm.tasks import TASKS, Task, register_task
+from speechllm.testing import write_tiny_manifest
 from tests.tiny_run import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)

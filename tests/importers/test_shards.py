@@ -20,8 +20,8 @@ from speechllm.data.cuts import cut_of, entry_of
 from speechllm.data.manifest import read_manifests
 from speechllm.data.shards import INDEX, read_shards
 from speechllm.importers.shards import cuts_from_manifests, write_shards
-from speechllm.models.tiny import write_tiny_manifest
 from speechllm.synth import generate
+from speechllm.testing import write_tiny_manifest
 
 
 def read_back(root: Path) -> dict[str, tuple]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from speechllm.models.tiny import tiny_batches
+from speechllm.testing import tiny_batches
 from tests.models.hub_standin import HubStandIn, online
 
 

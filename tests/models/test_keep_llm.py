@@ -10,7 +10,8 @@ import torch
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.layout import IGNORE
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 
 TEMPLATE = "<audio>{audio}</audio> {instruction}: "
 

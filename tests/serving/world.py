@@ -9,7 +9,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from speechllm.models.tiny import tiny_examples
+from speechllm.testing import tiny_examples
 
 
 def write_recordings(out: Path, n: int, seed: int = 0) -> list[Path]:

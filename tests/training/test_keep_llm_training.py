@@ -12,7 +12,7 @@ import torch
 from speechllm.config import compose
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.train import train
 
 

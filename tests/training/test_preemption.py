@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from speechllm.config import compose
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 from speechllm.training import CurriculumCallback
 from speechllm.training.checkpointing import AtomicCheckpointIO
 from speechllm.training.preemption import REQUEUE_EXIT_CODE, Preemption

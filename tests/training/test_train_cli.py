@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from speechllm.config import compose
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import tiny_batches, write_tiny_manifest
+from speechllm.testing import tiny_batches, write_tiny_manifest
 from speechllm.training.resume import RunFolderInUse
 from speechllm.training.train import train
 

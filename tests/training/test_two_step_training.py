@@ -10,7 +10,8 @@ import torch
 
 from speechllm.config import compose, validate
 from speechllm.data.text import TextDataModule
-from speechllm.models.tiny import tiny_batches, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 from speechllm.training import CurriculumCallback, SaveAdapters, SpeechLLMModule, TextLMModule
 from tests.models.stacked import make_model
 from tests.training.tiny_world import FixedBatches, _constant, make_trainer
@@ -88,12 +89,6 @@ def test_two_step_peft_curriculum_composes_and_validates(domain: str, tmp_path: 
 
 
 def test_text_config_composes_and_validates(tmp_path: Path) -> None:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from speechllm.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train_text", overrides=[f"paths.output_dir={tmp_path}"])
+    cfg = compose(output_dir=tmp_path, config_name="train_text")
     validate(cfg)
     assert list(cfg.module.adapters) == ["domain"] and "domain" in cfg.llm.adapters
