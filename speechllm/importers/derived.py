@@ -78,6 +78,7 @@ def mixture_manifest(
     n: int,
     max_speakers: int = 3,
     seed: int = 0,
+    name: str = "mix",
 ) -> int:
     """``sc`` lines: ``n`` clips of one to ``max_speakers`` different speakers, each next voice
     starting somewhere inside the previous one (partial overlap, as in a conversation), written
@@ -90,6 +91,8 @@ def mixture_manifest(
         n: Number of clips.
         max_speakers: Largest count, at most ``len(COUNTS)``.
         seed: Seed of the choice of utterances, counts and overlaps.
+        name: Prefix of the clips' files and ids (``<name>-000000``): one per split, so the
+            splits' mixtures can share ``audio_dir`` and a manifest list.
 
     Returns:
         The number of lines written.
@@ -103,7 +106,7 @@ def mixture_manifest(
         raise ValueError(f"{asr_manifest}: {len(by_speaker)} speakers, {max_speakers} needed")
     folder = Path(audio_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    return write_manifest(_mixtures(by_speaker, folder, n, max_speakers, seed), out)
+    return write_manifest(_mixtures(by_speaker, folder, n, max_speakers, seed, name), out)
 
 
 def _mixtures(
@@ -112,6 +115,7 @@ def _mixtures(
     n: int,
     max_speakers: int,
     seed: int,
+    name: str,
 ) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     names = sorted(by_speaker)
@@ -119,10 +123,10 @@ def _mixtures(
         count = rng.randint(1, max_speakers)
         parts = [rng.choice(by_speaker[s]) for s in rng.sample(names, count)]
         mix = _mix(parts, rng)
-        path = folder / f"mix-{i:06d}.flac"
+        path = folder / f"{name}-{i:06d}.flac"
         sf.write(path, mix, SAMPLE_RATE)
         yield {
-            "id": f"mix-{i:06d}-sc",
+            "id": f"{name}-{i:06d}-sc",
             "audio": str(path),
             "duration": round(len(mix) / SAMPLE_RATE, 3),
             "task": "sc",

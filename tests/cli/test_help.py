@@ -67,6 +67,7 @@ def test_eval_help_lists_every_benchmark(tmp_path: Path) -> None:
 
     out = run("speechllm.cli.eval", "--help", cwd=tmp_path).stdout
     assert [name for name in [*BENCHMARKS, *SUITES] if name not in out] == []
+    assert "benchmark=speechverse data_dir=DIR (suite: SpeechVerse's eleven tasks" in out
     assert not (tmp_path / "runs").exists()
 
 
