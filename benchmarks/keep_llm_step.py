@@ -20,13 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +121,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(f"| {r['setting']} | {r['step_s']:.2f} | {r['step_s'] / baseline:.2f}x |")
     if args.tiny:
         return rows
+    from speechllm.provenance import provenance
+
     result = {
-        "command": "python benchmarks/keep_llm_step.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **provenance("benchmarks/keep_llm_step.py", argv),
         "load_average": os.getloadavg()[0],
         "threads": args.threads,
         "rows": rows,

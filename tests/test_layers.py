@@ -10,8 +10,9 @@
                                        synthetic benchmark (siblings; data/ imports neither)
     models/     data/                  (siblings: neither imports the other)
     tasks.py    _warnings _targets     the ground floor: the task registry every layer reads;
-                                       warnings any layer may silence; the config walker (all
-                                       three import nothing of speechllm)
+    _lazy                              warnings any layer may silence; the config walker;
+                                       names imported on first use (all import nothing of
+                                       speechllm)
 
 Every ``import`` counts, also those inside functions, except those under ``TYPE_CHECKING``.
 """
@@ -25,6 +26,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 LAYERS = {
     "_warnings": 0,
     "_targets": 0,
+    "_lazy": 0,
+    "provenance": 0,
     "tasks": 0,
     "data": 1,
     "models": 1,

@@ -6,8 +6,7 @@ transformers.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from speechllm._lazy import lazy_names
 
 _PUBLIC = {
     "speechllm.data.audio": ("AudioInfo", "SpecAugment", "audio_info", "decode_audio", "load_audio",
@@ -34,12 +33,4 @@ _PUBLIC = {
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
     "speechllm.data.text_items": ("read_text_items", "text_seconds"),
 }  # fmt: skip
-_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_MODULE_OF[name]), name)
+__all__, __getattr__ = lazy_names(__name__, _PUBLIC)

@@ -5,8 +5,7 @@ Names are imported on first use, so ``speechllm-train`` checks its config before
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from speechllm._lazy import lazy_names
 
 _PUBLIC = {
     "speechllm.training.adapter_saver": ("SaveAdapters",),
@@ -17,12 +16,4 @@ _PUBLIC = {
     "speechllm.training.text_classifier": ("TextClassifierModule",),
     "speechllm.training.text_lm": ("TextLMModule",),
 }
-_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_MODULE_OF[name]), name)
+__all__, __getattr__ = lazy_names(__name__, _PUBLIC)
