@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from provenance import provenance
 from transformers import Wav2Vec2FeatureExtractor
 
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.features import Featurizer
 from speechllm.data.sharded_datamodule import ShardedDataModule
-from speechllm.data.shards import INDEX, cuts_from_manifests, read_shards, write_shards
+from speechllm.data.shards import INDEX, read_shards
+from speechllm.importers.shards import cuts_from_manifests, write_shards
+from speechllm.provenance import provenance
 
 AUDIO_FILES = 64
 SHARD_ITEMS = 500

@@ -36,9 +36,9 @@ from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 
 from speechllm.config import compose
-from speechllm.models.tiny import write_tiny_manifest
-from speechllm.train import build
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.curriculum import CurriculumCallback
+from speechllm.training.train import build
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES: dict[str, list[str]] = {

@@ -43,7 +43,6 @@ from typing import Any
 
 import torch
 from peft import LoraConfig
-from provenance import provenance
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
@@ -66,6 +65,7 @@ from speechllm.models.encoder import AudioEncoder
 from speechllm.models.llm import LLM
 from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
 from speechllm.models.tiny import tiny_tokenizer
+from speechllm.provenance import provenance
 
 RATE = 16000
 TOY = dict(width=64, layers=2, heads=2, vocab=512)
@@ -216,7 +216,7 @@ def speech_like(seconds: float, seed: int) -> torch.Tensor:
 
 
 def batch_of(model: SpeechLLM, seconds: list[float], device: torch.device) -> dict[str, Any]:
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    featurizer = Featurizer.for_encoder(model.encoder)
     audio, lengths = collate_features(
         [featurizer(speech_like(s, i)) for i, s in enumerate(seconds)]
     )
@@ -340,7 +340,7 @@ def encoder_lengths(
     for seconds in clips:
         out = {}
         for name, encoder in (("real_length", real), ("padded", padded)):
-            featurizer = Featurizer(encoder.feature_extractor, not encoder.real_length)
+            featurizer = Featurizer.for_encoder(encoder)
             audio, lengths = collate_features([featurizer(speech_like(seconds, 0))])
             runs = []
             with torch.no_grad():

@@ -35,10 +35,11 @@ from urllib.request import urlopen
 
 import openai
 import torch
-from provenance import provenance
 
 from speechllm.inference import answer, load_model
-from speechllm.models.tiny import save_tiny_export, write_tiny_manifest
+from speechllm.models.tiny import save_tiny_export
+from speechllm.provenance import provenance
+from speechllm.testing import write_tiny_manifest
 
 INSTRUCTIONS = ["Transcribe the audio.", "What is the intent of this request?", "Say it."]
 CONCURRENCY = (1, 8, 32)

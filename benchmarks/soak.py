@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import torch
-from provenance import provenance
 from tqdm import tqdm
 
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.provenance import provenance
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.preemption import REQUEUE_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def command(manifest: Path, run: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "speechllm.train",
+        "speechllm.cli.train",
         "experiment=tiny_smoke",
         f"data.train_manifests=[{manifest}]",
         f"data.val_manifests=[{manifest}]",

@@ -38,7 +38,8 @@ import torch
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 from speechllm.training.module import SpeechLLMModule
 from speechllm.training.schedule import warmup_decay
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "results" / "thread_policy.json"
@@ -103,15 +101,9 @@ def main() -> None:
         where = "one core busy with another job" if r["other_job"] else "idle"
         print(f"| {r['policy']} | {where} | {r['step_s']} |")
     OUT.parent.mkdir(exist_ok=True)
-    result = {
-        "command": "python benchmarks/thread_policy.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
-        "rows": rows,
-    }
+    from speechllm.provenance import provenance
+
+    result = {**provenance("benchmarks/thread_policy.py"), "rows": rows}
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {OUT}")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import inspect
 import os
 import shutil
 import sys
@@ -12,10 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.utils import _locate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+from speechllm import _targets
 
 
 def _cache_dir() -> str:
@@ -26,45 +24,44 @@ def _cache_dir() -> str:
     return str(cache_dir())
 
 
-# ${speechllm_cache:} in configs is the one cache folder speechllm-fetch writes to
-OmegaConf.register_new_resolver("speechllm_cache", _cache_dir, replace=True)
+def register_resolvers() -> None:
+    """Teach OmegaConf speechllm's interpolations: ``${speechllm_cache:}``, the one cache folder
+    ``speechllm-fetch`` writes to (``conf/paths/default.yaml``).
+
+    :func:`compose` and :func:`run_hydra` (every Hydra entry point) call it; call it yourself
+    before resolving a config composed any other way. Calling it again changes nothing.
+    """
+    OmegaConf.register_new_resolver("speechllm_cache", _cache_dir, replace=True)
 
 
 class ConfigError(ValueError):
     """A config problem, named by its dotted key."""
 
 
-def _signature(target: Callable[..., Any]) -> inspect.Signature:
-    return inspect.signature(target.__init__ if inspect.isclass(target) else target)
-
-
-def check_targets(cfg: Any, path: str = "") -> None:
-    """Every ``_target_`` resolves, and every key beside it is one of its parameters."""
-    if isinstance(cfg, ListConfig):
-        for i, item in enumerate(cfg):
-            check_targets(item, f"{path}[{i}]")
-        return
-    if not isinstance(cfg, DictConfig):
-        return
-    if "_target_" in cfg:
-        name = cfg._target_
+def check_targets(cfg: DictConfig) -> None:
+    """Every ``_target_`` resolves, and every key beside it is one of its parameters (or the
+    target takes ``**kwargs``). Only an interpolated ``_target_`` is resolved."""
+    for where, node in _targets.nodes(OmegaConf.to_container(cfg, resolve=False)):
+        if not isinstance(node, dict) or "_target_" not in node:
+            continue
+        name = node["_target_"]
+        at = f"{where}._target_".lstrip(".")
+        if isinstance(name, str) and "${" in name:
+            name = OmegaConf.select(cfg, at)
         if not isinstance(name, str):
-            raise ConfigError(f"{path}._target_: must be a dotted name, got {name!r}")
+            raise ConfigError(f"{at}: must be a dotted name, got {name!r}")
         try:
-            target = _locate(name)
+            target = _targets.locate(name)
         except ImportError as err:
-            raise ConfigError(f"{path}._target_: cannot import {name!r} ({err})") from err
-        params = _signature(target).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        for key in cfg:
-            if key in HYDRA_KEYS or key in params or takes_any:
-                continue
-            close = difflib.get_close_matches(str(key), list(params), n=1)
+            raise ConfigError(f"{at}: cannot import {name!r} ({err})") from err
+        except ValueError as err:
+            raise ConfigError(f"{at}: {err}") from err
+        unknown = _targets.unknown_keys(node, target)
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(str(key), _targets.parameters(target)[0], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path}.{key}: {name} has no parameter {key!r}{hint}".lstrip("."))
-    for key in cfg:
-        if key not in HYDRA_KEYS:
-            check_targets(cfg._get_node(key), f"{path}.{key}".lstrip("."))
+            raise ConfigError(f"{where}.{key}: {name} has no parameter {key!r}{hint}".lstrip("."))
 
 
 def check_curriculum(cfg: DictConfig, known_tasks: set[str]) -> None:
@@ -129,19 +126,19 @@ def check_manifests(cfg: DictConfig) -> None:
 
 def check_loggers(cfg: DictConfig) -> None:
     """Each logger's package is installed: a missing one (``logger=tensorboard`` without
-    tensorboardX) fails now, naming the extra that brings it, not after the models are built."""
-    from speechllm.training.loggers import missing_extra
-
+    tensorboardX) fails now, naming the extra that brings it, not after the models are built.
+    A logger class says so through its ``missing_extra()`` (``speechllm.training.loggers``)."""
     for key, node in (cfg.get("logger") or {}).items():
-        target = node.get("_target_") if isinstance(node, DictConfig) else None
-        why = missing_extra(_locate(target)) if isinstance(target, str) else None
+        name = node.get("_target_") if isinstance(node, DictConfig) else None
+        missing = getattr(_targets.locate(name), "missing_extra", None) if name else None
+        why = missing() if callable(missing) else None
         if why:
             raise ConfigError(f"logger.{key}: {why} (or leave it out: logger=csv)")
 
 
 def validate(cfg: DictConfig) -> None:
     """All checks, without building a model or reading data."""
-    from speechllm.data.tasks import TASKS
+    from speechllm.tasks import TASKS
 
     missing = OmegaConf.missing_keys(cfg)
     if missing:
@@ -167,6 +164,7 @@ def compose(
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    register_resolvers()
     overrides = list(overrides or [])
     if output_dir is not None:
         overrides.append(f"paths.output_dir={output_dir}")
@@ -185,7 +183,7 @@ def override_hint(error: BaseException) -> str | None:
         return None
     names = [str(k) for k in node if k != "hydra"]
     with contextlib.suppress(Exception):  # a target that does not import: its keys suffice
-        names += list(_signature(_locate(node._target_)).parameters)
+        names += _targets.parameters(_targets.locate(node._target_))[0]
     close = difflib.get_close_matches(str(key), names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"{full_key}: no such key; {hint}(to add a new key: +{full_key}=...)"
@@ -206,6 +204,7 @@ def run_hydra(hydra_main: Callable[[], Any], prog: str) -> Any:
     from hydra.errors import CompactHydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    register_resolvers()
     own = _FULL_ERROR not in os.environ
     if own:
         os.environ[_FULL_ERROR] = "1"

@@ -2,6 +2,8 @@
 
 The batch path (``SpeechLLM.generate``) takes encoder-ready tensors; these helpers bridge a
 user's audio (any file, any rate, any channel count) to it, and stream tokens for a CLI or UI.
+``load_model`` is the one loader serving and evaluation use too
+(:func:`speechllm.models.pretrained.load`), under the name model cards print.
 """
 
 from __future__ import annotations
@@ -17,14 +19,10 @@ from transformers import TextIteratorStreamer
 from speechllm.data.audio import MAX_SECONDS, load_audio, prepare_waveform
 from speechllm.data.errors import AudioError
 from speechllm.data.features import Featurizer, collate_features
-from speechllm.models.pretrained import load
+from speechllm.models.pretrained import load as load_model
 from speechllm.models.speech_llm import SpeechLLM
 
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> SpeechLLM:
-    """An export folder (``speechllm-export``) or a training ``.ckpt``, on ``device``, in eval
-    mode."""
-    return load(path).to(device).eval()
+__all__ = ["answer", "featurize", "load_model", "stream_answer"]
 
 
 def featurize(
@@ -62,8 +60,7 @@ def featurize(
             f"frame ({model.encoder.min_samples / rate * 1000:g} ms)",
             reason="too_short",
         )
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
-    features, lengths = collate_features([featurizer(waveform)])
+    features, lengths = collate_features([Featurizer.for_encoder(model.encoder)(waveform)])
     device = next(model.parameters()).device
     return features.to(device), lengths.to(device)
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hydra.errors import ConfigCompositionException
 
-import speechllm.train
+import speechllm.training.train
 from speechllm.config import (
     CONF_DIR,
     ConfigError,
@@ -20,7 +20,7 @@ from speechllm.config import (
     remove_unused_run_dir,
 )
 
-SYNTH_CONF = Path(speechllm.__file__).parent / "data" / "synth" / "conf" / "synth.yaml"
+SYNTH_CONF = Path(speechllm.__file__).parent / "synth" / "conf" / "synth.yaml"
 
 
 def test_bare_synth_writes_what_bare_train_reads(tmp_path: Path) -> None:
@@ -33,9 +33,9 @@ def test_missing_manifest_fails_before_anything_is_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(speechllm.train, "build", lambda cfg: pytest.fail("built a model"))
+    monkeypatch.setattr(speechllm.training.train, "build", lambda cfg: pytest.fail("built a model"))
     with pytest.raises(ConfigError) as caught:
-        speechllm.train.train(compose([], output_dir=tmp_path / "run"))
+        speechllm.training.train.train(compose([], output_dir=tmp_path / "run"))
     message = str(caught.value)
     assert "\n" not in message
     assert "data.train_manifests: data/synthetic_small/train.jsonl does not exist" in message

@@ -1,11 +1,18 @@
 """Imports only go down the layers, and no module imports itself back through another.
 
-    cli/, train.py, train_text.py      parse and call
-    inference.py, config.py,           one recording in, one answer out; config checks;
-    serving/                           many recordings in over HTTP, answers out
+    cli/                               parse and call
+    inference.py, serving/             one recording in, one answer out; many recordings in
+                                       over HTTP, answers out
     training/   evaluation/            (siblings: neither imports the other)
+    config.py   testing.py             config checks before anything is built; tiny data
+                                       for tests and benchmarks (siblings)
+    importers/  synth/                 offline tools: corpora -> manifests and shards; the
+                                       synthetic benchmark (siblings; data/ imports neither)
     models/     data/                  (siblings: neither imports the other)
-    _warnings                          (imports nothing of speechllm; any layer may call it)
+    tasks.py    _warnings _targets     the ground floor: the task registry every layer reads;
+    _lazy                              warnings any layer may silence; the config walker;
+                                       names imported on first use (all import nothing of
+                                       speechllm)
 
 Every ``import`` counts, also those inside functions, except those under ``TYPE_CHECKING``.
 """
@@ -17,17 +24,22 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 LAYERS = {
-    "_warnings": -1,
-    "data": 0,
-    "models": 0,
-    "training": 1,
-    "evaluation": 1,
-    "inference": 2,
-    "serving": 2,
-    "config": 2,
-    "train": 3,
-    "train_text": 3,
-    "cli": 3,
+    "_warnings": 0,
+    "_targets": 0,
+    "_lazy": 0,
+    "provenance": 0,
+    "tasks": 0,
+    "data": 1,
+    "models": 1,
+    "importers": 2,
+    "synth": 2,
+    "config": 3,
+    "testing": 3,
+    "training": 4,
+    "evaluation": 4,
+    "inference": 5,
+    "serving": 5,
+    "cli": 6,
 }
 
 

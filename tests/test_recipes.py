@@ -21,11 +21,12 @@ from omegaconf import OmegaConf
 from speechllm.cli.eval import run as evaluate
 from speechllm.cli.infer import main as infer
 from speechllm.config import CONF_DIR, compose
-from speechllm.data.synth.clinical import DEPARTMENTS, SYMPTOM_CLASSES
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import STORED_DTYPES, save_tiny_twin, tiny_llm, write_tiny_manifest
-from speechllm.train import train
+from speechllm.models.tiny import STORED_DTYPES, save_tiny_twin, tiny_llm
+from speechllm.synth.clinical import DEPARTMENTS, SYMPTOM_CLASSES
+from speechllm.testing import write_tiny_manifest
+from speechllm.training.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 HUB_TWINS = {  # the hub checkpoints the shipped configs name -> their tiny twin

@@ -22,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 
-from speechllm.config import CONF_DIR, compose
-from speechllm.data.synth import SynthConfig, generate
+from speechllm.config import compose
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
 from speechllm.models.tiny import tiny_encoder, tiny_llm
-from speechllm.train import build
-from speechllm.train_text import train_text
+from speechllm.synth import SynthConfig, generate
+from speechllm.training.train import build, train_text
 
 ARMS = {
     "none": "downstream LoRA only",
@@ -80,9 +77,7 @@ def step_one(data: Path, bases: Path, out: Path, steps: int) -> Path:
         "+trainer.enable_progress_bar=false",
         f"module.scheduler.warmup_steps={max(1, steps // 10)}",
     ]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train_text", overrides=overrides)
-    metrics = train_text(cfg)
+    metrics = train_text(compose(overrides, config_name="train_text"))
     print(f"step one: train/loss {metrics.get('train/loss', float('nan')):.3f}", flush=True)
     return adapter
 

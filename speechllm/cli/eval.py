@@ -1,5 +1,5 @@
-"""speechllm-eval checkpoint=PATH manifest=PATH (or benchmark=NAME): decode, score each task,
-write a report.
+"""speechllm-eval checkpoint=PATH manifest=PATH (or benchmark=NAME, or benchmark=speechverse
+data_dir=DIR): decode, score each task, write a report.
 
 Only :func:`main` knows about Hydra's command line; tests and notebooks call :func:`run`.
 """
@@ -23,7 +23,8 @@ def _paths(value: Any) -> list[str] | None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.checkpoint`` on ``cfg.manifest`` or ``cfg.benchmark``; returns the
-    ``metrics.json`` document (a benchmark's: ``benchmarks.json``)."""
+    ``metrics.json`` document (a benchmark's: ``benchmarks.json``; the SpeechVerse suite's:
+    ``suite.json``)."""
     validate(cfg)
     if (cfg.manifest is None) == (cfg.benchmark is None):
         raise ConfigError("give either manifest=PATH or benchmark=NAME (see --help)")
@@ -33,23 +34,41 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     if cfg.unseen and cfg.benchmark is not None:
         raise ConfigError("unseen=N asks about a manifest's recordings: give manifest=PATH")
+    suite = cfg.benchmark == "speechverse"
+    if suite and (cfg.data_dir is None or cfg.benchmark_source is not None):
+        raise ConfigError(
+            "benchmark=speechverse reads the test sets of a built recipe folder: give "
+            "data_dir=DIR (what recipes/speechverse_public/build.py --out wrote), no "
+            "benchmark_source"
+        )
     # imported here: torch, datasets and the models take seconds to load, --help needs none
     import torch
     from hydra.utils import instantiate
 
     from speechllm.evaluation.benchmarks import run_benchmark
     from speechllm.evaluation.run import evaluate
-    from speechllm.inference import load_model
+    from speechllm.evaluation.speechverse import run_suite
+    from speechllm.models.pretrained import load
 
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(cfg.checkpoint, device)
+    model = load(cfg.checkpoint, device)
     common = {
         "max_batch_seconds": cfg.max_batch_seconds,
         "num_workers": cfg.num_workers,
         "dev_manifests": _paths(cfg.dev_manifest),
     }
+    if suite:
+        return run_suite(
+            model,
+            cfg.data_dir,
+            cfg.out,
+            instantiate(cfg.decoding),
+            limit=cfg.limit,
+            normalizer=cfg.normalizer,
+            **common,
+        )
     if cfg.benchmark is not None:
         return run_benchmark(
             model,
@@ -81,10 +100,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
     from speechllm.evaluation.report import split_table, task_table
+    from speechllm.evaluation.speechverse import suite_table
     from speechllm.evaluation.unseen_tasks import unseen_tasks_section
 
     with config_errors("speechllm-eval", cfg.out):
         metrics = run(cfg)
+    if "rows" in metrics:  # the SpeechVerse suite: one table
+        print(f"\n{suite_table(metrics)}\n\nreports: {cfg.out}/<set>/report.md, {cfg.out}/suite.md")
+        return
     for name, doc in metrics.get("benchmarks", {"": metrics}).items():
         print(f"\n{name}\n{task_table(doc['tasks'])}\n\n{split_table(doc['instruction_splits'])}")
         if "unseen_tasks" in doc:

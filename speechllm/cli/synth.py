@@ -13,9 +13,9 @@ from speechllm._warnings import quiet_known_warnings
 from speechllm.config import run_hydra
 
 
-@hydra.main(config_path="pkg://speechllm.data.synth.conf", config_name="synth", version_base="1.3")
+@hydra.main(config_path="pkg://speechllm.synth.conf", config_name="synth", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
-    from speechllm.data.synth import generate  # after --help, which needs none of it
+    from speechllm.synth import generate  # after --help, which needs none of it
 
     report = generate(OmegaConf.to_container(cfg, resolve=True))
     print(

@@ -1,4 +1,4 @@
-"""Data side of speechllm: manifests, audio, features, tasks, instructions, samplers.
+"""Data side of speechllm: manifests, audio, features, instructions, samplers.
 
 Names are imported on first use, so ``speechllm-data`` starts without loading Lightning or
 transformers.
@@ -6,8 +6,7 @@ transformers.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from speechllm._lazy import lazy_names
 
 _PUBLIC = {
     "speechllm.data.audio": ("AudioInfo", "SpecAugment", "audio_info", "decode_audio", "load_audio",
@@ -29,18 +28,9 @@ _PUBLIC = {
                                 "write_manifest"),
     "speechllm.data.sampler": ("Batching", "EvalBatchSampler", "ItemKey", "MultitaskBatchSampler",
                                "Schedule", "TaskMixture", "padding_efficiency"),
-    "speechllm.data.shards": ("Shard", "read_shards", "write_shards"),
+    "speechllm.data.shards": ("Shard", "read_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
-    "speechllm.data.tasks": ("TASKS", "TEXT_TASK", "Task", "get_task", "register_task"),
     "speechllm.data.text_items": ("read_text_items", "text_seconds"),
 }  # fmt: skip
-_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_MODULE_OF[name]), name)
+__all__, __getattr__ = lazy_names(__name__, _PUBLIC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 import torch
@@ -23,13 +23,26 @@ from speechllm.data.manifest import (
     read_manifests,
 )
 from speechllm.data.sampler import Batching, EvalBatchSampler, MultitaskBatchSampler, Schedule
-from speechllm.data.tasks import get_task
 from speechllm.data.text_items import MAX_TEXT_CHARS, check_text_format, read_text_items
+from speechllm.tasks import get_task
 
 log = logging.getLogger(__name__)
 
 
-class SpeechDataModule(L.LightningDataModule):
+@runtime_checkable
+class CurriculumData(Protocol):
+    """A data module a curriculum can steer (``training.curriculum.CurriculumCallback``); one
+    without these calls draws its own mixture and validates on every task."""
+
+    def set_mixture_schedule(self, schedule: Schedule) -> None:
+        """Draw tasks by ``schedule``: (first optimizer step, task weights) pairs, known ahead
+        so batch ``k`` stays a pure function of ``k``."""
+
+    def set_val_tasks(self, tasks: set[str] | None) -> None:
+        """Validate only on these tasks' lines (``None``: all)."""
+
+
+class SpeechDataModule(L.LightningDataModule, CurriculumData):
     """Training batches from an endless task mixture, eval batches ordered by duration.
 
     Needs ``Trainer(use_distributed_sampler=False)`` (the samplers shard by rank themselves) and,

@@ -15,7 +15,7 @@ from speechllm.data.features import Featurizer, collate_features
 from speechllm.data.instructions import SPLITS, instruction_for, instruction_split_of
 from speechllm.data.manifest import ManifestEntry
 from speechllm.data.sampler import ItemKey
-from speechllm.data.tasks import TEXT_TASK
+from speechllm.tasks import TEXT_TASK
 
 
 class SpeechDataset(Dataset):

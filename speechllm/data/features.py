@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,6 +24,17 @@ WHISPER_FRAME_MULTIPLE = 2
 """Whisper's convolutions (strides 1 and 2) turn two mel frames into one encoder frame; an
 encoder on real lengths rounds each item up to this, so the frame after an odd length must be
 the item's own (silence), not a neighbour's padding."""
+
+
+class FeaturizedEncoder(Protocol):
+    """What :meth:`Featurizer.for_encoder` reads of an encoder (``models.AudioEncoder`` has
+    both); the data side names no model class."""
+
+    @property
+    def feature_extractor(self) -> SequenceFeatureExtractor: ...
+
+    @property
+    def real_length(self) -> bool: ...
 
 
 class Featurizer:
@@ -57,6 +69,12 @@ class Featurizer:
             else self.sampling_rate
         )
         """Units of ``valid_length`` per second of audio."""
+
+    @classmethod
+    def for_encoder(cls, encoder: FeaturizedEncoder) -> Featurizer:
+        """The input ``encoder`` reads: its own extractor, Whisper log-mel padded to whole
+        windows unless the encoder runs on real lengths."""
+        return cls(encoder.feature_extractor, whole_windows=not encoder.real_length)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, whole_windows: bool = True) -> Featurizer:

@@ -8,7 +8,7 @@ lanes, task mixture and exact resume hold unchanged, without writing shards firs
 
     task ─► HFSource (dataset, config, split, data_files, column mapping)
         ─► load_dataset(..., streaming=True), audio cast to Audio(decode=False)
-        ─► file i: rows.shard(n_shards, i) ─► HFShard.read() ─► row ─► shards.hf_cut ─► cut
+        ─► file i: rows.shard(n_shards, i) ─► HFShard.read() ─► row ─► cuts.hf_cut ─► cut
 
 The audio stays encoded until the stream decodes it per item (``datasets`` 5 would need
 torchcodec to decode it); a cut's duration comes from the audio's header. A row with an empty
@@ -27,9 +27,9 @@ from lhotse.audio.utils import AudioLoadingError
 from lhotse.cut import Cut
 from torch.utils.data import get_worker_info
 
+from speechllm.data.cuts import hf_cut
 from speechllm.data.errors import DataError, unreadable
-from speechllm.data.shards import hf_cut
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 ROWS_PER_READ = 64
 """Rows fetched from a file at a time (encoded audio, so a few MB)."""
@@ -39,7 +39,7 @@ _ROW_FIELDS = ("lang", "tgt_lang", "instruction", "labels", "meta")  # a cut's m
 @dataclass(frozen=True)
 class HFSource:
     """One task's Hugging Face dataset and how its columns map to manifest fields (the names
-    ``speechllm-data shard hf`` and :mod:`speechllm.data.importers.hf_datasets` use)."""
+    ``speechllm-data shard hf`` and :mod:`speechllm.importers.hf_datasets` use)."""
 
     path: str
     """A Hub dataset (``mozilla-foundation/common_voice_17_0``), a local dataset folder, or a

@@ -15,12 +15,13 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from speechllm.data.audio import audio_info
 from speechllm.data.errors import AudioError, DataError, ManifestError
-from speechllm.data.tasks import TASKS, TEXT_TASK
+from speechllm.tasks import TASKS, TEXT_TASK
 
 MIN_ITEM_SECONDS = 0.025
 """Default shortest line trained on (one 25 ms encoder frame); ``speechllm-data check`` uses it."""
@@ -82,25 +83,49 @@ def read_manifests(
     for path in paths:
         source = str(path)
         with open(path, "rb") as f:  # decoded per line, so bad UTF-8 fails at its line
-            for number, raw in enumerate(f, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    entry = parse_line(decode_line(raw, source, number), source, number)
-                    if entry.id in first_seen:
-                        raise ManifestError(
-                            f"duplicate id {entry.id!r} (first at {first_seen[entry.id]})",
-                            reason="duplicate_id",
-                            source=source,
-                            line=number,
-                        )
-                except DataError as error:
-                    if on_error is None:
-                        raise
-                    on_error(error)
-                    continue
-                first_seen[entry.id] = f"{source}:{number}"
-                entries.append(entry)
+            lines = (
+                (number, partial(_parse_raw, raw, source, number))
+                for number, raw in enumerate(f, start=1)
+                if raw.strip()
+            )
+            entries += collect(lines, source, first_seen, on_error)
+    return entries
+
+
+def _parse_raw(raw: bytes, source: str, number: int) -> ManifestEntry:
+    return parse_line(decode_line(raw, source, number), source, number)
+
+
+def collect(
+    lines: Iterable[tuple[int, Callable[[], ManifestEntry | None]]],
+    source: str,
+    first_seen: dict[str, str],
+    on_error: Callable[[DataError], None] | None,
+) -> list[ManifestEntry]:
+    """One file's entries in order, each line's parser called in turn (``None``: nothing on
+    that line): an id already in ``first_seen`` (id -> ``file:line``, updated) is bad, and a
+    bad line raises, or goes to ``on_error`` and is skipped. Speech manifests and text items
+    both read through here, so their ids are unique across both."""
+    entries = []
+    for number, parse in lines:
+        try:
+            entry = parse()
+            if entry is None:
+                continue
+            if entry.id in first_seen:
+                raise ManifestError(
+                    f"duplicate id {entry.id!r} (first at {first_seen[entry.id]})",
+                    reason="duplicate_id",
+                    source=source,
+                    line=number,
+                )
+        except DataError as error:
+            if on_error is None:
+                raise
+            on_error(error)
+            continue
+        first_seen[entry.id] = f"{source}:{number}"
+        entries.append(entry)
     return entries
 
 

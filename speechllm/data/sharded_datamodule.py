@@ -82,6 +82,8 @@ class ShardedDataModule(SpeechDataModule):
         self._stream: ShardStream | None = None
 
     def set_mixture_schedule(self, schedule: Schedule) -> None:
+        """:class:`~speechllm.data.datamodule.CurriculumData`'s call: the running stream
+        follows the new schedule too."""
         super().set_mixture_schedule(schedule)
         if self._stream is not None:
             self._stream.set_schedule(self.mixture_schedule)

@@ -40,11 +40,11 @@ from lhotse.cut import Cut
 from torch.utils.data import IterableDataset, get_worker_info
 
 from speechllm.data.audio import SpecAugment
+from speechllm.data.cuts import entry_of
 from speechllm.data.dataset import collate, make_item
 from speechllm.data.errors import AudioError, DataError, unreadable
 from speechllm.data.features import Featurizer
 from speechllm.data.sampler import Batching, Schedule, TaskMixture, task_seed
-from speechllm.data.shards import entry_of
 
 MAX_STAGES = 32
 """Mixture stages the shared schedule table holds (a curriculum has a handful)."""

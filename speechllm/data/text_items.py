@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 from speechllm.data.errors import DataError, ManifestError
-from speechllm.data.manifest import ManifestEntry, decode_line, json_object
-from speechllm.data.tasks import TEXT_TASK
+from speechllm.data.manifest import ManifestEntry, collect, decode_line, json_object
+from speechllm.tasks import TEXT_TASK
 
 CHARS_PER_SECOND = 15.0
 """Characters per second of the duration estimate: roughly speaking rate (about 150 words a
@@ -93,25 +94,11 @@ def read_text_items(
         _check_file(source)
         pairs = source.endswith(".jsonl")
         with open(path, "rb") as f:
-            for number, raw in _lines(f, _max_line_bytes(max_chars)):
-                try:
-                    entry = _item(raw, source, number, pairs, max_chars)
-                    if entry is None:
-                        continue
-                    if entry.id in first_seen:
-                        raise ManifestError(
-                            f"duplicate id {entry.id!r} (first at {first_seen[entry.id]})",
-                            reason="duplicate_id",
-                            source=source,
-                            line=number,
-                        )
-                except DataError as error:
-                    if on_error is None:
-                        raise
-                    on_error(error)
-                    continue
-                first_seen[entry.id] = f"{source}:{number}"
-                entries.append(entry)
+            lines = (
+                (number, partial(_item, raw, source, number, pairs, max_chars))
+                for number, raw in _lines(f, _max_line_bytes(max_chars))
+            )
+            entries += collect(lines, source, first_seen, on_error)
     return entries
 
 

@@ -24,9 +24,9 @@ import datasets
 import numpy as np
 from tqdm import tqdm
 
-from speechllm.data.importers import hf_datasets, slurp
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
+from speechllm.importers import hf_datasets, slurp
 from speechllm.models.speech_llm import SpeechLLM
 
 
@@ -107,7 +107,8 @@ def benchmark_names(name: str) -> tuple[str, ...]:
         return SUITES[name]
     if name in BENCHMARKS:
         return (name,)
-    raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS) + sorted(SUITES)}")
+    known = [*sorted(BENCHMARKS), *sorted(SUITES), "speechverse (data_dir=: a built recipe)"]
+    raise ValueError(f"unknown benchmark {name!r}; known: {known}")
 
 
 def _rows(bench: Benchmark, source: str | None, data_dir: str | None) -> Iterable[dict[str, Any]]:

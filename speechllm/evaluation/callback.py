@@ -14,10 +14,10 @@ from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.manifest import ManifestEntry
-from speechllm.data.tasks import TASKS
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch
 from speechllm.evaluation.run import keep_answers, languages, task_labels
 from speechllm.evaluation.scoring import score_records
+from speechllm.tasks import TASKS
 
 
 class GenerationMetrics(L.Callback):

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from speechllm.data.joint import joint_target, parse_joint
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.metrics import NO_LABEL
 from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
+from speechllm.tasks import get_task
 
 LENGTH_SLACK = 10
 """Tokens allowed on top of the audio-length bound: short clips still get a whole answer."""

@@ -2,7 +2,7 @@
 
 Every score is a percentage in [0, 100] (the scale BLEU already uses), so one report table
 reads uniformly; lower is better only for ``wer`` and ``cer``. Which task gets which metric is
-the task's own business (``speechllm.data.tasks``); ``speechllm.evaluation.scoring`` applies it.
+the task's own business (``speechllm.tasks``); ``speechllm.evaluation.scoring`` applies it.
 """
 
 from __future__ import annotations

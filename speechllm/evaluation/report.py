@@ -22,10 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.metrics import confusion_matrix
 from speechllm.evaluation.normalize import normalize_label
 from speechllm.evaluation.scoring import score_records, scoring_notes
+from speechllm.tasks import get_task
 
 DECIMALS = 2
 """Decimals of every score in ``report.md``."""
@@ -61,7 +61,7 @@ def load_csv_curves(path: str | Path) -> TrainingCurves:
     Keeps ``train/loss``, ``val/loss`` and ``<train|val>/<task>/<metric>`` columns; CSVLogger writes
     one sparse row per logging call, so empty cells are skipped. A ``stage`` column, if
     present, marks the stage boundaries, named from the run's config when an ``hparams.yaml``
-    beside the file holds it (``speechllm.train`` logs it there).
+    beside the file holds it (``speechllm.training.train`` logs it there).
 
     Args:
         path: The ``metrics.csv`` file.

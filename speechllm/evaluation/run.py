@@ -26,7 +26,6 @@ from speechllm.data.features import Featurizer
 from speechllm.data.instructions import instruction_split_of
 from speechllm.data.joint import parse_joint, transcripts
 from speechllm.data.manifest import ManifestEntry, read_manifests
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.anchor import anchor_scores
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch, head_probabilities, select
 from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labels
@@ -35,6 +34,7 @@ from speechllm.evaluation.scoring import score_records, score_task
 from speechllm.evaluation.unseen_tasks import MAX_NEW_TOKENS, unseen_tasks, unseen_tasks_section
 from speechllm.models.head import ClassificationHead
 from speechllm.models.speech_llm import SpeechLLM
+from speechllm.tasks import get_task
 
 
 def _first_lines(entries: list[ManifestEntry], limit: int | None) -> list[ManifestEntry]:
@@ -206,7 +206,7 @@ def evaluate(
     position = {entry.id: i for i, entry in enumerate(entries)}
     split_of = {entry.id: instruction_split_of(entry, instruction_split) for entry in entries}
     labels_by_task = task_labels(entries, model.heads)
-    featurizer = Featurizer(model.encoder.feature_extractor, not model.encoder.real_length)
+    featurizer = Featurizer.for_encoder(model.encoder)
     batching = {"max_batch_seconds": max_batch_seconds, "num_workers": num_workers}
     model.eval()
     thresholds = {}

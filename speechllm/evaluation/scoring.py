@@ -1,4 +1,4 @@
-"""Score records per task, the way the task says (``speechllm.data.tasks``).
+"""Score records per task, the way the task says (``speechllm.tasks``).
 
 One function serves ``speechllm-eval``, the training callback and the report's per-split
 table, so a task is scored the same everywhere::
@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.metrics import (
     accuracy,
     auroc,
@@ -40,6 +39,7 @@ from speechllm.evaluation.normalize import (
     resolve_normalizer,
     transcript_normalizer,
 )
+from speechllm.tasks import get_task
 
 
 def _by_language(langs: Sequence[str | None]) -> dict[str | None, list[int]]:

@@ -8,8 +8,9 @@ imported or built:
 
 - every ``_target_`` is one of :data:`COMPONENTS` (or one the caller's own code allowed with
   :func:`allow`), never an import path the file chose;
-- every key is a parameter of its component, so no flag rides along in ``**kwargs``; the
-  Hugging Face loaders take a few plain model kwargs (:data:`HF_MODEL_KWARGS`) besides;
+- every key is a parameter of its component (:mod:`speechllm._targets`, the rule the
+  user's own config is checked by), and no flag rides along in ``**kwargs``; the Hugging Face
+  loaders take a few plain model kwargs (:data:`HF_MODEL_KWARGS`) besides;
 - ``trust_remote_code`` and the like are refused wherever they appear: such flags are the
   caller's to give, never the file's;
 - no ``_args_`` (positional arguments escape the key check) and no ``${...}`` interpolation
@@ -21,10 +22,9 @@ guards only configs read back from disk (:mod:`speechllm.models.pretrained`).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from hydra.utils import get_object
+from speechllm import _targets
 
 HF_MODEL_KWARGS = frozenset({"dtype", "torch_dtype", "attn_implementation"})
 """Plain ``from_pretrained`` kwargs a Hugging Face base may take from a config."""
@@ -51,7 +51,6 @@ REFUSED_KEYS = {
     "use_safetensors": "weights load from safetensors or not at all",
     "_args_": "positional arguments bypass the key check",
 }
-HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_"})
 
 
 class UnsafeConfigError(ValueError):
@@ -72,23 +71,16 @@ def check(node: Any, source: str, where: str = "model") -> None:
         source: the file it came from, named in the error.
         where: the key path of ``node`` inside that file, e.g. ``model.llm``.
     """
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            check(item, source, f"{where}[{i}]")
-        return
-    if isinstance(node, str):
-        if "${" in node:
-            _refuse(source, where, f"{node!r} is an interpolation; a saved config holds values")
-        return
-    if not isinstance(node, dict):
-        return
-    if "_target_" in node:
-        _check_target(node, source, where)
-    for key in node:
-        if key in REFUSED_KEYS:
-            _refuse(source, f"{where}.{key}", f"refused: {REFUSED_KEYS[key]}")
-    for key, value in node.items():
-        check(value, source, f"{where}.{key}")
+    for path, value in _targets.nodes(node, where):
+        if isinstance(value, str) and "${" in value:
+            _refuse(source, path, f"{value!r} is an interpolation; a saved config holds values")
+        if not isinstance(value, dict):
+            continue
+        if "_target_" in value:
+            _check_target(value, source, path)
+        for key in value:
+            if key in REFUSED_KEYS:
+                _refuse(source, f"{path}.{key}", f"refused: {REFUSED_KEYS[key]}")
 
 
 def _check_target(node: dict[str, Any], source: str, where: str) -> None:
@@ -104,10 +96,8 @@ def _check_target(node: dict[str, Any], source: str, where: str) -> None:
     extra = COMPONENTS[target]
     if extra is None:
         return
-    named = inspect.signature(get_object(target)).parameters.values()
-    params = {p.name for p in named if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    params |= extra | HYDRA_KEYS
-    unknown = sorted(set(node) - params - REFUSED_KEYS.keys())  # those get their own reason
+    found = _targets.unknown_keys(node, _targets.locate(target), extra, kwargs_take_any=False)
+    unknown = sorted(set(found) - REFUSED_KEYS.keys())  # those get their own reason
     if unknown:
         _refuse(source, f"{where}.{unknown[0]}", f"{target} takes no key {unknown[0]!r}")
 

@@ -189,6 +189,11 @@ class LLM(nn.Module):
     def attached_adapters(self) -> list[str]:
         return list(self.model.peft_config) if isinstance(self.model, PeftModel) else []
 
+    def until_eos(self, rows: list[list[int]]) -> list[list[int]]:
+        """Each generated row up to (not including) its first ``eos``."""
+        eos = self.eos_token_id
+        return [row[: row.index(eos)] if eos in row else row for row in rows]
+
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 

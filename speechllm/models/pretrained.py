@@ -86,16 +86,19 @@ SHARDED_META = "meta.pt"
 
 def load(
     path_or_id: str | Path,
+    device: str | torch.device = "cpu",
     revision: str | None = None,
     token: str | bool | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
 ) -> SpeechLLM:
     """An export folder, a training ``.ckpt`` or a Hub repo id (``org/name``) holding an
-    export, as a ``SpeechLLM`` in eval mode.
+    export, as a ``SpeechLLM`` on ``device`` in eval mode: the one loader of inference
+    (``speechllm.inference.load_model``, ``speechllm-infer``), serving and ``speechllm-eval``.
 
     Args:
         path_or_id: a local folder or ``.ckpt``, else a model repo on the Hub.
+        device: where the model runs (``cpu``, ``cuda``, ``cuda:1``...).
         revision: the repo's branch, tag or commit (Hub ids only).
         token: a Hub token for private or gated repos (default: the logged-in one).
         cache_dir: the Hub cache (default ``HF_HUB_CACHE``).
@@ -103,8 +106,10 @@ def load(
     """
     path = Path(path_or_id)
     if path.suffix == ".ckpt" and path.exists():  # a file, or a sharded folder (FSDP)
-        return load_checkpoint(path)[0]
-    return load_pretrained(path_or_id, revision, token, cache_dir, local_files_only)
+        model = load_checkpoint(path)[0]
+    else:
+        model = load_pretrained(path_or_id, revision, token, cache_dir, local_files_only)
+    return model.to(device).eval()
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:

@@ -13,11 +13,12 @@ from torch import nn
 from speechllm.models import pretrained
 from speechllm.models.card import CardInfo
 from speechllm.models.ctc import CTCAligner
+from speechllm.models.distill import Scored, TextTeacher
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.encoder import AudioEncoder
 from speechllm.models.groups import TRAINABLE_GROUPS, TrainableGroups
 from speechllm.models.head import ClassificationHead
-from speechllm.models.layout import IGNORE, Row, RowLayout, Rows, shift, token_losses
+from speechllm.models.layout import Row, RowLayout, Rows, shift, token_losses
 from speechllm.models.llm import LLM
 from speechllm.models.prompt import AUDIO, SUMMARY, PromptTemplate
 
@@ -145,7 +146,7 @@ class SpeechLLM(nn.Module):
         self.ctc = ctc
         self.layout = RowLayout(llm, self.template, system_prompt)
         self.audio_gated = audio_gated
-        self.teacher_answer_tokens = teacher_answer_tokens
+        self.teacher = TextTeacher(self.layout, teacher_answer_tokens)
 
     # ---------------------------------------------------------------- saving
     @classmethod
@@ -338,7 +339,8 @@ class SpeechLLM(nn.Module):
         task has a head count its BCE (mean over labels) as one token's loss. ``audio_keys``
         (else ``ids``) name the recordings for a caching encoder. ``objective`` weighs the
         losses: ``lm`` (this one, default 1), ``ctc`` (the CTC aligner's, on speech items with
-        a transcript) and ``kd`` (distillation from the text LLM: :meth:`distill`); with
+        a transcript) and ``kd`` (distillation from the text LLM:
+        :class:`~speechllm.models.distill.TextTeacher`); with
         ``lm`` and ``kd`` at 0 the LLM never runs. ``transcripts`` hold each item's transcript
         (``""``: none; default: the targets). The per-item sums returned are the LM's, or the
         CTC's when it is alone.
@@ -358,11 +360,13 @@ class SpeechLLM(nn.Module):
         out, kd = None, None
         if weights["lm"] or weights.get("kd"):
             if weights.get("kd"):
-                targets = self._teacher_answers(instructions, targets, transcripts, tasks)
+                targets = self.teacher.answers(instructions, targets, transcripts)
             out, student = self._lm_loss(encoded, speech, instructions, targets, tasks)
             out.parts["lm"] = out.loss.detach()
             if weights.get("kd"):
-                kd = self.distill(student, instructions, transcripts, speech)
+                if student is None:
+                    raise ValueError("the kd objective needs a decoder-only LLM")
+                kd = self.teacher.kl(student, instructions, transcripts, speech)
                 out.parts["kd"] = kd.detach()
             out.loss = weights["lm"] * out.loss + (
                 weights.get("kd", 0.0) * kd if kd is not None else 0.0
@@ -526,100 +530,6 @@ class SpeechLLM(nn.Module):
         loss = item_sum.sum() / item_tokens.sum()
         return SpeechLLMOutput(loss, item_sum, item_tokens), scored
 
-    # ---------------------------------------------------------------- distillation
-    def _teacher_rows(
-        self,
-        instructions: list[str],
-        transcripts: list[str],
-        speech: list[int],
-        targets: list[list[int]] | None,
-    ) -> list[Row]:
-        """The text LLM's view of each item: speech items with their transcript's token ids in
-        place of the audio (and nothing for ``{summary}``), text items as they are."""
-        speech_set = set(speech)
-        rows = []
-        for i, instruction in enumerate(instructions):
-            target = None if targets is None else targets[i]
-            if i in speech_set:
-                slots = {AUDIO: self.llm.tokenize(transcripts[i])}
-                rows.append(self.layout.speech_row(instruction, slots, target))
-            else:
-                given = self.layout.text_row(instruction).given
-                rows.append(Row(given, [] if target is None else target))
-        return rows
-
-    @torch.no_grad()
-    def _teacher_answers(
-        self,
-        instructions: list[str],
-        targets: list[str],
-        transcripts: list[str],
-        tasks: list[str] | None,
-    ) -> list[str]:
-        """``targets`` with each empty one (instruction data without an answer) replaced by the
-        text LLM's own greedy answer to the item's instruction and transcript, as Ultravox's
-        continuation data is made; items without a transcript keep theirs."""
-        empty = [i for i, t in enumerate(targets) if not t and transcripts[i]]
-        if not empty:
-            return targets
-        rows = self._teacher_rows(
-            [instructions[i] for i in empty],
-            [transcripts[i] for i in empty],
-            list(range(len(empty))),
-            None,
-        )
-        batch = self.layout.batch(rows)
-        with self.llm.adapters_off():
-            out = self.llm.generate(
-                batch.embeds, batch.mask, max_new_tokens=self.teacher_answer_tokens, do_sample=False
-            )
-        answers = self.decode(_cut_at(out.tolist(), self.llm.eos_token_id))
-        filled = list(targets)
-        for i, answer in zip(empty, answers, strict=True):
-            filled[i] = answer.strip()
-        return filled
-
-    def distill(
-        self,
-        student: Scored | None,
-        instructions: list[str],
-        transcripts: list[str],
-        speech: list[int],
-    ) -> torch.Tensor:
-        """KL(teacher || student) per answer token, mean over the tokens of items with a
-        transcript (and text-only items): the teacher is the frozen LLM, adapters off, reading
-        the same prompt with the transcript in place of the audio, scored on the same target
-        tokens, in no-grad and in the LLM's own dtype (Ultravox's distillation loss).
-
-        Computed in the same batch: the student's logits are the ones that scored its targets.
-        """
-        if student is None:
-            raise ValueError("the kd objective needs a decoder-only LLM")
-        speech_set = set(speech)
-        items = [
-            (j, i) for j, i in enumerate(student.items) if i not in speech_set or transcripts[i]
-        ]
-        if not items:
-            return student.logits.sum() * 0.0
-        picked = [j for j, _ in items]
-        labels = student.labels[picked]
-        width = labels.shape[1] + 1
-        targets = [[t for t in row.tolist() if t != IGNORE] for row in labels]
-        rows = self._teacher_rows(
-            [instructions[i] for _, i in items],
-            [transcripts[i] for _, i in items],
-            [k for k, (_, i) in enumerate(items) if i in speech_set],
-            targets,
-        )
-        with torch.no_grad(), self.llm.adapters_off():
-            teacher_rows = self.layout.batch(rows)
-            teacher, _ = shift(
-                self.llm(teacher_rows.embeds, teacher_rows.mask, logits_to_keep=width),
-                teacher_rows,
-                width,
-            )
-        return kl_per_token(teacher, student.logits[picked], labels)
-
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
     def classify(self, audio: AudioEmbeddings, instructions: list[str], task: str) -> torch.Tensor:
@@ -652,7 +562,7 @@ class SpeechLLM(nn.Module):
             rows.embeds, rows.mask, max_new_tokens=max_new_tokens, **generate_kwargs
         )
         start = int(self.llm.is_encoder_decoder)
-        return _cut_at([row[start:] for row in out.tolist()], self.llm.eos_token_id)
+        return self.llm.until_eos([row[start:] for row in out.tolist()])
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Token ids back to text (special tokens dropped)."""
@@ -677,30 +587,3 @@ class SpeechLLM(nn.Module):
         return self.decode(
             self.generate_ids(encoded, instructions, max_new_tokens, **generate_kwargs)
         )
-
-
-class Scored(NamedTuple):
-    """The logits that scored a batch's targets, for distillation: ``logits`` ``(N, K, V)``
-    predict ``labels`` ``(N, K)`` (:data:`IGNORE` where nothing is scored); row ``j`` is item
-    ``items[j]`` of the batch."""
-
-    logits: torch.Tensor
-    labels: torch.Tensor
-    items: list[int]
-
-
-def kl_per_token(
-    teacher: torch.Tensor, student: torch.Tensor, labels: torch.Tensor
-) -> torch.Tensor:
-    """Mean over scored positions of KL(teacher || student), in float32 (``teacher`` may be
-    half precision: its softmax is taken after the cast)."""
-    scored = labels != IGNORE
-    log_t = teacher.float()[scored].log_softmax(-1)
-    log_s = student.float()[scored].log_softmax(-1)
-    kl = (log_t.exp() * (log_t - log_s)).sum(-1)
-    return kl.sum() / scored.sum().clamp(min=1)
-
-
-def _cut_at(rows: list[list[int]], eos: int) -> list[list[int]]:
-    """Each row up to (not including) its first ``eos``."""
-    return [row[: row.index(eos)] if eos in row else row for row in rows]

@@ -6,12 +6,9 @@ the same wrapper a real checkpoint would give, and needs no network.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
 import torch
 from hydra.utils import instantiate
 from peft import LoraConfig
@@ -360,99 +357,3 @@ def tiny_lora(r: int = 4, target_modules: list[str] | None = None) -> LoraConfig
         lora_dropout=0.0,
         target_modules=target_modules or ["q_proj", "v_proj"],
     )
-
-
-WORDS = ("red", "green", "blue", "black", "white", "yellow")
-PARITY = ("even", "odd")
-
-
-def tiny_examples(
-    n: int,
-    tasks: tuple[str, ...] = ("asr",),
-    words: tuple[str, ...] = WORDS,
-    sampling_rate: int = 16000,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Examples whose targets are learnable from the audio: each word is a tone of its own pitch.
-
-    Durations vary (0.4-1.0 s) so batches are padded. ``asr`` targets are the word; other tasks
-    get the word's index parity (``even``/``odd``) as a stand-in label.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    examples = []
-    for i in range(n):
-        w = int(torch.randint(len(words), (1,), generator=gen))
-        samples = int((float(torch.rand(1, generator=gen)) * 0.6 + 0.4) * sampling_rate)
-        t = torch.arange(samples) / sampling_rate
-        audio = torch.sin(2 * math.pi * (150.0 + 120.0 * w) * t)
-        audio = 0.5 * audio + 0.02 * torch.randn(samples, generator=gen)
-        task = tasks[int(torch.randint(len(tasks), (1,), generator=gen))]
-        examples.append(
-            {
-                "id": f"tiny-{seed}-{i:05d}",
-                "audio": audio,
-                "task": task,
-                "target": words[w] if task == "asr" else PARITY[w % 2],
-                "instruction": f"do {task}",
-            }
-        )
-    return examples
-
-
-def tiny_batches(
-    num_batches: int = 4,
-    batch_size: int = 4,
-    tasks: tuple[str, ...] = ("asr",),
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Fixed batches of :func:`tiny_examples` in the data contract (raw 16 kHz waveforms).
-
-    A loss that falls on them with only the downsampler training proves that gradients reach
-    it through the splice.
-    """
-    examples = tiny_examples(num_batches * batch_size, tasks, seed=seed)
-    batches = []
-    for k in range(num_batches):
-        items = examples[k * batch_size : (k + 1) * batch_size]
-        lengths = torch.tensor([len(x["audio"]) for x in items])
-        audio = torch.zeros(len(items), int(lengths.max()))
-        for b, x in enumerate(items):
-            audio[b, : len(x["audio"])] = x["audio"]
-        batches.append(
-            {
-                "audio": audio,
-                "audio_lengths": lengths,
-                "instructions": [x["instruction"] for x in items],
-                "targets": [x["target"] for x in items],
-                "tasks": [x["task"] for x in items],
-                "ids": [x["id"] for x in items],
-            }
-        )
-    return batches
-
-
-def write_tiny_manifest(
-    out_dir: str | Path, n: int, tasks: tuple[str, ...] = ("asr", "ic"), seed: int = 0
-) -> Path:
-    """:func:`tiny_examples` as FLAC files plus a JSONL manifest (training runs in tests)."""
-    out_dir = Path(out_dir)
-    (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / "manifest.jsonl"
-    with manifest.open("w") as f:
-        for x in tiny_examples(n, tasks, seed=seed):
-            sf.write(out_dir / "wavs" / f"{x['id']}.flac", x["audio"].numpy(), 16000)
-            line = {
-                "id": x["id"],
-                "audio": f"wavs/{x['id']}.flac",
-                "task": x["task"],
-                "target": x["target"],
-                "duration": len(x["audio"]) / 16000,
-            }
-            if x["task"] != "asr":
-                line["labels"] = list(PARITY)
-            # fields some instruction templates need
-            line.update(
-                {"st": {"tgt_lang": "de"}, "kws": {"meta": {"keyword": "red"}}}.get(x["task"], {})
-            )
-            f.write(json.dumps(line) + "\n")
-    return manifest

@@ -95,7 +95,7 @@ class Intake:
             return int(model.downsampler.output_lengths(frames)) - summary
 
         return cls(
-            Featurizer(model.encoder.feature_extractor, not model.encoder.real_length),
+            Featurizer.for_encoder(model.encoder),
             config,
             model.prompt_length,
             audio_positions,

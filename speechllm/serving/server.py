@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -35,8 +34,7 @@ def load_app(
 ) -> FastAPI:
     """The app for an export folder, checkpoint or hub id; served as ``name`` (default: ``model``
     as given, as vLLM does)."""
-    speech_llm = load(model).to(torch.device(device)).eval()
-    return create_app(speech_llm, name or model, config)
+    return create_app(load(model, device), name or model, config)
 
 
 def uvicorn_config(

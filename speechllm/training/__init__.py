@@ -1,20 +1,19 @@
-"""Training: the thin LightningModules, the curriculum and adapter callbacks, LR schedules."""
+"""Training: the thin LightningModules, the curriculum and adapter callbacks, LR schedules.
 
-from speechllm.training.adapter_saver import SaveAdapters
-from speechllm.training.curriculum import CurriculumCallback, Stage
-from speechllm.training.module import SpeechLLMModule
-from speechllm.training.schedule import warmup_decay
-from speechllm.training.stage_summary import StageSummary
-from speechllm.training.text_classifier import TextClassifierModule
-from speechllm.training.text_lm import TextLMModule
+Names are imported on first use, so ``speechllm-train`` checks its config before torch loads.
+"""
 
-__all__ = [
-    "CurriculumCallback",
-    "SaveAdapters",
-    "SpeechLLMModule",
-    "Stage",
-    "StageSummary",
-    "TextClassifierModule",
-    "TextLMModule",
-    "warmup_decay",
-]
+from __future__ import annotations
+
+from speechllm._lazy import lazy_names
+
+_PUBLIC = {
+    "speechllm.training.adapter_saver": ("SaveAdapters",),
+    "speechllm.training.curriculum": ("CurriculumCallback", "Stage"),
+    "speechllm.training.module": ("SpeechLLMModule",),
+    "speechllm.training.schedule": ("warmup_decay",),
+    "speechllm.training.stage_summary": ("StageSummary",),
+    "speechllm.training.text_classifier": ("TextClassifierModule",),
+    "speechllm.training.text_lm": ("TextLMModule",),
+}
+__all__, __getattr__ = lazy_names(__name__, _PUBLIC)

@@ -10,8 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
-from speechllm.models.groups import TrainableGroups
-from speechllm.training.module import SpeechLLMModule, StagePlan
+from speechllm.data.datamodule import CurriculumData
+from speechllm.training.stage_plan import StagedModule, StagePlan
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,17 @@ class Stage:
         if self.mode not in ("min", "max"):
             raise ValueError(f"stage {self.name!r}: mode must be min or max, got {self.mode!r}")
 
+    def plan(self, horizon: int | None = None) -> StagePlan:
+        """What this stage asks of the module, over ``horizon`` optimizer steps."""
+        return StagePlan(
+            horizon,
+            self.objective,
+            self.lr,
+            self.warmup_steps,
+            self.trainable,
+            self.active_adapters,
+        )
+
 
 @dataclass
 class _Progress:
@@ -100,10 +111,11 @@ class _Progress:
 class CurriculumCallback(L.Callback):
     """Applies the stages: trainable groups, optimizer, task mixture; survives resume.
 
-    On a transition it attaches any adapter the new stage needs, sets ``requires_grad``,
-    re-wraps DDP (whose reducer only knows the parameters that required grad when it was
-    built) and rebuilds the optimizer and schedule from scratch, so no stale state leaks
-    from the previous stage. The stage and its progress are saved in the checkpoint;
+    It talks to the module through :class:`StagedModule` and to the data module through
+    :class:`CurriculumData`. On a transition the module begins the new stage (attaching any
+    adapter it needs, setting ``requires_grad``), DDP is re-wrapped (:func:`rewrap_ddp`) and
+    the optimizer and schedule are rebuilt from scratch, so no stale state leaks from the
+    previous stage. The stage and its progress are saved in the checkpoint;
     the module re-attaches adapters before loading weights, this callback restores the
     trainable set before Lightning builds the optimizer whose saved state it then loads.
 
@@ -125,7 +137,7 @@ class CurriculumCallback(L.Callback):
             if stage.steps is None and stage.monitor is None:
                 raise ValueError(f"stage {stage.name!r} is not last: give it steps or a monitor")
         self.progress = _Progress()
-        self._module: SpeechLLMModule | None = None
+        self._module: StagedModule | None = None
         self._trainer: L.Trainer | None = None
 
     @property
@@ -138,25 +150,12 @@ class CurriculumCallback(L.Callback):
 
     # ---------------------------------------------------------------- Lightning hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not isinstance(pl_module, SpeechLLMModule):
-            raise TypeError("CurriculumCallback drives a SpeechLLMModule")
+        if not isinstance(pl_module, StagedModule):
+            raise TypeError("CurriculumCallback drives a StagedModule, e.g. SpeechLLMModule")
         self._module, self._trainer = pl_module, trainer
-        strategy = trainer.strategy
-        if not isinstance(strategy, (SingleDeviceStrategy, DDPStrategy)):
-            # Sharded strategies wrap the model once: attach every adapter a stage will use
-            # now (B starts at zero, so outputs do not change; they stay frozen until used).
-            for name in self._adapters_used():
-                if name not in pl_module.model.llm.attached_adapters:
-                    pl_module.model.llm.attach_adapter(name)
+        if not isinstance(trainer.strategy, (SingleDeviceStrategy, DDPStrategy)):
+            pl_module.attach_adapters([stage.plan() for stage in self.stages])
         self._apply(rebuild=False)
-
-    def _adapters_used(self) -> list[str]:
-        declared = self._module.model.llm.adapter_configs
-        names: list[str] = []
-        for stage in self.stages:
-            names += TrainableGroups.parse(stage.trainable).adapter_names(declared)
-            names += stage.active_adapters or []
-        return list(dict.fromkeys(names))
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -217,26 +216,17 @@ class CurriculumCallback(L.Callback):
         self._apply(rebuild=True)
 
     def _apply(self, rebuild: bool) -> None:
-        module, trainer, stage = self._module, self._trainer, self.stage
-        module.model.set_trainable(stage.trainable, stage.active_adapters)
-        module.plan = StagePlan(
-            self._horizon(),
-            stage.objective,
-            stage.lr,
-            stage.warmup_steps,
-            stage.trainable,
-        )
+        trainer, stage = self._trainer, self.stage
+        self._module.begin_stage(stage.plan(self._horizon()))
         datamodule = getattr(trainer, "datamodule", None)
-        if hasattr(datamodule, "set_mixture_schedule"):
+        if isinstance(datamodule, CurriculumData):
             datamodule.set_mixture_schedule(self.mixture_schedule())
-        if hasattr(datamodule, "set_val_tasks"):  # each stage is validated on its own tasks
+            # each stage is validated on its own tasks
             datamodule.set_val_tasks({t for t, w in stage.tasks.items() if w > 0})
         if rebuild:
-            strategy = trainer.strategy
-            if isinstance(strategy, DDPStrategy):  # the public path: comm hooks come back too
-                strategy.model = strategy.lightning_module
-                strategy.configure_ddp()
-            strategy.setup_optimizers(trainer)
+            if isinstance(trainer.strategy, DDPStrategy):
+                rewrap_ddp(trainer.strategy)
+            trainer.strategy.setup_optimizers(trainer)
 
     def _horizon(self) -> int | None:
         """The current stage's length: the schedule restarts with the stage, so it must also
@@ -264,3 +254,16 @@ class CurriculumCallback(L.Callback):
             step += self.stages[i].steps
             schedule.append((step, self.stages[i + 1].tasks))
         return schedule
+
+
+def rewrap_ddp(strategy: DDPStrategy) -> None:
+    """Wrap the module in a new ``DistributedDataParallel`` after the trainable set changed.
+
+    DDP's reducer hooks the parameters that required grad when it was built: kept, it would
+    wait for gradients of parameters frozen since and never average those trainable since.
+    Lightning has no public call for a new wrapper, so this takes the path its own setup
+    takes: the bare LightningModule back as ``strategy.model``, then ``configure_ddp``, which
+    also brings back the DDP arguments and communication hooks the strategy was given.
+    """
+    strategy.model = strategy.lightning_module
+    strategy.configure_ddp()

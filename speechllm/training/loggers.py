@@ -2,9 +2,9 @@
 their package before a run starts, and the W&B one tied to its run folder.
 
 Lightning's loggers find a missing package only when the trainer is built, after both models,
-and raise a multi-line ``ModuleNotFoundError``. The config checks ask :func:`missing_extra`
-first, so ``logger=tensorboard`` without its package fails in a second, in one line naming
-``pip install 'speechllm[tensorboard]'``.
+and raise a multi-line ``ModuleNotFoundError``. The config checks (``speechllm.config``) ask
+each logger class's ``missing_extra()`` first, so ``logger=tensorboard`` without its package
+fails in a second, in one line naming ``pip install 'speechllm[tensorboard]'``.
 
 TensorBoard: Lightning writes through ``torch.utils.tensorboard`` when the ``tensorboard``
 package is installed, else through ``tensorboardX``. The extra brings tensorboardX (it needs
@@ -36,14 +36,32 @@ RUN_ID_FILE = Path("wandb") / "run_id"
 """Where a run folder keeps its W&B run id, relative to the logger's ``save_dir``."""
 
 
-class TensorBoardLogger(loggers.TensorBoardLogger):
+class _NeedsExtra:
+    """A logger whose package comes with one of speechllm's extras."""
+
+    extra: ClassVar[str]
+    packages: ClassVar[tuple[str, ...]]  # any one of them will do
+
+    @classmethod
+    def missing_extra(cls) -> str | None:
+        """Why this logger cannot log here (none of its packages is installed), in one line
+        naming the extra to install; ``None`` when it can."""
+        if any(_installed(p) for p in cls.packages):
+            return None
+        return (
+            f"{cls.__name__} needs {' or '.join(cls.packages)}, which is not installed: "
+            f"pip install 'speechllm[{cls.extra}]'"
+        )
+
+
+class TensorBoardLogger(_NeedsExtra, loggers.TensorBoardLogger):
     """Lightning's TensorBoard logger; the ``tensorboard`` extra brings tensorboardX."""
 
-    extra: ClassVar[str] = "tensorboard"
-    packages: ClassVar[tuple[str, ...]] = ("tensorboardX", "tensorboard")  # either writes
+    extra = "tensorboard"
+    packages = ("tensorboardX", "tensorboard")  # either writes the event files
 
 
-class WandbLogger(loggers.WandbLogger):
+class WandbLogger(_NeedsExtra, loggers.WandbLogger):
     """Lightning's W&B logger, continuing its run folder's W&B run.
 
     Args:
@@ -53,8 +71,8 @@ class WandbLogger(loggers.WandbLogger):
         **kwargs: the rest of Lightning's ``WandbLogger`` (``project``, ``name``, ``offline``...).
     """
 
-    extra: ClassVar[str] = "wandb"
-    packages: ClassVar[tuple[str, ...]] = ("wandb",)
+    extra = "wandb"
+    packages = ("wandb",)
 
     def __init__(
         self, save_dir: str = ".", id: str | None = None, resume: str = "allow", **kwargs: Any
@@ -85,18 +103,6 @@ def run_id(run_dir: str | Path) -> str:
         finally:
             tmp.unlink()
     return path.read_text().strip()
-
-
-def missing_extra(target: Any) -> str | None:
-    """Why the logger class ``target`` cannot log here (none of its packages is installed),
-    in one line naming the extra to install; ``None`` when it can, or does not say."""
-    packages = getattr(target, "packages", None)
-    if not packages or any(_installed(p) for p in packages):
-        return None
-    return (
-        f"{target.__name__} needs {' or '.join(packages)}, which is not installed: "
-        f"pip install 'speechllm[{target.extra}]'"
-    )
 
 
 def _installed(package: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -11,9 +11,10 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim import Optimizer
 
-from speechllm.data.tasks import TASKS
+from speechllm.models.groups import TrainableGroups
 from speechllm.models.pretrained import ModelRecipe
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
+from speechllm.tasks import TASKS
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
     DEFAULT_SCHEDULER,
@@ -24,6 +25,7 @@ from speechllm.training.optim import (
 )
 from speechllm.training.rng import gather_rng_states, restore_rank_rng, seed_rank
 from speechllm.training.sharding import shard
+from speechllm.training.stage_plan import StagedModule, StagePlan
 
 
 def transcripts(batch: dict[str, Any]) -> list[str]:
@@ -36,27 +38,7 @@ def transcripts(batch: dict[str, Any]) -> list[str]:
     ]
 
 
-@dataclass
-class StagePlan:
-    """What the current curriculum stage asks of the steps and the optimizer.
-
-    Args:
-        horizon: the schedule's length in optimizer steps (``None``: ``trainer.max_steps``).
-        objective: loss weights, ``lm``, ``ctc`` and ``kd`` (see :meth:`SpeechLLM.forward`).
-        lr: one learning rate for the stage, or one per trainable group named in ``groups``
-            (unnamed groups keep the optimizer's own); ``None`` keeps the optimizer's.
-        warmup_steps: the stage's warm-up (``None``: the scheduler's own).
-        groups: the stage's trainable groups, which ``lr`` may key.
-    """
-
-    horizon: int | None = None
-    objective: dict[str, float] = field(default_factory=lambda: {"lm": 1.0})
-    lr: float | dict[str, float] | None = None
-    warmup_steps: int | None = None
-    groups: list[str] = field(default_factory=list)
-
-
-class SpeechLLMModule(L.LightningModule):
+class SpeechLLMModule(L.LightningModule, StagedModule):
     """Steps, logging and optimizers; the model, data and curriculum live elsewhere.
 
     Checkpoints hold only the trainable parts (downsampler, layer weights, adapters), so a
@@ -123,6 +105,22 @@ class SpeechLLMModule(L.LightningModule):
         if isinstance(strategy, ModelParallelStrategy) and not self._sharded:
             shard(self.model)
             self._sharded = True
+
+    # ---------------------------------------------------------------- curriculum
+    def begin_stage(self, plan: StagePlan) -> None:
+        """Train what ``plan`` names from now on (see :class:`StagedModule`)."""
+        self.model.set_trainable(plan.groups, plan.active_adapters)
+        self.plan = plan
+
+    def attach_adapters(self, plans: Sequence[StagePlan]) -> None:
+        """Attach every adapter ``plans`` train or run (see :class:`StagedModule`); a new
+        adapter's B starts at zero, so outputs do not change."""
+        llm = self.model.llm
+        for plan in plans:
+            trained = TrainableGroups.parse(plan.groups).adapter_names(llm.adapter_configs)
+            for name in [*trained, *(plan.active_adapters or [])]:
+                if name not in llm.attached_adapters:
+                    llm.attach_adapter(name)
 
     # ---------------------------------------------------------------- steps
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:

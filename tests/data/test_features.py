@@ -74,3 +74,16 @@ def test_whisper_real_frames_are_the_whole_window_features_cut(whisper, seconds:
     cut, cut_valid = Featurizer(whisper.extractor, whole_windows=False)(waveform)
     assert cut_valid == valid and cut.shape[-1] == valid + valid % 2
     torch.testing.assert_close(cut, padded[:, : cut.shape[-1]])
+
+
+@pytest.mark.parametrize("real_length", [True, False])
+def test_for_encoder_pads_whole_windows_only_for_an_encoder_that_reads_them(
+    real_length: bool,
+) -> None:
+    from speechllm.models.tiny import tiny_whisper_encoder
+
+    encoder = tiny_whisper_encoder(real_length=real_length)
+    featurizer = Featurizer.for_encoder(encoder)
+    assert featurizer.extractor is encoder.feature_extractor
+    features, valid = featurizer(torch.randn(5000) * 0.1)  # 0.31 s: 31 frames of a 1 s window
+    assert valid == 31 and features.shape[-1] == (32 if real_length else 100)

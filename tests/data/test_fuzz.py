@@ -27,10 +27,10 @@ from speechllm.data.dataset import collate
 from speechllm.data.errors import AudioError, DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.manifest import OPTIONAL, REQUIRED, read_manifest
-from speechllm.data.tasks import TASKS
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.tasks import TASKS
 
 RATE = 16000
 

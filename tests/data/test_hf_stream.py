@@ -19,7 +19,7 @@ from speechllm.data.hf_stream import HFSource, hf_shards
 from speechllm.data.sampler import Batching
 from speechllm.data.sharded_datamodule import ShardedDataModule
 from speechllm.data.streaming import ShardStream
-from tests.data.conftest import tone
+from tests.conftest import tone
 
 BATCHING = Batching(max_batch_seconds=3.0, pool_size=4)
 FILES, ROWS = 8, 6  # rows per file

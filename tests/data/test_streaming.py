@@ -16,9 +16,10 @@ from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.sampler import Batching
 from speechllm.data.sharded_datamodule import ShardedDataModule
-from speechllm.data.shards import cuts_from_manifests, read_shards, write_shards
+from speechllm.data.shards import read_shards
 from speechllm.data.streaming import ShardStream
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.importers.shards import cuts_from_manifests, write_shards
+from speechllm.testing import write_tiny_manifest
 
 BATCHING = Batching(max_batch_seconds=3.0, pool_size=4)
 

@@ -18,8 +18,8 @@ from speechllm.data.errors import DataError
 from speechllm.data.features import Featurizer
 from speechllm.data.manifest import read_manifest
 from speechllm.data.sampler import ItemKey
-from speechllm.data.tasks import TEXT_TASK, get_task
 from speechllm.data.text_items import MIN_TEXT_SECONDS, read_text_items, text_seconds
+from speechllm.tasks import TEXT_TASK, get_task
 
 PAIRS = [
     {"id": "q1", "instruction": "Name a prime number.", "target": "Seven."},

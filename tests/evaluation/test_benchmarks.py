@@ -14,7 +14,10 @@ from speechllm.cli.eval import run
 from speechllm.config import compose
 from speechllm.evaluation.benchmarks import BENCHMARKS, SUITES, benchmark_names
 from speechllm.evaluation.scoring import score_task
-from tests.evaluation.conftest import TinyRun
+from speechllm.evaluation.speechverse import TEST_SETS, suite_table
+from speechllm.models.tiny import save_tiny_export
+from speechllm.testing import write_tiny_manifest
+from tests.tiny_run import TinyRun
 
 
 def audio_column(tiny_run: TinyRun, n: int) -> list[dict]:
@@ -135,3 +138,34 @@ def test_names_suites_and_missing_downloads(tiny_run: TinyRun, tmp_path: Path) -
     )
     with pytest.raises(ValueError, match="either manifest=PATH or benchmark=NAME"):
         run(both)
+
+
+def test_speechverse_suite_evaluates_what_is_built_and_names_the_rest(tmp_path: Path) -> None:
+    """The full suite runs on the recipe's stand-in (tests/recipes/test_speechverse_public.py);
+    here a folder holding one test set only, and one holding none."""
+    export = save_tiny_export(tmp_path / "export")
+    data = tmp_path / "data"
+    write_tiny_manifest(data, 4, tasks=("sns",)).rename(data / "musan.test.jsonl")
+
+    def suite(data_dir: Path) -> dict:
+        overrides = [f"checkpoint={export}", "benchmark=speechverse", f"data_dir={data_dir}",
+                     f"out={tmp_path / 'out'}", "device=cpu", "num_workers=0"]  # fmt: skip
+        return run(compose(config_name="eval", overrides=overrides))
+
+    doc = suite(data)
+    assert doc["missing"] == [s.name for s in TEST_SETS if s.name != "musan"]
+    (sns,) = [row for row in doc["rows"] if row["seen"]]
+    assert (sns["task"], sns["metric"], sns["seen"]["n"], sns["heldout"]["n"]) == (
+        "sns",
+        "uar",
+        4,
+        4,
+    )
+    assert len(doc["rows"]) == 12 and (tmp_path / "out/musan/report.md").is_file()
+    table = suite_table(doc)
+    assert "| **ASR** | ASR | LibriSpeech test-clean | WER ↓ | 0 | - | - |" in table
+    assert table.endswith("Not built (no lines in `data_dir`): " + ", ".join(doc["missing"]) + ".")
+    with pytest.raises(ValueError, match="has lines; build the test sets with recipes/"):
+        suite(tmp_path / "empty")
+    with pytest.raises(ValueError, match="unknown benchmark 'speechvers'.*speechverse"):
+        benchmark_names("speechvers")

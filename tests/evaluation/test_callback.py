@@ -16,8 +16,9 @@ from speechllm.evaluation.callback import GenerationMetrics
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, write_tiny_manifest
-from tests.evaluation.conftest import EVERY_N_VALIDATIONS, TinyRun
+from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.testing import tiny_batches, write_tiny_manifest
+from tests.tiny_run import EVERY_N_VALIDATIONS, TinyRun
 
 
 def test_fit_logs_task_metrics_every_nth_validation(tiny_run: TinyRun) -> None:

@@ -17,7 +17,8 @@ from speechllm.evaluation.decoding import (
 )
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm
+from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.testing import tiny_batches
 
 LABELS = ["set_alarm", "set_alarm_time", "play music", "play", "weather query"]
 UNBOUNDED = {"max_tokens_per_audio_second": None}

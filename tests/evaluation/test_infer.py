@@ -15,7 +15,7 @@ from speechllm.data.errors import AudioError
 from speechllm.data.features import Featurizer, collate_features
 from speechllm.inference import answer, stream_answer
 from speechllm.models import SpeechLLM
-from tests.evaluation.conftest import TinyRun
+from tests.tiny_run import TinyRun
 
 INSTRUCTIONS = ["Transcribe the audio.", "What is the intent of this request?", "Say it."]
 TOKENS = 10

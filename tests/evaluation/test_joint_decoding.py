@@ -14,7 +14,8 @@ from speechllm.evaluation.run import evaluate
 from speechllm.evaluation.scoring import score_task
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import PARITY, tiny_batches, tiny_encoder, tiny_llm, write_tiny_manifest
+from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.testing import PARITY, tiny_batches, write_tiny_manifest
 
 
 def build(seed: int) -> SpeechLLM:

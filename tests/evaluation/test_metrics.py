@@ -3,7 +3,6 @@ import math
 import pytest
 
 from speechllm.data.joint import parse_joint
-from speechllm.data.tasks import SCORING, TASKS
 from speechllm.evaluation.metrics import (
     OTHER_LABEL,
     auroc,
@@ -19,6 +18,7 @@ from speechllm.evaluation.metrics import (
     wer,
 )
 from speechllm.evaluation.scoring import score_records, score_task
+from speechllm.tasks import SCORING, TASKS
 
 
 def test_wer_counts_substitution_insertion_deletion_over_reference_words() -> None:

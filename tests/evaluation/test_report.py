@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.report import (
     PREDICTION_FIELDS,
     TrainingCurves,
@@ -13,6 +12,7 @@ from speechllm.evaluation.report import (
     write_report,
 )
 from speechllm.evaluation.scoring import score_records
+from speechllm.tasks import get_task
 
 # Lightning CSVLogger style: one sparse row per logging call; the curriculum logs `stage`.
 METRICS_CSV = """step,stage,train/loss,train/lr,train/asr/loss,train/gr/loss,val/loss,val/asr/wer
@@ -73,7 +73,7 @@ def test_load_csv_curves(tmp_path: Path) -> None:
     assert curves.series["train/loss"] == [(9, 2.5), (19, 2.0), (29, 1.5), (39, 1.2)]
     assert curves.series["val/asr/wer"] == [(19, 40.0), (39, 25.0)]
     assert curves.stage_starts == [(9, "1"), (29, "2")]
-    # the run config that speechllm.train logs beside metrics.csv names the stages
+    # the run config that speechllm.training.train logs beside metrics.csv names the stages
     stages = "".join(f"    {n}:\n      steps: 10\n" for n in ("align", "warmup", "multitask"))
     (tmp_path / "hparams.yaml").write_text(f"seed: 0\ncurriculum:\n  stages:\n{stages}")
     assert load_csv_curves(path).stage_starts == [(9, "warmup"), (29, "multitask")]

@@ -10,14 +10,14 @@ import pytest
 
 from speechllm.data.instructions import load_templates
 from speechllm.data.manifest import ManifestEntry
-from speechllm.data.tasks import get_task
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.report import SPLITS
 from speechllm.evaluation.run import evaluate, task_labels
 from speechllm.evaluation.scoring import score_task
 from speechllm.models import SpeechLLM
-from speechllm.models.tiny import PARITY
-from tests.evaluation.conftest import TinyRun
+from speechllm.tasks import get_task
+from speechllm.testing import PARITY
+from tests.tiny_run import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)
 

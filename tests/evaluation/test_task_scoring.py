@@ -16,14 +16,15 @@ from speechllm.data import instructions
 from speechllm.data.datamodule import eval_batches
 from speechllm.data.features import Featurizer
 from speechllm.data.manifest import read_manifests
-from speechllm.data.tasks import TASKS, Task, register_task
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labels
 from speechllm.evaluation.run import evaluate
 from speechllm.evaluation.scoring import score_task
 from speechllm.models import ClassificationHead, ConvDownsampler, SpeechLLM
-from speechllm.models.tiny import tiny_encoder, tiny_llm, write_tiny_manifest
-from tests.evaluation.conftest import TinyRun
+from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.tasks import TASKS, Task, register_task
+from speechllm.testing import write_tiny_manifest
+from tests.tiny_run import TinyRun
 
 DECODING = DecodingConfig(max_new_tokens=8)
 SYMPTOMS = ["cardiac", "renal", "respiratory"]

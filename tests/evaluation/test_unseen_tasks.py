@@ -33,8 +33,9 @@ from speechllm.evaluation.unseen_tasks import (
     words,
     yes_no,
 )
-from speechllm.models.tiny import save_tiny_export, write_tiny_manifest
-from tests.evaluation.conftest import heldout_copy
+from speechllm.models.tiny import save_tiny_export
+from speechllm.testing import write_tiny_manifest
+from tests.tiny_run import heldout_copy
 
 
 def test_word_count_reads_digits_and_words() -> None:

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm
+from speechllm.models.tiny import tiny_encoder, tiny_llm
+from speechllm.testing import tiny_batches
 
 BATCH = tiny_batches(1, 2)[0]
 texts = st.text(max_size=30) | st.sampled_from(["{audio}", "{instruction}", "{summary}", "}{"])

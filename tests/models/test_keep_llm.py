@@ -10,7 +10,8 @@ import torch
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.layout import IGNORE
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 
 TEMPLATE = "<audio>{audio}</audio> {instruction}: "
 
@@ -133,13 +134,13 @@ def test_items_without_a_target_learn_the_teachers_own_greedy_answer() -> None:
     batch = tiny_batches(1, 2, seed=6)[0]
     batch["targets"] = ["", "green"]
     transcripts = ["red blue", ""]
-    filled = model._teacher_answers(batch["instructions"], batch["targets"], transcripts, None)
+    filled = model.teacher.answers(batch["instructions"], batch["targets"], transcripts)
     assert filled[1] == "green"  # no transcript: nothing to ask the teacher
-    rows = model._teacher_rows(batch["instructions"][:1], transcripts[:1], [0], None)
+    rows = model.teacher.rows(batch["instructions"][:1], transcripts[:1], [0], None)
     prompt = model.layout.batch(rows)
     with model.llm.adapters_off():
         ids = model.llm.generate(
-            prompt.embeds, prompt.mask, max_new_tokens=model.teacher_answer_tokens, do_sample=False
+            prompt.embeds, prompt.mask, max_new_tokens=model.teacher.answer_tokens, do_sample=False
         )[0].tolist()
     eos = model.llm.eos_token_id
     expected = model.decode([ids[: ids.index(eos)] if eos in ids else ids])[0].strip()

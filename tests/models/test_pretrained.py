@@ -8,7 +8,9 @@ import torch
 from hydra.utils import instantiate
 
 from speechllm.models import SpeechLLM
-from speechllm.models.tiny import save_tiny_export, tiny_batches
+from speechllm.models.pretrained import load
+from speechllm.models.tiny import save_tiny_export
+from speechllm.testing import tiny_batches
 
 NODE = {
     "_target_": "speechllm.models.SpeechLLM",
@@ -122,3 +124,9 @@ def test_export_is_readable_by_other_users(tmp_path) -> None:
     assert {m for p, m in modes.items() if (out / p).is_file()} == {0o644}
     assert {m for p, m in modes.items() if (out / p).is_dir()} == {0o755}
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_load_gives_the_model_on_its_device_in_eval_mode(tmp_path: Path) -> None:
+    export = save_tiny_export(tmp_path / "export")
+    model = load(export, "meta")
+    assert not model.training and {p.device.type for p in model.parameters()} == {"meta"}

@@ -6,7 +6,8 @@ import torch
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.layout import IGNORE
 from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 
 SUMMARY_LAST = "<audio>{audio}</audio> {instruction}: {summary}"
 

@@ -20,10 +20,10 @@ import torch
 import torchaudio
 from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-from speechllm.data.synth.espeak import Engine, Prosody, engine
 from speechllm.models import AudioEncoder
 from speechllm.models.ctranslate2_whisper import CT2FormatError, read_model_bin
 from speechllm.models.fetch import CHECKPOINTS, fetch
+from speechllm.synth.espeak import Engine, Prosody, engine
 from tests.fetched import fetched
 
 SENTENCES = [

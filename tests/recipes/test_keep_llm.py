@@ -5,6 +5,7 @@ and the README table is the one its committed results JSON generates."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synthetic_real"
 sys.path.insert(0, str(RECIPE))
 
-from keep_llm import ARMS, TEXT, budget, parse_args, readme_table  # noqa: E402
+from keep_llm import ARMS, TEXT, budget, parse_args  # noqa: E402
 from text_instruct import questions  # noqa: E402
 
 
@@ -43,3 +44,16 @@ def test_text_items_are_the_scripts_questions_and_never_a_text_skills_question()
     assert all(line["target"] for line in lines)
     asked = {q.lower() for q, _ in QUESTIONS}
     assert not asked & {line["instruction"].lower() for line in lines}
+
+
+def test_readme_keep_llm_command_composes_with_each_option(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Keeping the LLM's mind")[1]
+    command = section.split("```bash\n")[1].split("```")[0].replace("\\\n", " ")
+    words = shlex.split(command)
+    assert words[0] == "speechllm-train"
+    cfg = compose(words[1:], output_dir=tmp_path)
+    validate(cfg)
+    assert cfg.module.model.audio_gated is True
+    assert cfg.curriculum.stages.multitask.objective.kd == 1.0
+    assert "text" in cfg.curriculum.stages.multitask.tasks

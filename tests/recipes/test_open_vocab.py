@@ -12,7 +12,7 @@ import soundfile as sf
 
 from speechllm.data.instructions import load_templates
 from speechllm.data.manifest import read_manifests
-from speechllm.data.synth import voices
+from speechllm.synth import voices
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "recipes" / "synthetic_real" / "open_vocab.py"

@@ -1,5 +1,5 @@
 """The CPU demo's smoke preset runs every phase: synth, both bootstraps, the three curriculum
-stages through ``speechllm.train.train``, export, evaluation and the report."""
+stages through ``speechllm.training.train.train``, export, evaluation and the report."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from speechllm.inference import load_model
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.tiny import save_tiny_export
 from speechllm.serving import load_app, running
-from tests.serving_world import write_recordings
+from tests.serving.world import write_recordings
 
 
 @pytest.fixture(scope="package")

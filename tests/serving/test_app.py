@@ -26,7 +26,7 @@ from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving import GenerationSettings, ServeConfig, running
 from speechllm.serving.streaming import TextSink
 from tests.serving.helpers import health, is_openai_error, post
-from tests.serving_world import audio_part, file_part, user, wav_bytes
+from tests.serving.world import audio_part, file_part, user, wav_bytes
 
 TOKENS = 12
 INSTRUCTIONS = ["Transcribe the audio.", "What is the intent of this request?", "Say it."]

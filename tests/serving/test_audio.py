@@ -21,7 +21,7 @@ from speechllm.inference import answer
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving import ServeConfig
 from tests.serving.helpers import health, is_openai_error, post
-from tests.serving_world import audio_part, file_part, user, wav_bytes
+from tests.serving.world import audio_part, file_part, user, wav_bytes
 
 CONFIG = ServeConfig(
     max_batch_size=8, max_wait_ms=300, max_audio_seconds=2.0, max_tokens=16, default_max_tokens=8

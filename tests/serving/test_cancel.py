@@ -22,7 +22,7 @@ from speechllm.inference import answer
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving import ServeConfig, load_app, running
 from tests.serving.helpers import health, post, slowed, wait_for
-from tests.serving_world import file_part, user
+from tests.serving.world import file_part, user
 
 LONG = 400
 CONFIG = ServeConfig(

@@ -19,7 +19,7 @@ from speechllm.cli import serve as cli
 from speechllm.cli.serve import main
 from speechllm.serving import ServeConfig, create_app, load_app, running, uvicorn_config
 from tests.serving.helpers import is_openai_error, request
-from tests.serving_world import file_part, user
+from tests.serving.world import file_part, user
 
 KEY = "sk-test-0123456789"
 

@@ -30,7 +30,7 @@ from speechllm.inference import answer
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving import ServeConfig, create_app, transcriptions
 from tests.serving.helpers import is_openai_error
-from tests.serving_world import file_part, user
+from tests.serving.world import file_part, user
 
 CONFIG = ServeConfig(
     max_batch_size=4,

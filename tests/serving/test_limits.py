@@ -23,7 +23,7 @@ from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving import ServeConfig
 from speechllm.serving.settings import MAX_STOP_CHARS
 from tests.serving.helpers import is_openai_error, post, request
-from tests.serving_world import file_part, user
+from tests.serving.world import file_part, user
 
 CONFIG = ServeConfig(
     max_batch_size=4,

@@ -74,7 +74,7 @@ def test_transcription_mistakes_are_4xx(client: openai.OpenAI, recordings: list[
 def _one_sample() -> bytes:
     import torch
 
-    from tests.serving_world import wav_bytes
+    from tests.serving.world import wav_bytes
 
     return wav_bytes(torch.full((1,), 0.1))
 

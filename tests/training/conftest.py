@@ -1,6 +1,6 @@
 import pytest
 
-from speechllm.models.tiny import tiny_batches
+from speechllm.testing import tiny_batches
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import lightning as L
@@ -10,8 +12,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from speechllm.models.tiny import tiny_batches
+from speechllm.testing import tiny_batches
 from speechllm.training import CurriculumCallback, Stage, StageSummary
+from speechllm.training.stage_plan import StagePlan
 from tests.training.tiny_world import FixedBatches, make_module, make_trainer
 
 STAGES = [
@@ -111,6 +114,40 @@ def test_data_side_gets_the_mixture_schedule(batches) -> None:
     _, _, _, data, _ = run(STAGES, 7, batches)
     assert data.schedules[0] == [(0, {"asr": 1.0}), (3, {"asr": 1.0}), (6, {"asr": 1.0, "ic": 0.5})]
     assert data.schedules[-1] == data.schedules[0]
+    assert data.val_tasks == [{"asr"}, {"asr"}, {"asr", "ic"}]  # at setup, then each transition
+
+
+class Staged:
+    """Any module a curriculum can drive: it only records what it is asked."""
+
+    def __init__(self) -> None:
+        self.plans: list[StagePlan] = []
+        self.attached: list[list[list[str]]] = []
+
+    def begin_stage(self, plan: StagePlan) -> None:
+        self.plans.append(plan)
+
+    def attach_adapters(self, plans: Sequence[StagePlan]) -> None:
+        self.attached.append([plan.groups for plan in plans])
+
+
+def test_the_curriculum_talks_only_through_the_declared_protocols() -> None:
+    curriculum, module, data = CurriculumCallback(STAGES), Staged(), FixedBatches([])
+    sharded = SimpleNamespace(strategy=object(), datamodule=data, max_steps=10)
+    curriculum.setup(sharded, module, "fit")
+    assert module.attached == [[stage["trainable"] for stage in STAGES]]  # before wrapping
+    plan = StagePlan(3, {"lm": 1.0}, None, None, ["downsampler", "layer_weights"], None)
+    assert module.plans == [plan]
+    assert data.schedules == [curriculum.mixture_schedule()] and data.val_tasks == [{"asr"}]
+    with pytest.raises(TypeError, match="drives a StagedModule"):
+        curriculum.setup(sharded, L.LightningModule(), "fit")
+
+
+def test_attached_adapters_stay_frozen_until_a_stage_trains_them() -> None:
+    module = make_module()
+    module.attach_adapters([StagePlan(groups=["downsampler"]), StagePlan(groups=["lora"])])
+    assert module.model.llm.attached_adapters == ["default"]
+    assert not any(p.requires_grad for n, p in module.named_parameters() if "lora_" in n)
 
 
 def test_resume_mid_stage_two_continues_exactly(batches, tmp_path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from speechllm.data.synth import SynthConfig, generate
+from speechllm.synth import SynthConfig, generate
 from tests.training.test_train_cli import cli, finish, trainable
 
 

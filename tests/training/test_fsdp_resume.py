@@ -12,7 +12,7 @@ from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.testing import write_tiny_manifest
 from speechllm.training.checkpointing import PARTIAL
 from speechllm.training.resume import resume_point
 from tests.training.test_train_cli import cli, data_overrides, finish

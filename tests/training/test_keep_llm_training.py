@@ -12,8 +12,8 @@ import torch
 from speechllm.config import compose
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import write_tiny_manifest
-from speechllm.train import train
+from speechllm.testing import write_tiny_manifest
+from speechllm.training.train import train
 
 
 def test_text_mix_kd_and_gating_train_log_and_export(tmp_path: Path) -> None:

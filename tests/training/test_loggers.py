@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-import speechllm.train
+import speechllm.training.train
 from speechllm.config import ConfigError, check_loggers, compose
 from speechllm.training import loggers
 from speechllm.training.csv_logger import CSVLogger
@@ -36,13 +36,13 @@ def test_a_missing_logger_package_fails_before_anything_is_built(
     option: str, extra: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(loggers, "_installed", lambda package: False)
-    monkeypatch.setattr(speechllm.train, "build", lambda cfg: pytest.fail("built a model"))
+    monkeypatch.setattr(speechllm.training.train, "build", lambda cfg: pytest.fail("built a model"))
     manifest = tmp_path / "train.jsonl"
     manifest.write_text("")
     data = [f"data.train_manifests=[{manifest}]", f"data.val_manifests=[{manifest}]"]
     cfg = compose([f"logger=[csv,{option}]", *data], output_dir=tmp_path / "run")
     with pytest.raises(ConfigError) as caught:
-        speechllm.train.train(cfg)
+        speechllm.training.train.train(cfg)
     message = str(caught.value)
     assert message.startswith(f"logger.{option}: ") and "\n" not in message
     assert f"pip install 'speechllm[{extra}]'" in message
@@ -57,7 +57,7 @@ def test_tensorboard_and_csv_log_side_by_side(tmp_path: Path) -> None:
     check_loggers(cfg)
     trainer = build_trainer(cfg)
     assert [type(lg) for lg in trainer.loggers] == [CSVLogger, loggers.TensorBoardLogger]
-    for lg in trainer.loggers:  # as speechllm.train.build and a fit do
+    for lg in trainer.loggers:  # as speechllm.training.train.build and a fit do
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         lg.log_metrics({"train/loss": 1.5}, step=3)
         lg.finalize("success")

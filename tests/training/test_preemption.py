@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from speechllm.config import compose
-from speechllm.models.tiny import write_tiny_manifest
-from speechllm.train import train
+from speechllm.testing import write_tiny_manifest
 from speechllm.training import CurriculumCallback
 from speechllm.training.checkpointing import AtomicCheckpointIO
 from speechllm.training.preemption import REQUEUE_EXIT_CODE, Preemption
 from speechllm.training.resume import ResumePoint
+from speechllm.training.train import train
 from speechllm.training.trainer import fit
 from tests.training.test_curriculum import STAGES
 from tests.training.test_train_cli import cli, data_overrides, finish, trainable

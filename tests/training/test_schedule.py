@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from speechllm.config import compose
-from speechllm.models.tiny import tiny_batches
+from speechllm.testing import tiny_batches
 from speechllm.training import CurriculumCallback, warmup_decay
 from speechllm.training.trainer import build_trainer
 from tests.training.test_curriculum import STAGES as CURRICULUM_STAGES

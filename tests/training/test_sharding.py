@@ -20,7 +20,8 @@ from torch.distributed.tensor import DTensor
 from speechllm.models import ClassificationHead
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.models.tiny import tiny_batches, tiny_encoder, tiny_llm, tiny_lora
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
+from speechllm.testing import tiny_batches
 from speechllm.training.sharding import (
     full_trainable_state,
     load_trainable,

@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from speechllm.config import compose
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
-from speechllm.models.tiny import tiny_batches, write_tiny_manifest
-from speechllm.train import train
+from speechllm.testing import tiny_batches, write_tiny_manifest
 from speechllm.training.resume import RunFolderInUse
+from speechllm.training.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def cli(args: list[str], run_dir: Path, **popen) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "speechllm.train",
+            "speechllm.cli.train",
             *args,
             f"hydra.run.dir={run_dir}",
             "callbacks.progress.refresh_rate=0",
@@ -180,7 +180,7 @@ def test_the_same_command_again_resumes_its_printed_run_folder(
     command continues it instead of starting a new timestamped folder."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     command = [
-        sys.executable, "-m", "speechllm.train", "experiment=tiny_smoke",
+        sys.executable, "-m", "speechllm.cli.train", "experiment=tiny_smoke",
         *data_overrides(manifest), "callbacks.progress.refresh_rate=0", "trainer.max_steps=4",
     ]  # fmt: skip
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from speechllm.config import compose
 from speechllm.data.manifest import read_manifests
-from speechllm.models.tiny import PARITY, write_tiny_manifest
-from speechllm.train import train
+from speechllm.testing import PARITY, write_tiny_manifest
+from speechllm.training.train import train
 from tests.data.test_hf_stream import write_parquet
 from tests.training.test_train_shards import steps_seen
 

@@ -7,8 +7,8 @@ import signal
 import time
 from pathlib import Path
 
-from speechllm.data.shards import cuts_from_manifests, write_shards
-from speechllm.models.tiny import write_tiny_manifest
+from speechllm.importers.shards import cuts_from_manifests, write_shards
+from speechllm.testing import write_tiny_manifest
 from tests.training.test_train_cli import cli, finish, trainable_step
 
 

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from speechllm.data.datamodule import CurriculumData
 from speechllm.models.ctc import CTCAligner
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.speech_llm import SpeechLLM
@@ -28,17 +29,21 @@ class _Stream(IterableDataset):
             k += 1
 
 
-class FixedBatches(L.LightningDataModule):
+class FixedBatches(L.LightningDataModule, CurriculumData):
     """Cycles fixed batches from the restored step, like the real sampler, and records the
-    mixture schedules the curriculum hands it."""
+    mixture schedules and validation tasks the curriculum hands it."""
 
     def __init__(self, batches: list[dict[str, Any]]) -> None:
         super().__init__()
         self.batches = batches
         self.schedules: list[list[tuple[int, dict[str, float]]]] = []
+        self.val_tasks: list[set[str] | None] = []
 
     def set_mixture_schedule(self, schedule: list[tuple[int, dict[str, float]]]) -> None:
         self.schedules.append(schedule)
+
+    def set_val_tasks(self, tasks: set[str] | None) -> None:
+        self.val_tasks.append(tasks)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.batches[:2], batch_size=None)

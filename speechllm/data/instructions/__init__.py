@@ -16,7 +16,7 @@ from importlib import resources
 import yaml
 
 from speechllm.data.manifest import ManifestEntry
-from speechllm.data.tasks import get_task
+from speechllm.tasks import get_task
 
 SPLITS = ("seen", "heldout")
 

@@ -1,1 +1,0 @@
-"""Corpus importers: each ``to_manifest(...)`` writes a speechllm JSONL manifest."""
