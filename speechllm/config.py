@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from speechllm import _targets
+from speechllm.tasks import TEXT_TASK
 
 
 def _cache_dir() -> str:
@@ -95,6 +96,12 @@ def check_curriculum(cfg: DictConfig, known_tasks: set[str]) -> None:
                 )
         if groups.all_adapters and not adapters:
             raise ConfigError(f"{where}.trainable: 'lora' but llm.adapters is empty")
+        text_weight = stage.get("tasks", {}).get(TEXT_TASK, 0)
+        if text_weight and not OmegaConf.select(cfg, "data.text_manifests", default=None):
+            raise ConfigError(
+                f"{where}.tasks: {TEXT_TASK!r} has weight {text_weight} but data.text_manifests "
+                "is empty; list the text items with 'data.text_manifests=[PATH]'"
+            )
 
 
 FED_MANIFESTS = ("train_manifests", "val_manifests", "text_manifests")

@@ -105,8 +105,13 @@ def test_text_manifests_are_checked_before_a_fit(tmp_path: Path) -> None:
     missing = compose([*fed, f"data.text_manifests=[{tmp_path}/qa.jsonl]"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"data\.text_manifests: .*qa\.jsonl does not exist"):
         check_manifests(missing)
-    # a stage may weigh the text task like any other
-    validate(compose([*fed, "+curriculum.stages.align.tasks.text=0.5"], output_dir=tmp_path))
+    # a stage may weigh the text task like any other, once there are text items to draw
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"instruction": "Name a colour.", "target": "blue"}\n')
+    weighed = [*fed, "+curriculum.stages.align.tasks.text=0.5"]
+    validate(compose([*weighed, f"data.text_manifests=[{qa}]"], output_dir=tmp_path))
+    with pytest.raises(ConfigError, match=r"align\.tasks: 'text' has weight 0.5 but data\.text"):
+        validate(compose(weighed, output_dir=tmp_path))
 
 
 def test_sharded_data_refuses_text_manifests(tmp_path: Path) -> None:
