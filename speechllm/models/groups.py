@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
 
 MODULE_GROUPS = ("downsampler", "layer_weights", "heads", "ctc")
 TRAINABLE_GROUPS = ("downsampler", "layer_weights", "lora", "heads", "ctc")
@@ -50,3 +54,80 @@ class TrainableGroups:
     def adapter_names(self, declared: Iterable[str]) -> list[str]:
         """The adapters that train, given those the LLM declares (``lora`` means all of them)."""
         return list(declared) if self.all_adapters else list(self.adapters)
+
+
+class TrainableParts:
+    """What a curriculum switches on and a checkpoint holds, for a model with a ``downsampler``,
+    an ``encoder`` (its ``layer_weights``), ``heads``, an optional ``ctc`` aligner and an
+    ``llm`` with named adapters (``SpeechLLM``): which parameters each group names, making
+    exactly some groups trainable, and the trainable weights' state dict."""
+
+    downsampler: nn.Module
+    encoder: Any
+    heads: nn.ModuleDict
+    ctc: nn.Module | None
+    llm: Any
+
+    def group_parameters(self, group: str) -> list[nn.Parameter]:
+        """Parameters of ``downsampler``, ``layer_weights``, ``heads``, ``ctc`` or
+        ``lora[.<name>]`` (none for ``ctc`` on a model built without it)."""
+        parsed = TrainableGroups.parse([group])
+        if parsed.modules:
+            module = self._group_modules.get(group)
+            return list(module.parameters()) if module is not None else []
+        names = parsed.adapter_names(self.llm.attached_adapters)
+        return [p for name in names for p in self.llm.adapter_parameters(name)]
+
+    @property
+    def _group_modules(self) -> dict[str, nn.Module]:
+        return {
+            "downsampler": self.downsampler,
+            "layer_weights": self.encoder.layer_weights,
+            "heads": self.heads,
+            **({"ctc": self.ctc} if self.ctc is not None else {}),
+        }
+
+    def set_trainable(self, groups: list[str], active_adapters: list[str] | None = None) -> None:
+        """Make exactly ``groups`` trainable, attaching any named adapter not yet attached.
+
+        ``lora`` means every declared adapter. All attached adapters run unless
+        ``active_adapters`` says otherwise.
+        """
+        parsed = TrainableGroups.parse(groups)
+        if "ctc" in parsed.modules and self.ctc is None:
+            raise ValueError("group 'ctc' is trainable but the model has no CTC aligner (ctc=)")
+        wanted_adapters = parsed.adapter_names(self.llm.adapter_configs)
+        if parsed.all_adapters and not wanted_adapters:
+            raise ValueError("group 'lora' is trainable but the LLM declares no adapters")
+        for name in [*wanted_adapters, *(active_adapters or [])]:
+            if name not in self.llm.attached_adapters:
+                self.llm.attach_adapter(name)
+        active = self.llm.attached_adapters if active_adapters is None else active_adapters
+        self.llm.set_adapters(active=list(active), trainable=wanted_adapters)
+        for group, module in self._group_modules.items():
+            module.requires_grad_(group in parsed.modules)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Downsampler, layer weights, heads and every adapter: what a checkpoint must hold."""
+        keep = {id(p) for g in TRAINABLE_GROUPS for p in self.group_parameters(g)}
+        return {n: p.detach() for n, p in self.named_parameters() if id(p) in keep}
+
+    def load_trainable_state_dict(
+        self, state: dict[str, torch.Tensor], adapters: list[str]
+    ) -> None:
+        """Attach ``adapters`` if missing, then load every trainable weight from ``state``.
+
+        Frozen bases are not in ``state``; any trainable weight missing from it is an error,
+        so a checkpoint from another architecture cannot half-load silently.
+        """
+        for name in adapters:
+            if name not in self.llm.attached_adapters:
+                self.llm.attach_adapter(name)
+        expected = set(self.trainable_state_dict())
+        missing, extra = expected - set(state), set(state) - expected
+        if missing or extra:
+            raise KeyError(
+                f"trainable weights do not match: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(extra)[:5]}"
+            )
+        self.load_state_dict(state, strict=False)
