@@ -152,6 +152,12 @@ def evaluate_arm(args: argparse.Namespace, run: Path) -> dict[str, Any]:
     return metrics
 
 
+def evaluated(run: Path) -> bool:
+    """The arm's evaluation is there and scored its final checkpoint (a rerun skips it)."""
+    metrics, last = run / "eval" / "metrics.json", run / "checkpoints" / "last.ckpt"
+    return metrics.is_file() and last.is_file() and metrics.stat().st_mtime > last.stat().st_mtime
+
+
 def seconds_per_step(run: Path) -> dict[str, float]:
     stages = json.loads((run / "stages.json").read_text())
     return {s["stage"]: round(s["seconds"] / s["steps"], 2) for s in stages if s["steps"]}
@@ -263,10 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     def one(arm: str) -> None:
         print(f"=== {arm}: train ===", flush=True)
         run = train_arm(args, arm, start, threads)
-        print(f"=== {arm}: evaluate ===", flush=True)
-        cmd = [sys.executable, __file__, f"--evaluate-arm={run}", f"--data={args.data}",
-               f"--eval-limit={args.eval_limit}", f"--unseen={args.unseen}"]  # fmt: skip
-        run_logged(cmd, run / "eval.log", threads)
+        if evaluated(run):
+            print(f"=== {arm}: evaluated (eval/metrics.json is newer than its last checkpoint) ===")
+        else:
+            print(f"=== {arm}: evaluate ===", flush=True)
+            cmd = [sys.executable, __file__, f"--evaluate-arm={run}", f"--data={args.data}",
+                   f"--eval-limit={args.eval_limit}", f"--unseen={args.unseen}"]  # fmt: skip
+            run_logged(cmd, run / "eval.log", threads)
         print(f"=== {arm}: done ===", flush=True)
 
     with ThreadPoolExecutor(args.parallel) as pool:
