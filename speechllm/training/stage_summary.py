@@ -35,6 +35,7 @@ class StageSummary(L.Callback):
         self._first: torch.Tensor | None = None
         self._last: deque[torch.Tensor] = deque(maxlen=tail)
         self._batch_step = 0
+        self._closed: dict[str, Any] | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # the optimizer step this batch contributes to (global_step only moves on the last
@@ -52,18 +53,65 @@ class StageSummary(L.Callback):
         step = self._batch_step
         if stage != self._stage:
             self._finish(step, trainer.is_global_zero)
-            self._stage, self._start = stage, (step, time.perf_counter())
-            self._first, self._last = None, deque(maxlen=self.tail)
-            self._say(
-                trainer.is_global_zero,
-                f"[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: trainable "
-                f"{curriculum.stage.trainable}, tasks {sorted(curriculum.stage.tasks)}",
-            )
+            if not self._reopen(stage, step):
+                self._stage, self._start = stage, (step, time.perf_counter())
+                self._first, self._last = None, deque(maxlen=self.tail)
+                self._say(
+                    trainer.is_global_zero,
+                    f"[curriculum] stage {stage[0]} {stage[1]!r} started at step {step}: "
+                    f"trainable {curriculum.stage.trainable}, tasks "
+                    f"{sorted(curriculum.stage.tasks)}",
+                )
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:  # Lightning hands over the loss divided by the accumulation
             loss = loss.detach() * trainer.accumulate_grad_batches
             self._first = loss if self._first is None else self._first
             self._last.append(loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stages so far, kept in checkpoints: a resumed run's ``stages.json`` covers every
+        stage, a stage cut by a restart (or by ``max_steps``, then raised) one row whose steps
+        and seconds add up across processes (its final loss averages the batches after it)."""
+        running = self._running() if self._stage is not None else self._closed
+        return {"summary": self.summary, "running": running, "closed": self._stage is None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.summary = list(state.get("summary", []))
+        running = state.get("running")
+        if running is None:
+            return
+        if state.get("closed"):  # the last stage's row is written; it reopens if it goes on
+            self._closed = running
+            return
+        self._open(running)
+
+    def _running(self) -> dict[str, Any]:
+        return {
+            "stage": list(self._stage),
+            "start_step": self._start[0],
+            "seconds": time.perf_counter() - self._start[1],
+            "first_loss": None if self._first is None else float(self._first),
+        }
+
+    def _open(self, running: dict[str, Any]) -> None:
+        self._stage = (int(running["stage"][0]), str(running["stage"][1]))
+        self._start = (int(running["start_step"]), time.perf_counter() - running["seconds"])
+        first = running["first_loss"]
+        self._first = None if first is None else torch.tensor(first)
+        self._last = deque(maxlen=self.tail)
+
+    def _reopen(self, stage: tuple[int, str], step: int) -> bool:
+        """Continue the last written stage if this batch goes on with it (a run stopped by
+        ``max_steps`` mid-stage and resumed with a later one)."""
+        closed, self._closed = self._closed, None
+        if closed is None or tuple(closed["stage"]) != stage:
+            return False
+        row = self.summary[-1] if self.summary else None
+        if row is None or row["stage"] != stage[1] or closed["start_step"] + row["steps"] != step:
+            return False
+        self.summary.pop()
+        self._open(closed)
+        return True
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._finish(trainer.global_step, trainer.is_global_zero)
@@ -91,6 +139,7 @@ class StageSummary(L.Callback):
             else nan,
         }
         self.summary.append(row)
+        self._closed = {**self._running(), "seconds": row["seconds"]}
         self._say(
             rank_zero,
             f"[curriculum] stage {row['stage']!r} done: {row['steps']} steps in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -200,3 +201,20 @@ def test_the_same_command_again_resumes_its_printed_run_folder(
     noise = ["litlogger", "LeafSpec", "in eval mode at the start", "key_padding_mask", "not empty"]
     assert [n for n in noise if n in first + second] == []
     assert first.count("Seed set to 0") == 1  # Lightning's lines once, not via two handlers
+
+
+def test_stages_json_covers_every_stage_across_a_resume(manifest: Path, tmp_path: Path) -> None:
+    """Stopped at step 5 (mid lora_warmup) and resumed to 9: one row per stage, steps whole."""
+    base = ["experiment=tiny_smoke", *data_overrides(manifest)]
+    train(compose([*base, "trainer.max_steps=5"], output_dir=tmp_path))
+    first = json.loads((tmp_path / "stages.json").read_text())
+    assert [(r["stage"], r["steps"]) for r in first] == [("align", 3), ("lora_warmup", 2)]
+    train(compose([*base, "trainer.max_steps=9"], output_dir=tmp_path))
+    rows = json.loads((tmp_path / "stages.json").read_text())
+    assert [(r["stage"], r["steps"]) for r in rows] == [
+        ("align", 3),
+        ("lora_warmup", 3),
+        ("multitask", 3),
+    ]
+    assert rows[0] == first[0]  # the first process's stage, kept as it was written
+    assert rows[1]["seconds"] >= first[1]["seconds"]  # wall time adds up across processes
