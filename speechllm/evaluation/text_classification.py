@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from speechllm.data.text_classification import TextExample, read_text_examples
 from speechllm.evaluation.metrics import (
@@ -44,21 +45,24 @@ REPORTED_LABELS = 30
 def probabilities(
     model: TextClassifier, examples: Sequence[TextExample], batch_size: int = 16
 ) -> dict[str, tuple[list[TextExample], np.ndarray]]:
-    """Per task, its examples (in order) and their label probabilities ``(n, n_labels)``."""
-    by_task: dict[str, list[TextExample]] = defaultdict(list)
-    for example in examples:
-        by_task[example.task].append(example)
-    unknown = sorted(set(by_task) - set(model.heads))
+    """Per task, its examples (in order) and their label probabilities ``(n, n_labels)``.
+
+    Batches follow the manifest's order, so the lines of one note for several tasks (written
+    side by side) share a batch and the note is read once (:meth:`TextClassifier.forward`).
+    """
+    unknown = sorted({e.task for e in examples} - set(model.heads))
     if unknown:
         raise ValueError(f"the classifier has no head for task(s) {unknown}: {list(model.heads)}")
-    out = {}
-    for task, rows in sorted(by_task.items()):
-        chunks = [
-            model.classify([e.text for e in rows[i : i + batch_size]], task).cpu().numpy()
-            for i in range(0, len(rows), batch_size)
-        ]
-        out[task] = (rows, np.concatenate(chunks))
-    return out
+    rows: dict[str, list[TextExample]] = defaultdict(list)
+    probs: dict[str, list[np.ndarray]] = defaultdict(list)
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        with torch.no_grad():
+            logits = model([e.text for e in chunk], [e.task for e in chunk])
+        for task, values in logits.items():
+            rows[task] += [e for e in chunk if e.task == task]
+            probs[task].append(values.float().sigmoid().cpu().numpy())
+    return {task: (rows[task], np.concatenate(probs[task])) for task in sorted(rows)}
 
 
 def dev_thresholds(

@@ -112,14 +112,17 @@ class TextClassifier(nn.Module):
         return self.llm.hidden_states(batch.embeds, batch.mask), batch.mask
 
     def forward(self, texts: Sequence[str], tasks: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Each task's logits ``(rows of that task, n_labels)``, rows in batch order."""
+        """Each task's logits ``(rows of that task, n_labels)``, rows in batch order. One LLM
+        pass over the distinct texts serves every row (a note asked for two tasks is read
+        once)."""
         unknown = sorted(set(tasks) - set(self.heads))
         if unknown:
             raise KeyError(f"no head for task(s) {unknown}; heads: {list(self.heads)}")
-        hidden, mask = self.states(texts)
+        distinct = {text: i for i, text in enumerate(dict.fromkeys(texts))}
+        hidden, mask = self.states(list(distinct))
         out = {}
         for task in dict.fromkeys(tasks):
-            rows = [i for i, t in enumerate(tasks) if t == task]
+            rows = [distinct[text] for text, t in zip(texts, tasks, strict=True) if t == task]
             out[task] = self.heads[task](hidden[rows], mask[rows])
         return out
 

@@ -143,3 +143,16 @@ def test_the_experiment_trains_each_arm_from_config(arm: str, knowledge, tmp_pat
         ours, theirs = (x.adapter_parameters("domain") for x in (model.llm, step_one))
         same = all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
         assert same == (arm == "frozen")
+
+
+def test_a_text_asked_for_several_tasks_is_read_once() -> None:
+    model = build(trainable=["task"], adapters=["task"]).model.eval()
+    read = []
+    states = model.states
+    model.states = lambda texts: read.append(list(texts)) or states(texts)  # type: ignore[method-assign]
+    with torch.no_grad():
+        out = model(["a red box", "a red box", "a blue box"], ["colour", "size", "colour"])
+    assert read == [["a red box", "a blue box"]]
+    alone = model.classify(["a blue box"], "colour")
+    torch.testing.assert_close(out["colour"][1:].sigmoid(), alone, atol=1e-5, rtol=1e-4)
+    assert out["size"].shape == (1, 2)
