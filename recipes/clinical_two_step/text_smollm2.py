@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, help="downstream steps per arm (default: by size)")
     parser.add_argument("--domain-steps", type=int, help="step one's steps (default: by size)")
     parser.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2)")
+    parser.add_argument(
+        "--domain-run",
+        help="step one's run folder, reused when it holds adapters/domain (default: OUT/domain; "
+        "design_check.py's is runs/clinical_design_check/domain)",
+    )
     args = parser.parse_args(argv)
     size = dict(SIZES["smoke" if args.smoke else "full"])
     check = dict(CHECK_SIZES["tiny" if args.smoke else "real"])
@@ -116,8 +121,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = out / "data"
     write_clinical_knowledge(data, 0, check["data"])
     llm = llm_overrides(out, args.smoke)
-    adapter = step_one(data, llm, out / "domain", check)
-    design = {"perplexity": perplexities(data, llm, adapter), "curve": curve(out / "domain")}
+    domain_run = Path(args.domain_run).resolve() if args.domain_run else out / "domain"
+    adapter = step_one(data, llm, domain_run, check)
+    design = {"perplexity": perplexities(data, llm, adapter), "curve": curve(domain_run)}
     domain_minutes = (time.time() - started) / 60
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for seed in seeds:
