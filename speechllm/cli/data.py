@@ -41,7 +41,6 @@ from speechllm.importers import (
     nemo,
     slurp,
 )
-from speechllm.synth.clinical_knowledge import write_clinical_knowledge
 from speechllm.tasks import get_task
 
 HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)
@@ -242,6 +241,9 @@ def _print_counts(counts: dict[str, int], out: str) -> int:
 
 
 def _synth_knowledge(args: argparse.Namespace) -> int:
+    # imported when run: the synth package loads its speech benchmark too (0.6 s)
+    from speechllm.synth.clinical_knowledge import write_clinical_knowledge
+
     return _print_counts(write_clinical_knowledge(args.out, args.seed, args.size), args.out)
 
 

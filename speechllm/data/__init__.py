@@ -32,6 +32,9 @@ _PUBLIC = {
     "speechllm.data.shards": ("Shard", "read_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
+    "speechllm.data.text": ("TextClassificationData", "TextDataModule"),
+    "speechllm.data.text_classification": ("TextExample", "read_text_examples",
+                                           "write_text_examples"),
     "speechllm.data.text_items": ("read_text_items", "text_seconds"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
