@@ -1,4 +1,5 @@
-"""One answer for one recording: load a model, featurize a file or waveform, generate.
+"""One answer for one recording: load a model, featurize a file or waveform, generate; or, for a
+text classifier, one text's label probabilities (:func:`classify_text`).
 
 The batch path (``SpeechLLM.generate``) takes encoder-ready tensors; these helpers bridge a
 user's audio (any file, any rate, any channel count) to it, and stream tokens for a CLI or UI.
@@ -21,8 +22,12 @@ from speechllm.data.errors import AudioError
 from speechllm.data.features import Featurizer, collate_features
 from speechllm.models.pretrained import load as load_model
 from speechllm.models.speech_llm import SpeechLLM
+from speechllm.models.text_classifier import TextClassifier
 
-__all__ = ["answer", "featurize", "load_model", "stream_answer"]
+__all__ = ["answer", "classify_text", "featurize", "load_model", "stream_answer"]
+
+MAX_TEXT_CHARS = 100_000
+"""Longest text :func:`classify_text` takes (characters); the model reads its first tokens."""
 
 
 def featurize(
@@ -120,3 +125,31 @@ def stream_answer(
     thread.join()
     if errors:
         raise errors[0]
+
+
+def classify_text(
+    model: TextClassifier, text: str, tasks: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """A text classifier's label probabilities for one text: ``task -> label -> probability``,
+    each task's labels most probable first (one LLM pass per task, under ``inference_mode``).
+
+    Args:
+        model: The classifier (in eval mode).
+        text: The text, e.g. an admission note; at most :data:`MAX_TEXT_CHARS` characters.
+        tasks: Tasks to answer (default: every head's).
+
+    Raises:
+        ValueError: The text is empty or too long, or a task has no head.
+    """
+    if not text.strip() or len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"a text of 1 to {MAX_TEXT_CHARS} characters, got {len(text)}")
+    unknown = sorted(set(tasks or ()) - set(model.heads))
+    if unknown:
+        raise ValueError(f"no head for task(s) {unknown}; heads: {sorted(model.heads)}")
+    out = {}
+    with torch.inference_mode():
+        for task in tasks or list(model.heads):
+            probs = model.classify([text], task)[0].tolist()
+            ranked = sorted(zip(model.heads[task].labels, probs, strict=True), key=lambda x: -x[1])
+            out[task] = dict(ranked)
+    return out

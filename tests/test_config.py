@@ -19,7 +19,12 @@ GROUPS = [
     "logger",
     "callbacks",
 ]
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+TEXT_EXPERIMENTS = sorted(  # speechllm-train-text's: they pick a conf/text option
+    p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if "override /text:" in p.read_text()
+)
+EXPERIMENTS = sorted(
+    p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem not in TEXT_EXPERIMENTS
+)
 # values for the ??? of the "bring your own" options
 FILLED = {
     "encoder.name_or_path": "x",
@@ -50,6 +55,24 @@ def test_every_experiment_composes_and_validates(experiment: str, tmp_path: Path
     validate(cfg)
     # its export's config.json will load: the model names only allow-listed components
     components.check(OmegaConf.to_container(cfg.module.model, resolve=True), experiment)
+
+
+@pytest.mark.parametrize("option", options("text"))
+def test_every_text_option_composes_and_validates(option: str, tmp_path: Path) -> None:
+    validate(compose([f"text={option}"], output_dir=tmp_path, config_name="train_text"))
+
+
+@pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
+def test_every_text_experiment_composes_and_validates(experiment: str, tmp_path: Path) -> None:
+    cfg = compose([f"experiment={experiment}"], output_dir=tmp_path, config_name="train_text")
+    validate(cfg)
+    components.check(OmegaConf.to_container(cfg.module.model, resolve=True), experiment)
+
+
+def test_text_options_set_their_trainer(tmp_path: Path) -> None:
+    """conf/text comes after conf/trainer in train_text's defaults, so its settings win."""
+    cfg = compose(output_dir=tmp_path, config_name="train_text")
+    assert cfg.trainer.max_steps == 500 and cfg.trainer.use_distributed_sampler
 
 
 def test_typo_in_a_key_names_the_key(tmp_path: Path) -> None:

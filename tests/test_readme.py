@@ -48,3 +48,5 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     assert (tmp_path / "exports" / "tour" / "trainable.safetensors").exists()
     report = (tmp_path / "runs" / "tour" / "eval" / "report.md").read_text()
     assert "| asr |" in report
+    text = (tmp_path / "runs" / "ck_frozen" / "eval" / "report.md").read_text()  # two-step, text
+    assert "| diagnoses |" in text and "| department |" in text

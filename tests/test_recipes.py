@@ -20,15 +20,16 @@ from omegaconf import OmegaConf
 
 from speechllm.cli.eval import run as evaluate
 from speechllm.cli.infer import main as infer
-from speechllm.config import CONF_DIR, compose
+from speechllm.config import compose
 from speechllm.models import SpeechLLM
 from speechllm.models.pretrained import export_checkpoint
 from speechllm.models.tiny import STORED_DTYPES, save_tiny_twin, tiny_llm
 from speechllm.synth.clinical import DEPARTMENTS, SYMPTOM_CLASSES
 from speechllm.testing import write_tiny_manifest
 from speechllm.training.train import train
+from tests.test_config import EXPERIMENTS as SPEECH_EXPERIMENTS
 
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+EXPERIMENTS = SPEECH_EXPERIMENTS  # speechllm-train's (the text ones: tests/training)
 HUB_TWINS = {  # the hub checkpoints the shipped configs name -> their tiny twin
     "openai/whisper-large-v3": "whisper",
     "microsoft/wavlm-large": "wavlm",

@@ -1,13 +1,16 @@
 """Two-step PEFT on synthetic clinical speech: Gema et al. (2023) Table 3, at tiny size.
 
     python recipes/clinical_two_step/run.py [--smoke] [--out runs/clinical_two_step]
+        [--bases DIR] [--alignment STEP_ONE_EXPORT_OR_CKPT]
 
 1. data: ``speechllm-synth preset=clinical`` (dictations + a domain text corpus);
 2. bases: the frozen encoder and LLM, saved once so that both steps share them exactly
    (tiny random ones by default, or ``--bases DIR`` holding ``encoder/`` and ``llm/``);
 3. step one: a ``domain`` LoRA trained as a causal LM on the text corpus (no audio);
 4. step two, three arms with the same step budget: the ``task`` adapter alone, the domain
-   adapter frozen under it, and both trainable;
+   adapter frozen under it, and both trainable; with ``--alignment`` (a speech step one's
+   export or checkpoint on the same bases, ``experiment=domain_asr``) every arm starts from its
+   downsampler and layer weights (``two_step.alignment``) instead of fresh ones;
 5. ``speechllm.evaluation.run.evaluate`` on the test set, as ``speechllm-eval`` scores it
    (``symptoms`` through its head with a threshold chosen on dev, ``department`` by label
    scores): AUROC per task and their mean in ``results.md`` and ``results.json``, each arm's
@@ -83,11 +86,19 @@ def step_one(data: Path, bases: Path, out: Path, steps: int) -> Path:
 
 
 def step_two(
-    arm: str, data: Path, bases: Path, adapter: Path, out: Path, steps: int, seed: int
+    arm: str,
+    data: Path,
+    bases: Path,
+    adapter: Path,
+    out: Path,
+    steps: int,
+    seed: int,
+    alignment: Path | None = None,
 ) -> dict[str, float]:
     """Train one arm on the downstream tasks and score it on the test set."""
     cfg = compose(
         [
+            *([f"two_step.alignment={alignment}"] if alignment else []),
             "experiment=clinical_two_step",
             *encoder_overrides(bases),
             *llm_overrides(bases),
@@ -124,6 +135,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--bases", help="folder with encoder/ and llm/ (default: tiny random)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="downstream steps per arm (default: by size)")
+    parser.add_argument(
+        "--alignment", help="a speech step one's export or last.ckpt on the same bases: step two "
+        "starts from its downsampler and layer weights",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     synth, text_steps, steps = SIZES["smoke" if args.smoke else "full"]
@@ -132,8 +147,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     generate(SynthConfig(out=str(data), domain="clinical", seed=args.seed, workers=2, **synth))
     bases = Path(args.bases).resolve() if args.bases else make_bases(out / "bases", args.seed)
     adapter = step_one(data, bases, out / "domain_text", text_steps)
+    alignment = Path(args.alignment).resolve() if args.alignment else None
     results = {
-        arm: step_two(arm, data, bases, adapter, out / arm, steps, args.seed) for arm in ARMS
+        arm: step_two(arm, data, bases, adapter, out / arm, steps, args.seed, alignment)
+        for arm in ARMS
     }
     rows = [
         f"| {ARMS[arm]} | {r['symptoms']:.1f} | {r['department']:.1f} | {r['mean']:.1f} |"

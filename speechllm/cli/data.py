@@ -5,6 +5,8 @@ examples:
   speechllm-data import librispeech ROOT train-clean-100 out/train.jsonl
   speechllm-data import hf my_saved_dataset/ out/train.jsonl --text-column sentence
   speechllm-data import nemo nemo_train.json out/train.jsonl --task asr
+  speechllm-data import clinical-outcomes mimic_tasks/ data/clinical_outcomes
+  speechllm-data synth clinical-knowledge data/clinical_knowledge
   speechllm-data shard jsonl data/synthetic_small/train.jsonl --out shards/train
 """
 
@@ -30,7 +32,15 @@ from speechllm.data.manifest import (
     limit_durations,
     read_manifests,
 )
-from speechllm.importers import covost2, hf_datasets, lhotse, librispeech, nemo, slurp
+from speechllm.importers import (
+    clinical_outcomes,
+    covost2,
+    hf_datasets,
+    lhotse,
+    librispeech,
+    nemo,
+    slurp,
+)
 from speechllm.tasks import get_task
 
 HISTOGRAM_EDGES = (1, 2, 5, 10, 20, 30)
@@ -193,8 +203,48 @@ def _parser() -> argparse.ArgumentParser:
     )
     for corpus in imports.choices.values():
         corpus.set_defaults(run=_run_import)
+    cmd = imports.add_parser(
+        "clinical-outcomes",
+        help="van Aken et al. (2021) outcome CSVs (diagnoses, procedures, mortality, length of "
+        "stay) -> text classification manifests per task and split, label sets, note corpus",
+    )
+    cmd.add_argument("folder", help="the folder their task scripts saved the CSVs to")
+    cmd.add_argument("out", help="output folder: <task>/{train,dev,test}.jsonl, label_sets.json")
+    cmd.add_argument(
+        "--discharge", action="store_true", help="the discharge-summary files (no _adm)"
+    )
+    cmd.set_defaults(
+        run=lambda a: _print_counts(
+            clinical_outcomes.to_manifests(a.folder, a.out, not a.discharge), a.out
+        )
+    )
+    synth = commands.add_parser("synth", help="write a synthetic text dataset").add_subparsers(
+        dest="dataset", required=True
+    )
+    cmd = synth.add_parser(
+        "clinical-knowledge",
+        help="clinical notes whose labels need domain knowledge, and the domain corpus stating "
+        "it (speechllm/synth/clinical_knowledge.py)",
+    )
+    cmd.add_argument("out", help="output folder")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--size", choices=["full", "tiny"], default="full")
+    cmd.set_defaults(run=_synth_knowledge)
     _shard_parser(commands)
     return parser
+
+
+def _print_counts(counts: dict[str, int], out: str) -> int:
+    for name, count in counts.items():
+        print(f"{out}/{name}: {count} line(s)")
+    return 0
+
+
+def _synth_knowledge(args: argparse.Namespace) -> int:
+    # imported when run: the synth package loads its speech benchmark too (0.6 s)
+    from speechllm.synth.clinical_knowledge import write_clinical_knowledge
+
+    return _print_counts(write_clinical_knowledge(args.out, args.seed, args.size), args.out)
 
 
 def _seconds_or_none(text: str) -> float | None:

@@ -1,5 +1,6 @@
 """speechllm-eval checkpoint=PATH manifest=PATH (or benchmark=NAME, or benchmark=speechverse
-data_dir=DIR): decode, score each task, write a report.
+data_dir=DIR): decode, score each task, write a report. A text classifier's checkpoint or export
+reads text classification manifests and is scored by its heads (AUROC, F1 at a dev threshold).
 
 Only :func:`main` knows about Hydra's command line; tests and notebooks call :func:`run`.
 """
@@ -48,12 +49,26 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from speechllm.evaluation.benchmarks import run_benchmark
     from speechllm.evaluation.run import evaluate
     from speechllm.evaluation.speechverse import run_suite
+    from speechllm.evaluation.text_classification import evaluate_text_classifier
     from speechllm.models.pretrained import load
+    from speechllm.models.text_classifier import TextClassifier
 
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load(cfg.checkpoint, device)
+    if isinstance(model, TextClassifier):
+        if cfg.benchmark is not None or cfg.unseen:
+            raise ConfigError("a text classifier is scored on text manifests: give manifest=PATH")
+        return evaluate_text_classifier(
+            model,
+            _paths(cfg.manifest),
+            cfg.out,
+            dev_manifests=_paths(cfg.dev_manifest),
+            batch_size=cfg.batch_size,
+            limit=cfg.limit,
+            tasks=_paths(cfg.tasks),
+        )
     common = {
         "max_batch_seconds": cfg.max_batch_seconds,
         "num_workers": cfg.num_workers,
@@ -101,10 +116,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def _main(cfg: DictConfig) -> None:
     from speechllm.evaluation.report import split_table, task_table
     from speechllm.evaluation.speechverse import suite_table
+    from speechllm.evaluation.text_classification import task_table as text_table
     from speechllm.evaluation.unseen_tasks import unseen_tasks_section
 
     with config_errors("speechllm-eval", cfg.out):
         metrics = run(cfg)
+    if "per_label" in metrics:  # a text classifier
+        print(f"\n{text_table(metrics)}\n\nreport: {cfg.out}/report.md")
+        return
     if "rows" in metrics:  # the SpeechVerse suite: one table
         print(f"\n{suite_table(metrics)}\n\nreports: {cfg.out}/<set>/report.md, {cfg.out}/suite.md")
         return

@@ -10,6 +10,7 @@ import torch
 
 from speechllm._warnings import quiet_known_warnings
 from speechllm.serving import ServeConfig, load_app, serve
+from speechllm.serving.server import NotServable
 
 API_KEY_ENV = "SPEECHLLM_API_KEY"
 
@@ -144,9 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         max_header_bytes=args.max_header_kb * 1024,
         shutdown_timeout_s=args.shutdown_timeout_s,
     )
-    serve(
-        load_app(args.model, args.name, args.device, config), args.host, args.port, args.log_level
-    )
+    try:
+        app = load_app(args.model, args.name, args.device, config)
+    except NotServable as error:
+        parser.error(str(error))
+    serve(app, args.host, args.port, args.log_level)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ _PUBLIC = {
     "speechllm.data.shards": ("Shard", "read_shards"),
     "speechllm.data.streaming": ("ShardStream", "StreamShard"),
     "speechllm.data.sharded_datamodule": ("ShardedDataModule",),
+    "speechllm.data.text": ("TextClassificationData", "TextDataModule"),
+    "speechllm.data.text_classification": ("TextExample", "read_text_examples",
+                                           "write_text_examples"),
     "speechllm.data.text_items": ("read_text_items", "text_seconds"),
 }  # fmt: skip
 __all__, __getattr__ = lazy_names(__name__, _PUBLIC)

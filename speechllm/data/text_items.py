@@ -91,18 +91,19 @@ def read_text_items(
     for path in paths:
         check_text_format(path)
         source = str(path)
-        _check_file(source)
+        check_text_file(source)
         pairs = source.endswith(".jsonl")
         with open(path, "rb") as f:
             lines = (
                 (number, partial(_item, raw, source, number, pairs, max_chars))
-                for number, raw in _lines(f, _max_line_bytes(max_chars))
+                for number, raw in bounded_lines(f, max_line_bytes(max_chars))
             )
             entries += collect(lines, source, first_seen, on_error)
     return entries
 
 
-def _check_file(path: str) -> None:
+def check_text_file(path: str) -> None:
+    """Refuse a path that is not a regular file of at most :data:`MAX_TEXT_FILE_BYTES`."""
     info = os.stat(path)  # a missing file raises FileNotFoundError, naming it
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"{path}: a text manifest must be a regular file")
@@ -113,13 +114,13 @@ def _check_file(path: str) -> None:
         )
 
 
-def _max_line_bytes(max_chars: int) -> int:
+def max_line_bytes(max_chars: int) -> int:
     """Bytes a line of ``max_chars`` characters may take: JSON writes a character in at most
     12 bytes (a ``\\ud83d\\ude00`` pair), plus the keys and the id."""
     return 12 * max_chars + 4096
 
 
-def _lines(f: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+def bounded_lines(f: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """``(line number, raw line)``, 1-based; ``None`` for a line over ``max_bytes``, whose rest
     is read past in bounded chunks, never held whole."""
     number = 0
@@ -142,7 +143,7 @@ def _item(
         return ManifestError(message, reason=reason, source=source, line=number)
 
     if raw is None:
-        raise fail(f"line longer than {_max_line_bytes(max_chars)} bytes", "too_long")
+        raise fail(f"line longer than {max_line_bytes(max_chars)} bytes", "too_long")
     text = decode_line(raw, source, number, "malformed_json" if pairs else "malformed_text")
     if not text.strip():
         return None

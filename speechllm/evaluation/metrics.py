@@ -290,6 +290,23 @@ def slu_f1(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, floa
     }
 
 
+def label_aurocs(y_true: ArrayLike, y_score: ArrayLike) -> list[float]:
+    """AUROC of each label (column), in percent; ``nan`` for a label with a single class in
+    ``y_true`` (no positive or no negative example: no ROC curve).
+
+    Args:
+        y_true: Binary indicators, shape ``(n_items, n_labels)``.
+        y_score: Scores of the same shape.
+    """
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    return [
+        100.0 * float(skm.roc_auc_score(y_true[:, j], y_score[:, j]))
+        if len(np.unique(y_true[:, j])) == 2
+        else math.nan
+        for j in range(y_true.shape[1])
+    ]
+
+
 def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Macro AUROC over labels, skipping labels with a single class in ``y_true``.
 
@@ -305,13 +322,17 @@ def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     Returns:
         Mean AUROC of the scorable labels in percent; ``nan`` if no label is scorable.
     """
-    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
-    scores = [
-        skm.roc_auc_score(y_true[:, j], y_score[:, j])
-        for j in range(y_true.shape[1])
-        if len(np.unique(y_true[:, j])) == 2
-    ]
-    return 100.0 * float(np.mean(scores)) if scores else math.nan
+    scores = [s for s in label_aurocs(y_true, y_score) if not math.isnan(s)]
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def micro_auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Micro AUROC: one ROC curve over every (item, label) pair pooled, in percent, so frequent
+    labels weigh by their share of positives; ``nan`` if the pool holds a single class."""
+    y_true, y_score = np.asarray(y_true).ravel(), np.asarray(y_score).ravel()
+    if len(np.unique(y_true)) < 2:
+        return math.nan
+    return 100.0 * float(skm.roc_auc_score(y_true, y_score))
 
 
 def confusion_matrix(

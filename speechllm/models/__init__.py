@@ -1,4 +1,5 @@
-"""Model pieces: frozen encoder + layer mix, downsampler, LLM with adapters, heads, SpeechLLM."""
+"""Model pieces: frozen encoder + layer mix, downsampler, LLM with adapters, heads, SpeechLLM,
+TextClassifier."""
 
 from speechllm.models.ctc import CTCAligner
 from speechllm.models.downsampler import ConvDownsampler
@@ -6,6 +7,7 @@ from speechllm.models.encoder import AudioEncoder, LayerWeights
 from speechllm.models.head import ClassificationHead
 from speechllm.models.llm import LLM
 from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM, SpeechLLMOutput
+from speechllm.models.text_classifier import TextClassifier
 
 __all__ = [
     "LLM",
@@ -17,4 +19,5 @@ __all__ = [
     "LayerWeights",
     "SpeechLLM",
     "SpeechLLMOutput",
+    "TextClassifier",
 ]

@@ -62,6 +62,7 @@ def model_card(
     adapters: list[str],
     trainable_params: int,
     where: str,
+    tasks: list[str] | None = None,
 ) -> str:
     """The card's text: YAML front matter, then the body.
 
@@ -72,32 +73,42 @@ def model_card(
         adapters: the LoRA adapters shipped in ``adapters/`` (none when merged).
         trainable_params: parameters in ``trainable.safetensors``.
         where: what the usage snippet loads (a repo id or the export's path).
+        tasks: the tasks it answers (default: those of the training run's curriculum).
     """
+    speech = any(base.part == "encoder" for base in bases)
     training = info.training or {}
     stages = (training.get("curriculum") or {}).get("stages") or {}
-    tasks = sorted({task for stage in stages.values() for task in stage.get("tasks") or {}})
+    if tasks is None:
+        tasks = sorted({task for stage in stages.values() for task in stage.get("tasks") or {}})
     referenced = all(base.copied is None for base in bases)
     data = ModelCardData(
         license=info.license,
         base_model=[base.hub_id for base in bases if base.hub_id] or None,
         base_model_relation="adapter" if referenced else None,
         library_name="speechllm",
-        pipeline_tag="audio-text-to-text",
-        tags=["speechllm", "speech-llm", "audio", *(["lora"] if adapters else [])],
+        pipeline_tag="audio-text-to-text" if speech else "text-classification",
+        tags=[
+            "speechllm",
+            *(["speech-llm", "audio"] if speech else ["text-classification"]),
+            *(["lora"] if adapters else []),
+        ],  # fmt: skip
         datasets=info.datasets or None,
         language=info.language,
     )
     sections = [
         f"# {info.repo_id or 'speechllm export'}",
         "A speech LLM trained with speechllm: a frozen audio encoder, a learned mix of its "
-        "layers, a convolutional downsampler and a frozen LLM with LoRA adapters.",
+        "layers, a convolutional downsampler and a frozen LLM with LoRA adapters."
+        if speech
+        else "A text classifier trained with speechllm: classification heads on the pooled "
+        "states of a frozen LLM with LoRA adapters.",
         "## Bases",
         _bases(bases),
         "## Weights in this repo",
-        f"- `trainable.safetensors`: downsampler, layer weights and heads, "
+        f"- `trainable.safetensors`: {'downsampler, layer weights and ' if speech else ''}heads, "
         f"{trainable_params:,} parameters\n"
-        f"- LoRA adapters: {', '.join(f'`adapters/{a}`' for a in adapters) or 'none'}\n"
-        f"- prompt template: `{json.dumps(prompt_template)}`",
+        f"- LoRA adapters: {', '.join(f'`adapters/{a}`' for a in adapters) or 'none'}"
+        + (f"\n- prompt template: `{json.dumps(prompt_template)}`" if speech else ""),
         "## Tasks",
         ", ".join(f"`{task}`" for task in tasks) or "not recorded (exported without its run)",
     ]
@@ -108,7 +119,7 @@ def model_card(
         listed = "\n".join(f"- `{Path(m).parent.name}/{Path(m).name}`" for m in manifests)
         sections += ["## Training data", listed]
     sections += ["## Evaluation", _evaluation(info.evaluation)]
-    sections += ["## Usage", _usage(where)]
+    sections += ["## Usage", _usage(where) if speech else _text_usage(where)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
 
 
@@ -146,6 +157,17 @@ def _evaluation(folder: Path | None) -> str:
         if title.strip() in EVAL_SECTIONS:
             kept.append(f"### {title.strip()}\n\n{body.strip()}")
     return "\n\n".join(kept)
+
+
+def _text_usage(where: str) -> str:
+    return (
+        "```python\n"
+        "from speechllm.inference import classify_text, load_model\n\n"
+        f'model = load_model("{where}")\n'
+        'print(classify_text(model, "CHIEF COMPLAINT: ..."))  # task -> label -> probability\n'
+        "```\n\n"
+        f'or `speechllm-infer --model {where} --text "CHIEF COMPLAINT: ..."`.'
+    )
 
 
 def _usage(where: str) -> str:

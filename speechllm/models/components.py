@@ -31,6 +31,7 @@ HF_MODEL_KWARGS = frozenset({"dtype", "torch_dtype", "attn_implementation"})
 
 COMPONENTS: dict[str, frozenset[str] | None] = {
     "speechllm.models.SpeechLLM": frozenset(),
+    "speechllm.models.TextClassifier": frozenset(),
     "speechllm.models.AudioEncoder.from_pretrained": HF_MODEL_KWARGS,
     "speechllm.models.LLM.from_pretrained": HF_MODEL_KWARGS,
     "speechllm.models.ConvDownsampler": frozenset(),

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +131,32 @@ class TrainableParts:
                 f"unexpected {sorted(extra)[:5]}"
             )
         self.load_state_dict(state, strict=False)
+
+    def load_group_weights(self, state: dict[str, torch.Tensor], groups: Sequence[str]) -> None:
+        """Load the module groups ``groups`` (``downsampler``, ``layer_weights``, ``heads``,
+        ``ctc``) from ``state`` (keys as in ``state_dict()``): every weight of them, nothing
+        else. Step two of two-step PEFT starts from step one's aligned downsampler and layer
+        weights this way (``SpeechLLMModule(init_from=...)``); a shape that differs (another
+        encoder or LLM) fails here, naming the weight.
+        """
+        parsed = TrainableGroups.parse(list(groups))
+        if parsed.adapters or parsed.all_adapters:
+            raise ValueError("adapters load by path (llm.adapter_paths), not as group weights")
+        names = {id(m): name for name, m in self.named_modules()}
+        wanted = {}
+        for group in parsed.modules:
+            module = self._group_modules.get(group)
+            if module is None:
+                raise ValueError(f"the model has no {group!r} to load")
+            prefix = f"{names[id(module)]}."
+            wanted |= {prefix + key: value for key, value in module.state_dict().items()}
+        missing = sorted(set(wanted) - set(state))
+        if missing:
+            raise KeyError(f"weights of {list(groups)} missing from the source: {missing[:5]}")
+        for key, value in wanted.items():
+            if state[key].shape != value.shape:
+                raise ValueError(
+                    f"{key}: the source's shape {tuple(state[key].shape)} is not this model's "
+                    f"{tuple(value.shape)} (another encoder or LLM?)"
+                )
+        self.load_state_dict({key: state[key] for key in wanted}, strict=False)

@@ -135,11 +135,22 @@ class RowLayout:
         given = self._bos(chat) + self.llm.tokenize(self.text_prompt(instruction))
         return Row([given], [] if target is None else self.target_ids(target))
 
-    def plain_row(self, text: str, target: str | None = "") -> Row:
+    def plain_row(self, text: str, target: str | None = "", max_tokens: int | None = None) -> Row:
         """``[bos] text`` given, then ``target [eos]`` scored (``None``: nothing scored, no
-        ``eos``): text-only training and classification read raw text this way."""
-        given = self._bos(chat=False) + self.llm.tokenize(text)
-        return Row([given], [] if target is None else self.target_ids(target))
+        ``eos``): text-only training and classification read raw text this way.
+
+        ``max_tokens`` bounds the text and target tokens together (a long note is read as far
+        as a model reads, its first tokens): the text keeps its first ``max_tokens``, the target
+        the rest of the budget, and a cut target gets no ``eos`` (its text did not end there).
+        """
+        ids = self.llm.tokenize(text)[:max_tokens]
+        given = self._bos(chat=False) + ids
+        if target is None:
+            return Row([given])
+        scored = self.target_ids(target)
+        if max_tokens is not None and len(ids) + len(scored) - 1 > max_tokens:
+            scored = scored[: max_tokens - len(ids)]
+        return Row([given], scored)
 
     # ------------------------------------------------------------------ batches
     def batch(self, rows: Sequence[Row], device: torch.device | str | None = None) -> Rows:

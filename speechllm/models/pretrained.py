@@ -1,8 +1,9 @@
-"""Saving and loading a trained SpeechLLM: an export folder or a training checkpoint.
+"""Saving and loading a trained model: an export folder or a training checkpoint.
 
-This module owns "checkpoint or export folder -> ``SpeechLLM``" (:func:`load`) and the
-export folder's save; nothing is ever unpickled (safetensors, ``torch.load(weights_only=True)``).
-An export folder:
+This module owns "checkpoint or export folder -> model" (:func:`load`) and the export folder's
+save; nothing is ever unpickled (safetensors, ``torch.load(weights_only=True)``). The model is a
+``SpeechLLM``, or a ``TextClassifier`` (heads on an LLM, no encoder: two-step PEFT's text-only
+step two), as its config's ``_target_`` says. An export folder:
 
 ::
 
@@ -13,6 +14,7 @@ An export folder:
       tokenizer/              the LLM's tokenizer
       encoder/ llm/           the frozen bases, only when they cannot be loaded by id or path
                               (built from a config) or when the adapters were merged into llm/
+                              (a text classifier has no encoder)
       README.md               model card (:mod:`speechllm.models.card`)
 
 ``config.json`` is data: :mod:`speechllm.models.components` checks it (and a checkpoint's
@@ -45,6 +47,9 @@ from speechllm.models.llm import is_adapter_weight
 
 if TYPE_CHECKING:
     from speechllm.models.speech_llm import SpeechLLM
+    from speechllm.models.text_classifier import TextClassifier
+
+    Model = SpeechLLM | TextClassifier
 
 FORMAT = 1
 LOADERS = {
@@ -65,7 +70,7 @@ class ModelRecipe:
     def __init__(self, node: dict[str, Any], seed: int) -> None:
         self.node, self.seed = node, seed
 
-    def build(self) -> SpeechLLM:
+    def build(self) -> Model:
         """The model with freshly built bases and untrained trainable parts."""
         random.seed(self.seed)
         np.random.seed(self.seed)
@@ -91,9 +96,10 @@ def load(
     token: str | bool | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
-) -> SpeechLLM:
+) -> Model:
     """An export folder, a training ``.ckpt`` or a Hub repo id (``org/name``) holding an
-    export, as a ``SpeechLLM`` on ``device`` in eval mode: the one loader of inference
+    export, as a ``SpeechLLM`` (or a ``TextClassifier``, as its config says) on ``device`` in
+    eval mode: the one loader of inference
     (``speechllm.inference.load_model``, ``speechllm-infer``), serving and ``speechllm-eval``.
 
     Args:
@@ -112,7 +118,7 @@ def load(
     return model.to(device).eval()
 
 
-def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
+def load_checkpoint(path: str | Path) -> tuple[Model, ModelRecipe]:
     """Rebuild the model a training checkpoint was written from and load its trainable weights.
 
     ``path`` is a ``.ckpt`` file, or the folder of shards ``trainer=fsdp`` writes (its shards
@@ -128,6 +134,22 @@ def load_checkpoint(path: str | Path) -> tuple[SpeechLLM, ModelRecipe]:
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_trainable_state_dict(state, extra.get("adapters", []))
     return model.eval(), recipe
+
+
+def trained_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The trained weights (downsampler, layer weights, heads, adapters) a training checkpoint
+    (file or sharded folder) or an export folder holds, keys as in the model's ``state_dict()``:
+    what step two reads to start from step one's alignment (the bases are not needed)."""
+    path = Path(path)
+    if path.suffix == ".ckpt" and path.exists():
+        ckpt = _read_sharded(path) if path.is_dir() else _read_file(path)
+        return {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    if (path / "trainable.safetensors").is_file():
+        return load_file(path / "trainable.safetensors")
+    raise FileNotFoundError(
+        f"{path}: neither a training checkpoint (.ckpt) nor an export folder "
+        "(trainable.safetensors)"
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -174,7 +196,7 @@ def _loadable(node: dict[str, Any]) -> bool:
 
 
 def save_pretrained(
-    model: SpeechLLM,
+    model: Model,
     out: str | Path,
     config: dict[str, Any],
     merge_lora: bool = False,
@@ -209,7 +231,7 @@ def _replaceable(out: Path) -> bool:
 
 
 def _write_export(
-    model: SpeechLLM,
+    model: Model,
     out: Path,
     node: dict[str, Any],
     merge_lora: bool,
@@ -223,11 +245,12 @@ def _write_export(
         if k.startswith(("downsampler.", "encoder.layer_weights.", "heads.", "ctc."))
     }
     save_file(trainable, out / "trainable.safetensors")
-    for part in ("encoder", "llm"):  # bases fetched into the cache load on any machine
+    parts = _parts(node)
+    for part in parts:  # bases fetched into the cache load on any machine
         node[part] = _cache_relative(node[part])
-    bases = {part: _name(node[part]) for part in ("encoder", "llm")}
-    copied: dict[str, str | None] = {"encoder": None, "llm": None}
-    if not _loadable(node["encoder"]):
+    bases = {part: _name(node[part]) for part in parts}
+    copied: dict[str, str | None] = dict.fromkeys(parts)
+    if "encoder" in node and not _loadable(node["encoder"]):
         model.encoder.save_pretrained(out / "encoder")
         node["encoder"] = _local(node["encoder"], "encoder")
         copied["encoder"] = "built from a config, it has no id to load it by"
@@ -251,11 +274,12 @@ def _write_export(
     card = card or CardInfo()
     text = model_card(
         card,
-        [Base(part, bases[part], copied[part]) for part in ("encoder", "llm")],
+        [Base(part, bases[part], copied[part]) for part in parts],
         node.get("prompt_template", ""),
         adapters,
         sum(v.numel() for v in trainable.values()),
         card.repo_id or str(final),
+        tasks=sorted(node["label_sets"]) if "label_sets" in node else None,
     )
     (out / "README.md").write_text(text)
     _readable(out)
@@ -267,6 +291,11 @@ def _readable(folder: Path) -> None:
     folder.chmod(0o755)
     for path in folder.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _parts(node: dict[str, Any]) -> list[str]:
+    """The frozen bases a model node holds: ``encoder`` (a speech LLM) and ``llm``."""
+    return [part for part in ("encoder", "llm") if part in node]
 
 
 def _name(node: dict[str, Any]) -> str:
@@ -299,7 +328,7 @@ def _local(node: dict[str, Any], folder: str) -> dict[str, Any]:
 
 
 def push_to_hub(
-    model: SpeechLLM,
+    model: Model,
     repo_id: str,
     config: dict[str, Any],
     merge_lora: bool = False,
@@ -322,10 +351,11 @@ def load_pretrained(
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
     **overrides: Any,
-) -> SpeechLLM:
+) -> Model:
     """Rebuild a model written by :func:`save_pretrained`, from a folder or a Hub repo id
-    (arguments as :func:`load`); frozen bases come from their ids or paths, ``overrides``
-    replace top-level keys of the model node (after the file's config is checked)."""
+    (arguments as :func:`load`); frozen bases come from their ids or paths, the adapters load
+    with the LLM (``adapter_paths``), ``overrides`` replace top-level keys of the model node
+    (after the file's config is checked)."""
     path = hub.export_folder(path_or_id, revision, token, cache_dir, local_files_only)
     source = path / "config.json"
     try:
@@ -339,7 +369,7 @@ def load_pretrained(
         )
     node = meta["model"]
     components.check(node, str(source), "model")
-    for part in ("encoder", "llm"):
+    for part in _parts(node):
         name = node[part].get("name_or_path", "")
         if name.startswith(CACHE_PREFIX):
             node[part]["name_or_path"] = str(fetch_cache() / name.removeprefix(CACHE_PREFIX))
@@ -350,11 +380,10 @@ def load_pretrained(
                     f"{source}: model.{part}.name_or_path: {name!r} leaves the export folder"
                 )
             node[part]["name_or_path"] = str(local)
-    node.update(overrides)
-    model: SpeechLLM = instantiate(node, _convert_="all")
     adapters = sorted(p.name for p in (path / "adapters").glob("*") if p.is_dir())
-    for name in adapters:
-        model.llm.load_adapter(path / "adapters" / name, name)
+    node["llm"]["adapter_paths"] = {name: str(path / "adapters" / name) for name in adapters}
+    node.update(overrides)
+    model: Model = instantiate(node, _convert_="all")
     state = load_file(path / "trainable.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
     expected = {k for k in model.trainable_state_dict() if not is_adapter_weight(k)}

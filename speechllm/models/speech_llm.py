@@ -162,9 +162,15 @@ class SpeechLLM(TrainableParts, nn.Module):
     ) -> SpeechLLM:
         """Load an export (``speechllm-export``) from a folder or a Hub repo id (``org/name``,
         at ``revision``); frozen bases come from their own ids."""
-        return pretrained.load_pretrained(
+        model = pretrained.load_pretrained(
             path_or_id, revision, token, cache_dir, local_files_only, **overrides
         )
+        if not isinstance(model, SpeechLLM):
+            raise TypeError(
+                f"{path_or_id} holds a {type(model).__name__}, not a speech LLM; "
+                "speechllm.models.pretrained.load loads either"
+            )
+        return model
 
     def save_pretrained(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -12,7 +13,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim import Optimizer
 
 from speechllm.models.groups import TrainableGroups
-from speechllm.models.pretrained import ModelRecipe
+from speechllm.models.pretrained import ModelRecipe, trained_weights
 from speechllm.models.speech_llm import SpeechLLM, SpeechLLMOutput
 from speechllm.tasks import TASKS
 from speechllm.training.optim import (
@@ -26,6 +27,8 @@ from speechllm.training.optim import (
 from speechllm.training.rng import gather_rng_states, restore_rank_rng, seed_rank
 from speechllm.training.sharding import shard
 from speechllm.training.stage_plan import StagedModule, StagePlan
+
+log = logging.getLogger(__name__)
 
 
 def transcripts(batch: dict[str, Any]) -> list[str]:
@@ -56,6 +59,10 @@ class SpeechLLMModule(L.LightningModule, StagedModule):
             skipped (and counted in ``train/skipped_steps``) before the run stops.
         recipe: how ``model`` was built (its config node and seed), written into every
             checkpoint so that ``speechllm-export``/``-eval`` rebuild it without the run config.
+        init_from: a training checkpoint or export folder whose ``init_groups`` weights the
+            model starts from (step two of two-step PEFT keeps step one's alignment: its
+            downsampler and layer weights). A resumed run loads its own checkpoint over them.
+        init_groups: the module groups ``init_from`` gives.
     """
 
     def __init__(
@@ -67,8 +74,13 @@ class SpeechLLMModule(L.LightningModule, StagedModule):
         weight_decay: float = 0.01,
         max_nonfinite_steps: int = 10,
         recipe: ModelRecipe | None = None,
+        init_from: str | None = None,
+        init_groups: Sequence[str] = ("downsampler", "layer_weights"),
     ) -> None:
         super().__init__()
+        if init_from is not None:
+            model.load_group_weights(trained_weights(init_from), init_groups)
+            log.info("%s start from %s", ", ".join(init_groups), init_from)
         self.model = model
         self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler or DEFAULT_SCHEDULER

@@ -1,24 +1,31 @@
-"""TextClassifierModule: two-step PEFT's step two on text alone, classification heads on an LLM.
+"""TextClassifierModule: two-step PEFT's step two on text alone, the thin LightningModule around
+a :class:`~speechllm.models.TextClassifier`.
 
 Gema et al. (2023) stack a downstream LoRA on a clinical-domain LoRA and classify notes with a
-head on the LLM's pooled states. This module is that setting without audio: each row is a text,
-its task and its target labels; the LLM reads ``[bos] text [eos]`` (left-padded, as
-``SpeechLLM`` lays out its rows) and the task's :class:`ClassificationHead` scores every label
-from the pooled states (BCE, so multi-label and one-of-many tasks both fit; AUROC per label).
+head on the LLM's pooled states. Each row is a text, its task and its target labels; the heads
+train with BCE (multi-label and one-of-many tasks alike; AUROC per label), and so do exactly
+the ``trainable`` adapters among those the model runs. The three arms of the paper's Table 3
+are three settings of ``model.adapters`` (what runs) and ``trainable`` (what learns):
+
+    arm          model.adapters    trainable
+    none         [task]            [task]
+    frozen       [domain, task]    [task]
+    trainable    [domain, task]    [domain, task]
+
+Checkpoints hold the heads and adapters and the model's recipe, as ``SpeechLLMModule``'s do,
+so ``speechllm-export`` and ``speechllm-eval`` rebuild the classifier without the run config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
-from speechllm.models.head import ClassificationHead
-from speechllm.models.layout import RowLayout
-from speechllm.models.llm import LLM, is_adapter_weight
+from speechllm.models.llm import LLM
+from speechllm.models.pretrained import ModelRecipe
+from speechllm.models.text_classifier import TextClassifier
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
     DEFAULT_SCHEDULER,
@@ -33,78 +40,64 @@ Batch = dict[str, list[str]]
 
 
 class TextClassifierModule(L.LightningModule):
-    """Heads on a frozen decoder-only LLM whose ``trainable`` adapters train with them.
+    """Steps, logging and optimizers for a text classifier; the model lives in ``model``.
 
     Args:
-        llm: the frozen LLM with its adapters declared (and a step-one adapter loaded through
-            ``adapter_paths`` when stacking).
-        heads: a head, or a factory taking ``hidden_size``, per task.
-        trainable: adapters that train (e.g. ``[task]``, or ``[domain, task]``).
-        active: adapters that run (default: ``trainable``); a frozen domain adapter is active
-            but not trainable.
+        model: the classifier, its adapters declared and running (a step-one adapter loaded
+            through the LLM's ``adapter_paths`` when stacking).
+        trainable: adapters that train with the heads (e.g. ``[task]``, or ``[domain, task]``);
+            each must run (be in ``model.adapters``).
         optimizer: factory over parameter groups (Hydra ``_partial_``), AdamW by default.
         scheduler: factory ``(optimizer, total_steps=...)`` over ``trainer.max_steps``.
         weight_decay: on matrices only.
+        recipe: how ``model`` was built (its config node and seed), written into checkpoints.
     """
 
     def __init__(
         self,
-        llm: LLM,
-        heads: dict[str, ClassificationHead | Callable[..., ClassificationHead]],
+        model: TextClassifier,
         trainable: list[str],
-        active: list[str] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         weight_decay: float = 0.01,
+        recipe: ModelRecipe | None = None,
     ) -> None:
         super().__init__()
-        if llm.is_encoder_decoder:
-            raise ValueError("text classification here needs a decoder-only (causal) LLM")
-        if not heads:
-            raise ValueError("give at least one task's head")
-        self.llm = llm
-        self.layout = RowLayout(llm)
-        self.heads = nn.ModuleDict(
-            {
-                task: head if isinstance(head, nn.Module) else head(hidden_size=llm.hidden_size)
-                for task, head in heads.items()
-            }
-        )
-        active = list(active or trainable)
-        for name in dict.fromkeys([*active, *trainable]):
-            if name not in llm.attached_adapters:
-                llm.attach_adapter(name)
-        llm.set_adapters(active=active, trainable=list(trainable))
+        idle = sorted(set(trainable) - set(model.adapters))
+        if idle:
+            raise ValueError(
+                f"trainable adapters {idle} do not run (model.adapters: {model.adapters})"
+            )
+        self.model = model
+        self.trainable = list(trainable)
         self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler or DEFAULT_SCHEDULER
         self.weight_decay = weight_decay
+        self.recipe = recipe
         self.strict_loading = False  # the frozen base is not in checkpoints
+        model.set_trainable(self.trainable)
 
-    def states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The LLM's last-layer states ``(B, T, D)`` of ``texts`` and their mask: one pass
-        serves every task's head."""
-        rows = self.layout.batch([self.layout.plain_row(text) for text in texts], self.device)
-        return self.llm.hidden_states(rows.embeds, rows.mask), rows.mask
+    @property
+    def llm(self) -> LLM:
+        """The model's LLM (``SaveAdapters`` finds it here)."""
+        return self.model.llm
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Mean BCE over rows (each row's BCE averaged over its task's labels)."""
-        hidden, mask = self.states(batch["texts"])
-        losses = []
-        for task in dict.fromkeys(batch["tasks"]):
-            rows = [i for i, t in enumerate(batch["tasks"]) if t == task]
-            logits = self.heads[task](hidden[rows], mask[rows])
-            losses.append(self.heads[task].loss(logits, [batch["targets"][i] for i in rows]))
-        return torch.cat(losses).mean()
+        return self.model.loss(batch["texts"], batch["tasks"], batch["targets"])
 
-    @torch.no_grad()
     def classify(self, texts: list[str], task: str) -> torch.Tensor:
         """Sigmoid label probabilities ``(B, n_labels)`` (for AUROC)."""
-        hidden, mask = self.states(texts)
-        return self.heads[task](hidden, mask).float().sigmoid()
+        return self.model.classify(texts, task)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self(batch)
         self.log("train/loss", loss, batch_size=len(batch["texts"]), prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self(batch)
+        self.log("val/loss", loss, batch_size=len(batch["texts"]), sync_dist=True)
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -115,8 +108,15 @@ class TextClassifierModule(L.LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {
-            k: v
-            for k, v in checkpoint["state_dict"].items()
-            if is_adapter_weight(k) or k.startswith("heads.")
+        keep = {f"model.{k}" for k in self.model.trainable_state_dict()}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["speechllm"] = {
+            "adapters": self.model.llm.attached_adapters,
+            "config": self.recipe.to_dict() if self.recipe else None,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        extra = checkpoint.get("speechllm", {})
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+        self.model.load_trainable_state_dict(state, extra.get("adapters", []))
+        self.model.set_trainable(self.trainable)

@@ -7,12 +7,14 @@ downstream one. Here only the named adapters train; the encoder and downsampler 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import torch
 
-from speechllm.models.layout import RowLayout, next_token_loss
+from speechllm.models.layout import RowLayout, next_token_loss, scored_width, shift, token_losses
 from speechllm.models.llm import LLM, is_adapter_weight
 from speechllm.training.optim import (
     DEFAULT_OPTIMIZER,
@@ -33,6 +35,8 @@ class TextLMModule(L.LightningModule):
         adapters: adapters that run and train (e.g. ``[domain]``).
         optimizer: factory over parameters (Hydra ``_partial_``), AdamW by default.
         scheduler: factory ``(optimizer, total_steps=...)`` over ``trainer.max_steps``.
+        max_tokens: each text's first tokens trained on (a whole note can be thousands);
+            ``None``: all of it.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class TextLMModule(L.LightningModule):
         adapters: list[str],
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        max_tokens: int | None = 510,
     ) -> None:
         super().__init__()
         if llm.is_encoder_decoder:
@@ -50,6 +55,7 @@ class TextLMModule(L.LightningModule):
         self.llm = llm
         self.adapters = list(adapters)
         self.layout = RowLayout(llm)
+        self.max_tokens = max_tokens
         self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler or DEFAULT_SCHEDULER
         self.strict_loading = False  # the frozen base is not in checkpoints
@@ -60,7 +66,7 @@ class TextLMModule(L.LightningModule):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         """Mean next-token loss over ``[bos] text [eos]`` rows (left-padded, like SpeechLLM)."""
-        rows = [self.layout.plain_row("", text) for text in texts]
+        rows = [self.layout.plain_row("", text, self.max_tokens) for text in texts]
         return next_token_loss(self.llm, self.layout.batch(rows, self.device))
 
     def training_step(self, batch: list[str], batch_idx: int) -> torch.Tensor:
@@ -83,3 +89,30 @@ class TextLMModule(L.LightningModule):
         checkpoint["state_dict"] = {
             k: v for k, v in checkpoint["state_dict"].items() if is_adapter_weight(k)
         }
+
+
+@torch.no_grad()
+def perplexity(
+    llm: LLM, texts: Sequence[str], batch_size: int = 16, max_tokens: int | None = 510
+) -> float:
+    """Token-weighted perplexity of ``texts`` under ``llm`` as it runs now (its active
+    adapters; inside ``llm.adapters_off()``, the base alone), each read as ``[bos] text [eos]``
+    the way :class:`TextLMModule` trains on it (in eval mode: no dropout).
+    """
+    if not texts:
+        raise ValueError("no texts to score")
+    layout, total, tokens = RowLayout(llm), 0.0, 0
+    device = llm.base_model.get_input_embeddings().weight.device
+    training = llm.training
+    llm.eval()
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = [layout.plain_row("", t, max_tokens) for t in texts[start : start + batch_size]]
+            rows = layout.batch(batch, device)
+            keep = scored_width(rows)
+            logits, labels = shift(llm(rows.embeds, rows.mask, logits_to_keep=keep), rows, keep)
+            loss, counted = token_losses(logits, labels)
+            total, tokens = total + float(loss.sum()), tokens + int(counted.sum())
+    finally:
+        llm.train(training)
+    return math.exp(total / max(tokens, 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -97,21 +97,49 @@ def _shown(path: str) -> str:
 
 
 def build_text(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule, L.Trainer]:
-    """Module, data module and trainer (with callbacks and loggers), from a checked config."""
+    """Module, data module and trainer (with callbacks and loggers), from a checked config.
+
+    The data module is built first: a classifier's data (``LabelledData``) reads its manifests
+    there, and their label sets size the heads (``module.model.label_sets``, unless the config
+    gives them), so a bad line fails before the LLM loads. The classifier's recipe (its node
+    with those label sets, and the seed) goes into every checkpoint, as ``build`` does for a
+    speech LLM.
+    """
     import lightning as L  # as in build(): torch loads once the config is known to be sound
     from hydra.utils import instantiate
 
+    from speechllm.models.pretrained import ModelRecipe
     from speechllm.training.trainer import build_trainer
 
     _lightning_logs_once()
     validate(cfg)
     check_loggers(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    return instantiate(cfg.module), instantiate(cfg.data), build_trainer(cfg)
+    datamodule = instantiate(cfg.data)
+    if isinstance(datamodule, LabelledData):
+        node = OmegaConf.to_container(cfg.module.model, resolve=True)
+        node["label_sets"] = node.get("label_sets") or datamodule.label_sets()
+        recipe = ModelRecipe(node, cfg.seed)
+        module = instantiate(cfg.module, model=recipe.build(), recipe=recipe)
+    else:
+        module = instantiate(cfg.module)
+    trainer = build_trainer(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return module, datamodule, trainer
+
+
+@runtime_checkable
+class LabelledData(Protocol):
+    """A data module that knows each task's label set (``TextClassificationData``)."""
+
+    def label_sets(self) -> dict[str, list[str]]: ...
 
 
 def train_text(cfg: DictConfig) -> dict[str, float]:
-    """Fit the domain adapter from ``cfg``; returns the final metrics."""
+    """Fit a text-only module from ``cfg`` (step one's domain adapter, or a classifier); the
+    manifests are checked first. Returns the final metrics."""
+    check_manifests(cfg)
     from speechllm.training.trainer import fit
 
     return fit(*build_text(cfg))

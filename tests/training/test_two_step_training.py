@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from speechllm.config import compose, validate
 from speechllm.data.text import TextDataModule
-from speechllm.models.tiny import tiny_llm, tiny_lora
+from speechllm.models import ConvDownsampler, SpeechLLM
+from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
 from speechllm.testing import tiny_batches
 from speechllm.training import CurriculumCallback, SaveAdapters, SpeechLLMModule, TextLMModule
 from tests.models.stacked import make_model
@@ -92,3 +94,60 @@ def test_text_config_composes_and_validates(tmp_path: Path) -> None:
     cfg = compose(output_dir=tmp_path, config_name="train_text")
     validate(cfg)
     assert list(cfg.module.adapters) == ["domain"] and "domain" in cfg.llm.adapters
+
+
+def perturbed(model: SpeechLLM, seed: int) -> SpeechLLM:
+    """A step-one-like model: its downsampler and layer weights moved away from their start."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in [*model.downsampler.parameters(), *model.encoder.layer_weights.parameters()]:
+            p.add_(torch.randn(p.shape, generator=gen))
+    return model
+
+
+@pytest.mark.parametrize("source", ["ckpt", "export"])
+def test_step_two_starts_from_step_ones_alignment(source: str, tmp_path: Path) -> None:
+    step_one = perturbed(make_model(seed=1), seed=5)
+    state = step_one.trainable_state_dict()
+    if source == "ckpt":  # a training checkpoint keys the weights under the module's "model."
+        path = tmp_path / "last.ckpt"
+        torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}}, path)
+    else:  # an export keeps downsampler, layer weights and heads in trainable.safetensors
+        path = tmp_path / "export"
+        path.mkdir()
+        save_file({k: v.contiguous() for k, v in state.items() if "lora_" not in k},
+                  path / "trainable.safetensors")  # fmt: skip
+    fresh = make_model(seed=2)
+    adapters = snapshot(fresh.llm.adapter_parameters("task"))
+    SpeechLLMModule(fresh, init_from=str(path))
+    for ours, theirs in (
+        (fresh.downsampler, step_one.downsampler),
+        (fresh.encoder.layer_weights, step_one.encoder.layer_weights),
+    ):
+        assert same(snapshot(ours.parameters()), snapshot(theirs.parameters()))
+    assert same(adapters, snapshot(fresh.llm.adapter_parameters("task")))  # adapters untouched
+
+
+def test_alignment_from_another_architecture_is_refused(tmp_path: Path) -> None:
+    wide = SpeechLLM(
+        tiny_encoder("wavlm"), partial(ConvDownsampler), tiny_llm("llama", hidden_size=48)
+    )
+    torch.save({"state_dict": {f"model.{k}": v for k, v in wide.trainable_state_dict().items()}},
+               tmp_path / "wide.ckpt")  # fmt: skip
+    with pytest.raises(ValueError, match=r"downsampler\..*shape"):
+        SpeechLLMModule(make_model(), init_from=str(tmp_path / "wide.ckpt"))
+    with pytest.raises(FileNotFoundError, match="neither a training checkpoint"):
+        SpeechLLMModule(make_model(), init_from=str(tmp_path))
+
+
+def test_the_two_step_experiments_say_where_alignment_comes_from(tmp_path: Path) -> None:
+    for experiment in ("two_step_peft", "clinical_two_step"):
+        cfg = compose([f"experiment={experiment}"], output_dir=tmp_path)
+        assert cfg.module.init_from is None and list(cfg.module.init_groups) == [
+            "downsampler",
+            "layer_weights",
+        ]
+        given = compose(
+            [f"experiment={experiment}", "two_step.alignment=x.ckpt"], output_dir=tmp_path
+        )
+        assert given.module.init_from == "x.ckpt"
