@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from speechllm.data.audio import audio_info
 from speechllm.data.errors import AudioError, DataError, ManifestError
@@ -96,16 +96,23 @@ def _parse_raw(raw: bytes, source: str, number: int) -> ManifestEntry:
     return parse_line(decode_line(raw, source, number), source, number)
 
 
+class _Identified(Protocol):
+    id: str
+
+
+Line = TypeVar("Line", bound=_Identified)
+
+
 def collect(
-    lines: Iterable[tuple[int, Callable[[], ManifestEntry | None]]],
+    lines: Iterable[tuple[int, Callable[[], Line | None]]],
     source: str,
     first_seen: dict[str, str],
     on_error: Callable[[DataError], None] | None,
-) -> list[ManifestEntry]:
+) -> list[Line]:
     """One file's entries in order, each line's parser called in turn (``None``: nothing on
     that line): an id already in ``first_seen`` (id -> ``file:line``, updated) is bad, and a
-    bad line raises, or goes to ``on_error`` and is skipped. Speech manifests and text items
-    both read through here, so their ids are unique across both."""
+    bad line raises, or goes to ``on_error`` and is skipped. Speech manifests, text items and
+    text classification manifests all read through here."""
     entries = []
     for number, parse in lines:
         try:

@@ -26,11 +26,12 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from speechllm.data.errors import DataError, ManifestError
-from speechllm.data.manifest import decode_line, json_object
+from speechllm.data.manifest import collect, decode_line, json_object
 from speechllm.data.text_items import bounded_lines, check_text_file, max_line_bytes
 from speechllm.tasks import TASKS
 
@@ -102,25 +103,11 @@ def read_text_examples(
             raise ValueError(f"{source}: a text classification manifest is a .jsonl file")
         check_text_file(source)
         with open(source, "rb") as f:
-            for number, raw in bounded_lines(f, max_line_bytes(max_chars)):
-                try:
-                    example = _example(raw, source, number, max_chars)
-                    if example is None:
-                        continue
-                    if example.id in seen:
-                        raise ManifestError(
-                            f"duplicate id {example.id!r} (first at {seen[example.id]})",
-                            reason="duplicate_id",
-                            source=source,
-                            line=number,
-                        )
-                except DataError as error:
-                    if on_error is None:
-                        raise
-                    on_error(error)
-                    continue
-                seen[example.id] = f"{source}:{number}"
-                examples.append(example)
+            lines = (
+                (number, partial(_example, raw, source, number, max_chars))
+                for number, raw in bounded_lines(f, max_line_bytes(max_chars))
+            )
+            examples += collect(lines, source, seen, on_error)
     return examples
 
 

@@ -56,6 +56,24 @@ class TrainableGroups:
         return list(declared) if self.all_adapters else list(self.adapters)
 
 
+def load_trainable(model: Any, state: dict[str, torch.Tensor], adapters: list[str]) -> None:
+    """Attach ``adapters`` to ``model.llm`` if missing, then load exactly the weights
+    ``model.trainable_state_dict()`` names from ``state``: a missing or extra one is an error,
+    so a checkpoint from another architecture cannot half-load silently (a speech LLM and a
+    text classifier alike)."""
+    for name in adapters:
+        if name not in model.llm.attached_adapters:
+            model.llm.attach_adapter(name)
+    expected = set(model.trainable_state_dict())
+    missing, extra = expected - set(state), set(state) - expected
+    if missing or extra:
+        raise KeyError(
+            f"trainable weights do not match: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(extra)[:5]}"
+        )
+    model.load_state_dict(state, strict=False)
+
+
 class TrainableParts:
     """What a curriculum switches on and a checkpoint holds, for a model with a ``downsampler``,
     an ``encoder`` (its ``layer_weights``), ``heads``, an optional ``ctc`` aligner and an
@@ -120,17 +138,7 @@ class TrainableParts:
         Frozen bases are not in ``state``; any trainable weight missing from it is an error,
         so a checkpoint from another architecture cannot half-load silently.
         """
-        for name in adapters:
-            if name not in self.llm.attached_adapters:
-                self.llm.attach_adapter(name)
-        expected = set(self.trainable_state_dict())
-        missing, extra = expected - set(state), set(state) - expected
-        if missing or extra:
-            raise KeyError(
-                f"trainable weights do not match: missing {sorted(missing)[:5]}, "
-                f"unexpected {sorted(extra)[:5]}"
-            )
-        self.load_state_dict(state, strict=False)
+        load_trainable(self, state, adapters)
 
     def load_group_weights(self, state: dict[str, torch.Tensor], groups: Sequence[str]) -> None:
         """Load the module groups ``groups`` (``downsampler``, ``layer_weights``, ``heads``,

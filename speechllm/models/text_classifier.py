@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from speechllm.models.groups import load_trainable
 from speechllm.models.head import ClassificationHead
 from speechllm.models.layout import RowLayout
 from speechllm.models.llm import LLM
@@ -91,17 +92,7 @@ class TextClassifier(nn.Module):
     ) -> None:
         """Attach ``adapters`` if missing, then load every trainable weight from ``state``
         (any missing or extra weight is an error, as ``SpeechLLM`` has it)."""
-        for name in adapters:
-            if name not in self.llm.attached_adapters:
-                self.llm.attach_adapter(name)
-        expected = set(self.trainable_state_dict())
-        missing, extra = expected - set(state), set(state) - expected
-        if missing or extra:
-            raise KeyError(
-                f"trainable weights do not match: missing {sorted(missing)[:5]}, "
-                f"unexpected {sorted(extra)[:5]}"
-            )
-        self.load_state_dict(state, strict=False)
+        load_trainable(self, state, adapters)
         self.set_trainable([])
 
     def states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
