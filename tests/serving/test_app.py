@@ -19,11 +19,10 @@ import pytest
 import torch
 from fastapi import FastAPI
 
-from speechllm.cli import serve as cli
 from speechllm.cli.serve import main
 from speechllm.inference import answer, featurize
 from speechllm.models.speech_llm import SpeechLLM
-from speechllm.serving import GenerationSettings, ServeConfig, running
+from speechllm.serving import GenerationSettings, ServeConfig, running, server
 from speechllm.serving.streaming import TextSink
 from tests.serving.helpers import health, is_openai_error, post
 from tests.serving.world import audio_part, file_part, user, wav_bytes
@@ -304,7 +303,7 @@ def test_cli_help_and_the_app_it_builds(
     usage = capsys.readouterr().out
     assert "/v1/chat/completions" in usage and "--max-batch-size" in usage
     served: list[tuple] = []
-    monkeypatch.setattr(cli, "serve", lambda *args: served.append(args))
+    monkeypatch.setattr(server, "serve", lambda *args: served.append(args))
     main([str(export), "--name", "tiny-cli", "--port", "9", "--max-batch-size", "1"])
     app, host, port, _ = served[0]
     assert (host, port, app.state.batcher.max_batch_size) == ("127.0.0.1", 9, 1)
