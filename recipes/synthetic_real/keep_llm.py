@@ -241,6 +241,23 @@ def readme_table(result: dict[str, Any]) -> str:
     )
 
 
+def gap_table(result: dict[str, Any]) -> str:
+    """Each task's headline metric per arm on seen / held-out instructions (the README's
+    second table, from the same JSON)."""
+    arms = result["arms"]
+    tasks = sorted({t for r in arms.values() for t in (r["instruction_splits"] or {})})
+    rows = ["| task (metric) | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    for task in tasks:
+        key = HEADLINE.get(task, "uar")
+        cells = []
+        for r in arms.values():
+            split = (r["instruction_splits"] or {}).get(task, {})
+            seen, held = (split.get(s, {}).get(key) for s in ("seen", "heldout"))
+            cells.append("-" if seen is None or held is None else f"{seen:.1f} / {held:.1f}")
+        rows.append(f"| {task} ({key}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _unseen_score(task: dict[str, Any] | None) -> str:
     if not task or task.get(task["primary"]) is None:
         return "-"
@@ -285,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
               "multitask": args.multitask_steps, "seeds": 1}, "date": "-", "machine": "-",
               "commit": "-", "command": "-", "file": "-"}  # fmt: skip
     print(readme_table(result))
+    print(gap_table(result))
     if args.record:
         print(f"recorded {record(args, arms, (time.perf_counter() - start_time) / 60)}")
 
