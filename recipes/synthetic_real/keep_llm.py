@@ -118,6 +118,8 @@ def align(args: argparse.Namespace) -> Path:
 def train_arm(args: argparse.Namespace, arm: str, start: Path, threads: int) -> Path:
     run = args.out / arm
     checkpoints = run / "checkpoints"
+    if finished(run, ALIGN_STEPS + args.warmup_steps + args.multitask_steps):
+        return run
     if not checkpoints.is_dir():  # a new arm starts from the shared aligned checkpoint
         checkpoints.mkdir(parents=True)
         shutil.copy2(start, checkpoints / start.name)
@@ -125,6 +127,14 @@ def train_arm(args: argparse.Namespace, arm: str, start: Path, threads: int) -> 
         train_command(run, args.data, [*budget(args), *ARMS[arm]]), run / "train.log", threads
     )
     return run
+
+
+def finished(run: Path, total: int) -> bool:
+    """The arm's last checkpoint is at the end of its budget (a rerun only records)."""
+    from speechllm.training.resume import load_checkpoint
+
+    last = run / "checkpoints" / "last.ckpt"
+    return last.is_file() and int(load_checkpoint(str(last))["global_step"]) >= total
 
 
 def evaluate_arm(args: argparse.Namespace, run: Path) -> dict[str, Any]:
