@@ -48,6 +48,7 @@ def batches(model: Any, manifest: Path) -> dict[str, dict[str, Any]]:
     from speechllm.data.features import Featurizer
     from speechllm.data.manifest import read_manifest
     from speechllm.data.text_items import read_text_items
+    from speechllm.training.module import transcripts
 
     featurizer = Featurizer.for_encoder(model.encoder)
     asr = [e for e in read_manifest(manifest) if e.task == "asr"][:8]
@@ -56,6 +57,7 @@ def batches(model: Any, manifest: Path) -> dict[str, dict[str, Any]]:
     text = collate([text_item(e, featurizer) for e in texts])
     for batch in (speech, text):
         del batch["bad_items"]
+        batch["transcripts"] = transcripts(batch)  # as the training step fills them
     return {"speech": speech, "text": text}
 
 
