@@ -114,13 +114,24 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def readme_table(result: dict[str, Any]) -> str:
+    """The recipe README's step-cost table, from ``results/keep_llm_step.json``."""
+    baseline = result["rows"][0]["step_s"]
+    rows = ["| setting | median step (s) | vs baseline |", "|---|---|---|"]
+    rows += [
+        f"| {r['setting']} | {r['step_s']:.2f} | {r['step_s'] / baseline:.2f}x |"
+        for r in result["rows"]
+    ]
+    return "\n".join(rows) + (
+        f"\n\n{result['threads']} threads, load average {result['load_average']:.1f}; measured "
+        f"{result['date']} on {result['machine']} at commit {result['commit'][:10]} "
+        f"(`{result['command']}`; `benchmarks/results/keep_llm_step.json`)."
+    )
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     rows = measure(args)
-    baseline = rows[0]["step_s"]
-    print("\n| setting | median step (s) | vs baseline |\n|---|---|---|")
-    for r in rows:
-        print(f"| {r['setting']} | {r['step_s']:.2f} | {r['step_s'] / baseline:.2f}x |")
     if args.tiny:
         return rows
     from speechllm.provenance import provenance
@@ -133,6 +144,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     }
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(readme_table(result))
     print(f"wrote {args.out}")
     return rows
 
