@@ -57,3 +57,42 @@ def test_readme_keep_llm_command_composes_with_each_option(tmp_path: Path) -> No
     assert cfg.module.model.audio_gated is True
     assert cfg.curriculum.stages.multitask.objective.kd == 1.0
     assert "text" in cfg.curriculum.stages.multitask.tasks
+
+
+def test_readme_keep_tables_are_generated_from_the_committed_results() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from keep_llm import gap_table, readme_table
+    from keep_llm_step import readme_table as step_table
+
+    result = json.loads((RECIPE / "results" / "keep_llm.json").read_text())
+    steps = json.loads((REPO / "benchmarks" / "results" / "keep_llm_step.json").read_text())
+    for stamped in (result, steps):
+        assert all(stamped[key] for key in ("command", "date", "commit", "machine"))
+    assert set(result["arms"]) == {"baseline", "kd", "text", "gated"}
+    readme = (RECIPE / "README.md").read_text()
+    for marker, table in (
+        ("keep-table", readme_table(result)),
+        ("keep-gap-table", gap_table(result)),
+        ("keep-step-table", step_table(steps)),
+    ):
+        start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
+        assert readme.split(start)[1].split(end)[0] == table
+
+
+def test_readme_prose_matches_the_committed_arms() -> None:
+    """The claims under the tables: text mixing keeps the most text skills and the best WER,
+    gating leaves text answers the base's and speech scores the baseline's, kd moves
+    first-word naming and costs about a third more per step."""
+    arms = json.loads((RECIPE / "results" / "keep_llm.json").read_text())["arms"]
+    skills = {name: arm["text_skills"]["trained_accuracy"] for name, arm in arms.items()}
+    wer = {name: arm["tasks"]["asr"]["wer"] for name, arm in arms.items()}
+    assert max(skills, key=skills.get) == "text" and min(wer, key=wer.get) == "text"
+    assert skills["text"] > arms["text"]["text_skills"]["base_accuracy"]
+    gated = arms["gated"]
+    assert all(a["base"] == a["trained"] for a in gated["text_skills"]["answers"])
+    assert gated["tasks"] == arms["baseline"]["tasks"]
+    first = {n: a["unseen_tasks"]["tasks"]["first_word"]["accuracy"] for n, a in arms.items()}
+    assert max(first, key=first.get) == "kd"
+    steps = json.loads((REPO / "benchmarks" / "results" / "keep_llm_step.json").read_text())
+    cost = {r["setting"]: r["step_s"] for r in steps["rows"]}
+    assert 1.2 < cost["kd"] / cost["baseline"] < 1.45 and cost["gated"] / cost["baseline"] < 1.05
