@@ -17,7 +17,14 @@ from fastapi import FastAPI
 
 from speechllm.cli import serve as cli
 from speechllm.cli.serve import main
-from speechllm.serving import ServeConfig, create_app, load_app, running, uvicorn_config
+from speechllm.serving import (
+    ServeConfig,
+    create_app,
+    load_app,
+    running,
+    server,
+    uvicorn_config,
+)
 from tests.serving.helpers import is_openai_error, request
 from tests.serving.world import file_part, user
 
@@ -143,7 +150,7 @@ def test_cli_flags_and_the_key_from_the_environment(
     export: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     served: list[tuple] = []
-    monkeypatch.setattr(cli, "serve", lambda *args: served.append(args))
+    monkeypatch.setattr(server, "serve", lambda *args: served.append(args))
     monkeypatch.setenv(cli.API_KEY_ENV, "from-env")
     main([str(export), "--max-prompt-tokens", "99", "--docs", "--max-connections", "5"])
     config: ServeConfig = served[-1][0].state.config
