@@ -65,16 +65,14 @@ class TextTeacher:
         """The teacher's view of each item: items ``speech`` with their transcript's token ids
         in place of the audio (and nothing for ``{summary}``), text-only items as they are."""
         speech_set = set(speech)
-        rows = []
-        for i, instruction in enumerate(instructions):
-            target = None if targets is None else targets[i]
-            if i in speech_set:
-                slots = {AUDIO: self.llm.tokenize(transcripts[i])}
-                rows.append(self.layout.speech_row(instruction, slots, target))
-            else:
-                given = self.layout.text_row(instruction).given
-                rows.append(Row(given, [] if target is None else target))
-        return rows
+        return [
+            self.layout.item_row(
+                instruction,
+                {AUDIO: self.llm.tokenize(transcripts[i])} if i in speech_set else None,
+                None if targets is None else targets[i],
+            )
+            for i, instruction in enumerate(instructions)
+        ]
 
     @torch.no_grad()
     def answers(

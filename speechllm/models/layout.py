@@ -118,6 +118,16 @@ class RowLayout:
         tail = [] if target is None or self.llm.is_encoder_decoder else target
         return Row(given, list(tail))
 
+    def item_row(
+        self, instruction: str, slots: Mapping[str, Piece] | None, target: list[int] | None
+    ) -> Row:
+        """One batch item's row: a speech item with its ``slots`` filled
+        (:meth:`speech_row`), or with ``slots`` ``None`` a text-only item (:meth:`text_row`);
+        ``target`` ids follow."""
+        if slots is not None:
+            return self.speech_row(instruction, slots, target)
+        return Row(self.text_row(instruction).given, [] if target is None else list(target))
+
     def text_prompt(self, instruction: str) -> str:
         """A text-only instruction as the LLM takes it without audio: the user turn of its chat
         template when the speech template uses one, else the instruction and a newline."""

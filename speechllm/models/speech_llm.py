@@ -231,17 +231,14 @@ class SpeechLLM(TrainableParts, nn.Module):
         others are text-only items (:meth:`RowLayout.text_row`)."""
         speech = list(range(len(instructions))) if speech is None else speech
         position = {item: j for j, item in enumerate(speech)}
-        rows = []
-        for i, instruction in enumerate(instructions):
-            target = None if targets is None else targets[i]
-            if i in position:
-                rows.append(
-                    self.layout.speech_row(instruction, self._slots(audio, position[i]), target)
-                )
-            else:
-                given = self.layout.text_row(instruction).given
-                rows.append(Row(given, [] if target is None else target))
-        return rows
+        return [
+            self.layout.item_row(
+                instruction,
+                self._slots(audio, position[i]) if i in position else None,
+                None if targets is None else targets[i],
+            )
+            for i, instruction in enumerate(instructions)
+        ]
 
     def lay_out(
         self,
@@ -375,9 +372,9 @@ class SpeechLLM(TrainableParts, nn.Module):
         item_sum = encoded.embeds.new_zeros(len(targets), dtype=torch.float32)
         item_tokens = torch.zeros(len(targets), dtype=torch.long, device=device)
         on_lm = [i for i in range(len(targets)) if i not in on_head]
+        position = {item: j for j, item in enumerate(speech)}
         scored = None
         if on_lm:
-            position = {item: j for j, item in enumerate(speech)}
             lm_speech = [i for i in on_lm if i in speech_set]
             out, scored = self._score_items(
                 encoded.select([position[i] for i in lm_speech]),
@@ -385,10 +382,10 @@ class SpeechLLM(TrainableParts, nn.Module):
                 [instructions[i] for i in on_lm],
                 [targets[i] for i in on_lm],
             )
-            scored = scored._replace(items=on_lm)
+            if scored is not None:  # an encoder-decoder scores without kept logits
+                scored = scored._replace(items=on_lm)
             item_sum[on_lm], item_tokens[on_lm] = out.item_loss_sum, out.item_tokens
         head_tasks = [tasks[i] for i in on_head]
-        position = {item: j for j, item in enumerate(speech)}
         logits = self._head_logits(
             encoded.select([position[i] for i in on_head]),
             [instructions[i] for i in on_head],
