@@ -9,6 +9,9 @@ train the same LoRA warm-up and multitask steps; they differ only in the option 
               LLM's own answers to general questions)
     gated     + audio-gated LoRA (text-only inputs meet the untouched LLM)
     all       all three
+    compress  the LLM reads the audio along the CTC aligner's greedy path (ctc_compress: blank
+              frames dropped, repeats merged, posterior-weighted token embeddings), an
+              alignment idea of issue 33 measured at the same budget
 
 Each arm is then scored on the test split's seen and held-out instructions, the unseen tasks
 and the text questions (base vs trained), and its stages' seconds per step are kept::
@@ -52,6 +55,7 @@ ARMS: dict[str, list[str]] = {
     "gated": ["module.model.audio_gated=true"],
 }
 ARMS["all"] = [o for arm in ("kd", "text", "gated") for o in ARMS[arm]]
+ARMS["compress"] = ["module.model.ctc_compress=true"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,9 +127,12 @@ def train_arm(args: argparse.Namespace, arm: str, start: Path, threads: int) -> 
     if not checkpoints.is_dir():  # a new arm starts from the shared aligned checkpoint
         checkpoints.mkdir(parents=True)
         shutil.copy2(start, checkpoints / start.name)
-    run_logged(
-        train_command(run, args.data, [*budget(args), *ARMS[arm]]), run / "train.log", threads
-    )
+    cmd = train_command(run, args.data, [*budget(args), *ARMS[arm]])
+    run_logged(cmd, run / "train.log", threads)
+    from speechllm.provenance import provenance
+
+    stamp = {**provenance("recipes/synthetic_real/keep_llm.py"), "train_command": cmd[1:]}
+    (run / "provenance.json").write_text(json.dumps(stamp, indent=2))
     return run
 
 
@@ -179,6 +186,7 @@ def arm_result(args: argparse.Namespace, arm: str, threads: int) -> dict[str, An
     return {
         "overrides": ARMS[arm],
         "threads": threads,
+        "trained_at_commit": json.loads((run / "provenance.json").read_text())["commit"],
         "seconds_per_step": seconds_per_step(run),
         "tasks": metrics["tasks"],
         "instruction_splits": metrics.get("instruction_splits"),

@@ -14,6 +14,13 @@ matrix product per frame::
 The softmax runs over a sample of the vocabulary, not all of it: every id a target needs plus
 random negatives, redrawn each step, keeps the cost independent of V (49k for SmolLM2) while
 every id is pushed down often enough. torch's ``ctc_loss`` is the field's implementation.
+
+Once aligned, the same scores can also shape what the LLM reads (:meth:`CTCAligner.compress`,
+``SpeechLLM(ctc_compress=True)``): CTC's greedy path, blank frames dropped and repeated frames
+merged, each kept position the posterior-weighted mean of the LLM's own token embeddings. The
+frozen LLM then reads something close to the tokens spoken, at about one position per token,
+instead of learning to read continuous frames (as CTC-compressed prompts for decoder-only ASR,
+Wu et al. 2023). No library ships this over an arbitrary LLM's embedding matrix.
 """
 
 from __future__ import annotations
@@ -67,3 +74,39 @@ class CTCAligner(nn.Module):
             reduction="none",
             zero_infinity=True,
         )
+
+    def compress(
+        self, frames: torch.Tensor, lengths: torch.Tensor, vocabulary: torch.Tensor, top_k: int = 8
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``frames`` ``(B, T', D)`` (``lengths`` valid) collapsed along CTC's greedy path over
+        the whole ``vocabulary`` ``(V, D)``: ``(B, N, D)`` embeddings and ``(B,)`` lengths.
+
+        A frame whose best class is the blank is dropped; a run of frames with the same best
+        token becomes one position, the mean of its frames' embeddings; a frame's embedding is
+        its ``top_k`` tokens' rows weighted by their renormalised posteriors, so gradients
+        reach the frames through the posteriors. An item whose every frame is blank keeps its
+        least blank frame (a row never loses its audio entirely).
+        """
+        rows = torch.cat([self.blank[None], vocabulary.to(self.blank.dtype)])
+        logits = frames.float() @ rows.float().T * self.log_scale.exp()
+        best = logits.argmax(-1)
+        top, ids = logits[..., 1:].topk(min(top_k, len(vocabulary)), dim=-1)
+        weights = top.softmax(-1)  # the posteriors renormalised over the top tokens, stably
+        tokens = (weights[..., None] * vocabulary[ids].float()).sum(-2)  # (B, T', D)
+        items = []
+        for b, n in enumerate(lengths.tolist()):
+            path = best[b, :n]
+            keep = path != 0
+            if not bool(keep.any()):
+                keep = torch.zeros_like(keep)
+                keep[(logits[b, :n, 0] - top[b, :n, 0]).argmin()] = True
+            changed = (path[1:] != path[:-1]) | ~keep[:-1]
+            starts = keep & torch.cat([keep.new_ones(1), changed])
+            segment = (starts.cumsum(0) - 1)[keep]
+            kept = tokens[b, :n][keep]
+            count = int(segment.max()) + 1
+            total = kept.new_zeros(count, kept.shape[1]).index_add(0, segment, kept)
+            items.append(total / torch.bincount(segment, minlength=count)[:, None].to(kept.dtype))
+        out_lengths = torch.tensor([len(item) for item in items], device=frames.device)
+        out = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
+        return out.to(frames.dtype), out_lengths

@@ -96,6 +96,11 @@ class SpeechLLM(TrainableParts, nn.Module):
             a mixed batch.
         teacher_answer_tokens: longest answer the text LLM writes, under the ``kd`` objective,
             for an item with a transcript but no target.
+        ctc_compress: the LLM reads the audio along the CTC aligner's greedy path
+            (:meth:`~speechllm.models.ctc.CTCAligner.compress`: blank frames dropped, repeats
+            merged, each position a posterior-weighted mean of the LLM's token embeddings)
+            instead of the frame embeddings; utterance embeddings are kept as they are. Needs
+            ``ctc``, aligned first (``curriculum=ctc_align``); the CTC loss still reads the frames.
     """
 
     def __init__(
@@ -110,8 +115,11 @@ class SpeechLLM(TrainableParts, nn.Module):
         ctc: CTCAligner | Callable[..., CTCAligner] | None = None,
         audio_gated: bool = False,
         teacher_answer_tokens: int = 64,
+        ctc_compress: bool = False,
     ) -> None:
         super().__init__()
+        if ctc_compress and ctc is None:
+            raise ValueError("ctc_compress reads the CTC aligner's path: set ctc= as well")
         self.template = (
             PromptTemplate.from_chat(llm.tokenizer, prompt_template, system_prompt)
             if chat_template
@@ -144,6 +152,7 @@ class SpeechLLM(TrainableParts, nn.Module):
         if ctc is not None and not isinstance(ctc, nn.Module):
             ctc = ctc(hidden_size=llm.hidden_size)
         self.ctc = ctc
+        self.ctc_compress = ctc_compress
         self.layout = RowLayout(llm, self.template, system_prompt)
         self.audio_gated = audio_gated
         self.teacher = TextTeacher(self.layout, teacher_answer_tokens)
@@ -231,6 +240,8 @@ class SpeechLLM(TrainableParts, nn.Module):
         others are text-only items (:meth:`RowLayout.text_row`)."""
         speech = list(range(len(instructions))) if speech is None else speech
         position = {item: j for j, item in enumerate(speech)}
+        if audio is not None and self.ctc_compress:
+            audio = self._compressed(audio)
         return [
             self.layout.item_row(
                 instruction,
@@ -239,6 +250,21 @@ class SpeechLLM(TrainableParts, nn.Module):
             )
             for i, instruction in enumerate(instructions)
         ]
+
+    def _compressed(self, audio: AudioEmbeddings) -> AudioEmbeddings:
+        """``audio``'s frame embeddings along the CTC path, its utterance embeddings after them
+        (the layout :meth:`_slots` reads)."""
+        k = self.downsampler.summary_tokens
+        frames = audio.lengths - k
+        vocabulary = self.llm.base_model.get_input_embeddings().weight
+        tokens, lengths = self.ctc.compress(audio.embeds, frames, vocabulary)
+        if not k:
+            return AudioEmbeddings(tokens, lengths)
+        summary = torch.stack([audio.embeds[b, n : n + k] for b, n in enumerate(frames.tolist())])
+        embeds = torch.cat([tokens, summary.new_zeros(len(tokens), k, tokens.shape[2])], dim=1)
+        for b, n in enumerate(lengths.tolist()):
+            embeds[b, n : n + k] = summary[b]
+        return AudioEmbeddings(embeds, lengths + k)
 
     def lay_out(
         self,

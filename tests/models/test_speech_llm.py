@@ -3,8 +3,10 @@ from functools import partial
 import pytest
 import torch
 
+from speechllm.models.ctc import CTCAligner
 from speechllm.models.downsampler import ConvDownsampler
 from speechllm.models.layout import IGNORE
+from speechllm.models.prompt import AUDIO, SUMMARY
 from speechllm.models.speech_llm import AudioEmbeddings, SpeechLLM
 from speechllm.models.tiny import tiny_encoder, tiny_llm, tiny_lora
 from speechllm.testing import tiny_batches
@@ -156,3 +158,44 @@ def test_explicit_output_scale_is_kept() -> None:
     assert torch.all(model.downsampler.norms[-1].weight == 0.7)
     with pytest.raises(ValueError, match="output scale"):
         ConvDownsampler(4, 4, output_scale=0.0)
+
+
+def test_ctc_compress_needs_an_aligner() -> None:
+    with pytest.raises(ValueError, match="ctc_compress"):
+        SpeechLLM(tiny_encoder("wavlm"), partial(ConvDownsampler), tiny_llm(), ctc_compress=True)
+
+
+def test_ctc_compress_lays_out_the_aligner_path_then_the_utterance_embeddings() -> None:
+    torch.manual_seed(0)
+    model = SpeechLLM(
+        tiny_encoder("wavlm"),
+        partial(ConvDownsampler, summary_tokens=2),
+        tiny_llm("llama"),
+        prompt_template=SUMMARY_LAST,
+        ctc=CTCAligner,
+        ctc_compress=True,
+    )
+    batch = tiny_batches(1, 3, seed=2)[0]
+    encoded = model.encode_audio(batch["audio"], batch["audio_lengths"])
+    vocabulary = model.llm.base_model.get_input_embeddings().weight
+    tokens, n_tokens = model.ctc.compress(encoded.embeds, encoded.lengths - 2, vocabulary)
+    targets = [model.layout.target_ids(t) for t in batch["targets"]]
+    inputs, mask, labels = model.lay_out(encoded, batch["instructions"], targets)
+    plain = model.layout.batch(
+        [
+            model.layout.item_row(
+                instruction,
+                {AUDIO: tokens[b, :n], SUMMARY: encoded.embeds[b, m - 2 : m]},
+                targets[b],
+            )
+            for b, (instruction, n, m) in enumerate(
+                zip(batch["instructions"], n_tokens.tolist(), encoded.lengths.tolist(), strict=True)
+            )
+        ]
+    )
+    torch.testing.assert_close(inputs, plain.embeds)
+    assert torch.equal(mask, plain.mask) and torch.equal(labels, plain.labels)
+    out = model(**batch)
+    out.loss.backward()
+    assert model.downsampler.convs[0].weight.grad.abs().sum() > 0
+    assert model.ctc.log_scale.grad is not None
