@@ -32,6 +32,7 @@ from typing import Any
 
 from hydra.utils import instantiate
 
+from speechllm._warnings import quiet_known_warnings
 from speechllm.config import compose
 from speechllm.data.text import read_lines
 from speechllm.models.tiny import tiny_llm
@@ -81,11 +82,16 @@ def step_one(data: Path, llm: list[str], out: Path, size: dict[str, Any]) -> Pat
     return adapter
 
 
-def curve(run: Path) -> list[dict[str, float]]:
-    """The held-out perplexity at each evaluation of step one (``val/loss`` rows)."""
+def val_losses(run: Path) -> list[tuple[int, float]]:
+    """``(step, val/loss)`` at each validation of a run, from its metrics.csv."""
     with open(run / "logs" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("val/loss")]
-    return [{"step": int(r["step"]), "perplexity": math.exp(float(r["val/loss"]))} for r in rows]
+    return [(int(r["step"]), float(r["val/loss"])) for r in rows]
+
+
+def curve(run: Path) -> list[dict[str, float]]:
+    """The held-out perplexity at each evaluation of step one."""
+    return [{"step": step, "perplexity": math.exp(loss)} for step, loss in val_losses(run)]
 
 
 def perplexities(data: Path, llm: list[str], adapter: Path) -> dict[str, dict[str, float]]:
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0, help="the synthetic domain's seed")
     parser.add_argument("--steps", type=int, help="domain steps (default: by size)")
     args = parser.parse_args(argv)
+    quiet_known_warnings()
     size = dict(SIZES["tiny" if args.tiny else "real"])
     size["steps"] = args.steps or size["steps"]
     out = Path(args.out).resolve()

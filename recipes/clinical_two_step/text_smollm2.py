@@ -31,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from design_check import SIZES as CHECK_SIZES  # noqa: E402,I001
-from design_check import curve, llm_overrides, perplexities, step_one  # noqa: E402
+from design_check import curve, llm_overrides, perplexities, step_one, val_losses  # noqa: E402
+
+from speechllm._warnings import quiet_known_warnings  # noqa: E402
 
 from speechllm.config import compose  # noqa: E402
 from speechllm.evaluation.text_classification import evaluate_text_classifier  # noqa: E402
@@ -44,9 +46,9 @@ ARMS = {
     "frozen": "domain LoRA (frozen) + downstream LoRA",
     "trainable": "domain LoRA (trainable) + downstream LoRA",
 }
-SIZES = {  # downstream steps (batch 8 rows), seeds
-    "full": dict(steps=200, seeds=(0, 1, 2)),
-    "smoke": dict(steps=2, seeds=(0,)),
+SIZES = {  # downstream steps (batch 8 rows), seeds, dev loss every, dev batches each time
+    "full": dict(steps=300, seeds=(0, 1, 2), eval_every=50, eval_batches=25),
+    "smoke": dict(steps=2, seeds=(0,), eval_every=1, eval_batches=1),
 }
 COLUMNS = {  # results.md column -> (task, metric)
     "department": ("department", "auroc"),
@@ -56,9 +58,12 @@ COLUMNS = {  # results.md column -> (task, metric)
 
 
 def step_two(
-    arm: str, data: Path, llm: list[str], adapter: Path, out: Path, steps: int, seed: int
+    arm: str, data: Path, llm: list[str], adapter: Path, out: Path, size: dict[str, Any], seed: int
 ) -> dict[str, Any]:
-    """Train one arm with one seed; score it on the test set (thresholds from dev)."""
+    """Train one arm with one seed, its dev loss logged every ``eval_every`` steps (the curve
+    that shows whether the budget let it converge); score it on the test set (thresholds
+    from dev)."""
+    steps = size["steps"]
     cfg = compose(
         [
             *llm,
@@ -67,7 +72,9 @@ def step_two(
             f"two_step.domain_adapter_path={adapter}",
             f"paths.data_dir={data}",
             f"trainer.max_steps={steps}",
-            f"trainer.val_check_interval={steps}",
+            f"trainer.val_check_interval={size['eval_every']}",
+            "trainer.check_val_every_n_epoch=null",
+            f"trainer.limit_val_batches={size['eval_batches']}",
             f"module.scheduler.warmup_steps={max(1, steps // 10)}",
             f"seed={seed}",
             "+trainer.enable_progress_bar=false",
@@ -77,12 +84,14 @@ def step_two(
     )
     module, datamodule, trainer = build_text(cfg)
     fit(module, datamodule, trainer)
-    return evaluate_text_classifier(
+    scores = evaluate_text_classifier(
         module.model.eval(),
         [str(data / "test.jsonl")],
         out / "eval",
         dev_manifests=[str(data / "dev.jsonl")],
     )
+    curve = [{"step": step, "dev_loss": loss} for step, loss in val_losses(out)]
+    return {**scores, "dev_curve": curve}
 
 
 def table(results: dict[str, list[dict[str, Any]]]) -> str:
@@ -112,10 +121,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "design_check.py's is runs/clinical_design_check/domain)",
     )
     args = parser.parse_args(argv)
+    quiet_known_warnings()
     size = dict(SIZES["smoke" if args.smoke else "full"])
     check = dict(CHECK_SIZES["tiny" if args.smoke else "real"])
     check["steps"] = args.domain_steps or check["steps"]
-    steps, seeds = args.steps or size["steps"], tuple(args.seeds or size["seeds"])
+    size["steps"] = args.steps or size["steps"]
+    steps, seeds = size["steps"], tuple(args.seeds or size["seeds"])
     out = Path(args.out).resolve()
     started = time.time()
     data = out / "data"
@@ -128,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for seed in seeds:
         for arm in ARMS:
-            run = step_two(arm, data, llm, adapter, out / arm / f"seed{seed}", steps, seed)
+            run = step_two(arm, data, llm, adapter, out / arm / f"seed{seed}", size, seed)
             results[arm].append(run)
             print(f"seed {seed} {arm}: {json.dumps(run['tasks'])[:300]}", flush=True)
     minutes = (time.time() - started) / 60

@@ -30,6 +30,8 @@ def test_text_experiment_smoke_runs_all_three_arms(tmp_path: Path) -> None:  # ~
     for arm in doc["results"]:
         tasks = saved["results"][arm][0]["tasks"]
         assert set(tasks) == {"department", "diagnoses"} and tasks["diagnoses"]["labels"] == 60
+        curve = saved["results"][arm][0]["dev_curve"]  # dev loss after each of the 2 steps
+        assert [point["step"] for point in curve] == [0, 1] and curve[0]["dev_loss"] > 0
     assert (tmp_path / "domain" / "adapters" / "domain" / "adapter_config.json").is_file()
     table = (tmp_path / "results.md").read_text()
     assert "| diagnoses (macro) |" in table and "± " in table  # mean ± spread over seeds
