@@ -111,9 +111,13 @@ class RowLayout:
 
         A slot missing from ``slots`` (``{summary}`` for a teacher) stays empty.
         """
+        template = self._speech_template()
+        unknown = set(slots) - set(template.slots)
+        if unknown:
+            raise ValueError(f"slots {sorted(unknown)} are not in the template's {template.slots}")
         pieces = self.prompt_ids(instruction)
         given: list[Piece] = [pieces[0]]
-        for slot, text in zip(self._speech_template().slots, pieces[1:], strict=True):
+        for slot, text in zip(template.slots, pieces[1:], strict=True):
             given += [slots.get(slot, []), text]
         tail = [] if target is None or self.llm.is_encoder_decoder else target
         return Row(given, list(tail))

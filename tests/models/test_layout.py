@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from speechllm.models.layout import IGNORE, Row, RowLayout, next_token_loss
@@ -64,3 +65,9 @@ def test_next_token_loss_skips_a_token_right_after_padding() -> None:
     rows = [layout.plain_row("", "abc"), layout.plain_row("", "abcdef")]
     loss = next_token_loss(llm, layout.batch(rows))
     assert torch.isfinite(loss)
+
+
+def test_a_slot_the_template_lacks_is_an_error_not_silently_dropped() -> None:
+    layout = RowLayout(tiny_llm("llama"), PromptTemplate("<a>{audio}</a> {instruction}: "))
+    with pytest.raises(ValueError, match="not in the template"):
+        layout.speech_row("q", {"audio": [5]}, [7])  # "audio", not the slot "{audio}"
