@@ -41,6 +41,8 @@ from speechllm.synth.clinical_knowledge import write_clinical_knowledge  # noqa:
 from speechllm.training.train import build_text  # noqa: E402
 from speechllm.training.trainer import fit  # noqa: E402
 
+RECORD_PATH = "recipes/clinical_two_step/results/smollm2.json"
+RECORD = HERE.parents[1] / RECORD_PATH
 ARMS = {
     "none": "downstream LoRA only",
     "frozen": "domain LoRA (frozen) + downstream LoRA",
@@ -64,6 +66,9 @@ def step_two(
     that shows whether the budget let it converge); score it on the test set (thresholds
     from dev)."""
     steps = size["steps"]
+    saved = out / "result.json"
+    if saved.is_file():  # finished before (the experiment resumes arm by arm)
+        return json.loads(saved.read_text())
     cfg = compose(
         [
             *llm,
@@ -91,7 +96,9 @@ def step_two(
         dev_manifests=[str(data / "dev.jsonl")],
     )
     curve = [{"step": step, "dev_loss": loss} for step, loss in val_losses(out)]
-    return {**scores, "dev_curve": curve}
+    result = {**scores, "dev_curve": curve}
+    saved.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def table(results: dict[str, list[dict[str, Any]]]) -> str:
@@ -108,6 +115,30 @@ def table(results: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def readme_table(doc: dict[str, Any]) -> str:
+    """The recipe README's block, from the committed results JSON (a test keeps them equal)."""
+    settings, design = doc["settings"], doc["design_check"]
+    ppl = design["perplexity"]
+    curve = ", ".join(f"{p['perplexity']:.1f}" for p in design["curve"])
+    dev = {
+        arm: statistics.mean(run["dev_curve"][-1]["dev_loss"] for run in runs)
+        for arm, runs in doc["results"].items()
+    }
+    return (
+        f"{table(doc['results'])}\n\n"
+        f"Test AUROC (%), mean ± std over seeds {settings['seeds']}: {settings['steps']} "
+        f"downstream steps of {settings['batch']} rows per arm and seed, after "
+        f"{settings['domain']['steps']} domain steps of {settings['domain']['batch']} corpus "
+        f"sentences. Held-out association sentences, perplexity base -> domain adapter: true "
+        f"{ppl['base']['true']:.1f} -> {ppl['domain']['true']:.1f}, wrong partner "
+        f"{ppl['base']['wrong']:.1f} -> {ppl['domain']['wrong']:.1f}; during step one: {curve}. "
+        "Last dev loss (mean over seeds): "
+        + ", ".join(f"{arm} {loss:.3f}" for arm, loss in dev.items())
+        + f". {doc['minutes']:.0f} min in all; measured {doc['date']} on {doc['machine']} at "
+        f"commit {doc['commit'][:10]} (`{doc['command']}`; `{RECORD_PATH}`)."
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/clinical_smollm2", help="output folder")
@@ -120,6 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="step one's run folder, reused when it holds adapters/domain (default: OUT/domain; "
         "design_check.py's is runs/clinical_design_check/domain)",
     )
+    parser.add_argument("--record", action="store_true", help=f"write {RECORD.name} (README)")
     args = parser.parse_args(argv)
     quiet_known_warnings()
     size = dict(SIZES["smoke" if args.smoke else "full"])
@@ -154,6 +186,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     (out / "results.md").write_text(report)
     print(report)
+    if args.record:
+        from speechllm.provenance import provenance
+
+        doc = {**provenance("recipes/clinical_two_step/text_smollm2.py", argv), **doc}
+        RECORD.parent.mkdir(exist_ok=True)
+        RECORD.write_text(json.dumps(doc, indent=2) + "\n")
+        print(readme_table(doc))
     return doc
 
 
