@@ -1,5 +1,5 @@
 """speechllm-serve MODEL: OpenAI-compatible chat completions and transcriptions for a speech
-LLM."""
+LLM, moderations (label probabilities) for a text classifier."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         description="Serve a trained speech LLM at /v1/chat/completions (OpenAI's schema, audio "
         "as input_audio parts, streaming with stream: true), /v1/audio/transcriptions, "
         "/v1/models, /health, and a playground page at /. Concurrent requests are decoded in "
-        "dynamic batches.",
+        "dynamic batches. A text classifier (speechllm-train-text text=classifier) is served at "
+        "/v1/moderations instead: every task/label probability of each input text.",
     )
     parser.add_argument("model", help="export folder (speechllm-export), training .ckpt or hub id")
     parser.add_argument("--name", help="model id clients send (default: MODEL as given)")
@@ -145,15 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     # after parsing: --help needs neither torch nor the server
     import torch
 
-    from speechllm.serving.server import NotServable, load_app, serve
+    from speechllm.serving.server import load_app, serve
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        app = load_app(args.model, args.name, device, config)
-    except NotServable as error:
-        parser.error(str(error))
+    app = load_app(args.model, args.name, device, config)
     serve(app, args.host, args.port, args.log_level)
 
 

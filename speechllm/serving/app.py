@@ -22,8 +22,6 @@ from starlette.concurrency import run_in_threadpool
 
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.serving.batcher import Answer, Batcher
-from speechllm.serving.errors import install_error_handlers
-from speechllm.serving.guards import ApiKey, BodyLimit
 from speechllm.serving.jobs import Intake, Job, ServingError, prepare
 from speechllm.serving.schema import (
     AssistantMessage,
@@ -35,16 +33,14 @@ from speechllm.serving.schema import (
     Delta,
     ErrorDetail,
     ErrorResponse,
-    ModelCard,
-    ModelList,
     Transcription,
     Usage,
     completion_id,
 )
 from speechllm.serving.settings import ServeConfig
+from speechllm.serving.shell import app_shell
 from speechllm.serving.transcriptions import transcription_job, transcription_response
 
-DOCS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 CLIENT_GONE = 499
 """nginx's status for a request whose client closed the connection (nobody reads it)."""
 
@@ -54,7 +50,6 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
     config = config or ServeConfig()
     batcher = Batcher(model, config.max_batch_size, config.max_wait_ms)
     intake = Intake.of(model, config)
-    created = int(time.time())
     playground = (files("speechllm.serving") / "static" / "index.html").read_text()
 
     @asynccontextmanager
@@ -63,38 +58,15 @@ def create_app(model: SpeechLLM, name: str, config: ServeConfig | None = None) -
         yield
         await batcher.stop(config.shutdown_timeout_s)
 
-    docs = DOCS if config.docs else dict.fromkeys(DOCS)
-    app = FastAPI(title="speechllm-serve", lifespan=lifespan, **docs)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-    if config.api_key is not None:  # outermost: refused before the body is read
-        open_paths = {"/", "/health"} | ({*DOCS.values()} if config.docs else set())
-        app.add_middleware(ApiKey, key=config.api_key, open_paths=frozenset(open_paths))
-    app.state.batcher = batcher
-    app.state.config = config
-    install_error_handlers(app)
+    def stats() -> dict[str, int]:
+        return {"batches": batcher.batches, "items": batcher.items, "cancelled": batcher.cancelled}
 
-    def check_model(requested: str) -> None:
-        if requested != name:
-            message = f"model {requested!r} not found; this server serves {name!r}"
-            raise ServingError(404, message, "model", "model_not_found")
+    app, check_model = app_shell(name, config, stats, lifespan)
+    app.state.batcher = batcher
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
         return playground
-
-    @app.get("/health")
-    async def health() -> dict[str, object]:
-        return {
-            "status": "ok",
-            "model": name,
-            "batches": batcher.batches,
-            "items": batcher.items,
-            "cancelled": batcher.cancelled,
-        }
-
-    @app.get("/v1/models")
-    async def models() -> ModelList:
-        return ModelList(data=[ModelCard(id=name, created=created)])
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatCompletionRequest, request: Request) -> ChatCompletion | Response:

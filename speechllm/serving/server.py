@@ -23,33 +23,23 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from speechllm.models.pretrained import load
-from speechllm.models.speech_llm import SpeechLLM
+from speechllm.models.text_classifier import TextClassifier
 from speechllm.serving.app import create_app
+from speechllm.serving.classify import create_classifier_app
 from speechllm.serving.settings import ServeConfig
 
 log = logging.getLogger(__name__)
-
-
-class NotServable(ValueError):
-    """The model loads but is not one the app serves (a text classifier)."""
 
 
 def load_app(
     model: str, name: str | None = None, device: str = "cpu", config: ServeConfig | None = None
 ) -> FastAPI:
     """The app for an export folder, checkpoint or hub id; served as ``name`` (default: ``model``
-    as given, as vLLM does).
-
-    A text classifier is refused: the app's routes (chat completions, transcriptions) generate
-    text about audio, and a classifier generates nothing; ``speechllm-infer --text`` and
-    ``speechllm.inference.classify_text`` answer it.
-    """
+    as given, as vLLM does): a speech LLM behind chat completions and transcriptions, a text
+    classifier behind moderations (:mod:`speechllm.serving.classify`)."""
     loaded = load(model, device)
-    if not isinstance(loaded, SpeechLLM):
-        raise NotServable(
-            f"{model} is a {type(loaded).__name__}: speechllm-serve serves speech LLMs; "
-            "classify texts with speechllm-infer --text or speechllm.inference.classify_text"
-        )
+    if isinstance(loaded, TextClassifier):
+        return create_classifier_app(loaded, name or model, config)
     return create_app(loaded, name or model, config)
 
 

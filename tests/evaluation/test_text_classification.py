@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import openai
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -23,11 +24,12 @@ from speechllm.data.text_classification import (
 )
 from speechllm.evaluation.metrics import auroc, label_aurocs, micro_auroc
 from speechllm.evaluation.text_classification import probabilities
-from speechllm.inference import classify_text
+from speechllm.inference import MAX_TEXT_CHARS, classify_text
 from speechllm.models import TextClassifier
 from speechllm.models.pretrained import load, save_pretrained
 from speechllm.models.tiny import tiny_llm, tiny_lora
-from speechllm.serving.server import NotServable, load_app
+from speechllm.serving import ServeConfig, running
+from speechllm.serving.server import load_app
 
 LABELS = {"diagnoses": ["A01", "B02", "C03", "D04"], "mortality": ["0", "1"]}
 NODE = {
@@ -123,6 +125,39 @@ def test_infer_answers_a_text_with_label_probabilities(export) -> None:
         infer(["clip.wav", "Transcribe.", "--model", str(folder), "--device", "cpu"])
 
 
-def test_serve_refuses_a_text_classifier(export) -> None:
-    with pytest.raises(NotServable, match="speechllm-infer --text"):
-        load_app(str(export[0]))
+def test_serve_answers_moderations_with_the_classifiers_probabilities(export) -> None:
+    folder, model = export
+    texts = ["chest pain since this morning", "fell at home, hip pain"]
+    config = ServeConfig(max_batch_size=2, api_key="k")
+    with running(load_app(str(folder), "notes", config=config)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+        reply = client.moderations.create(model="notes", input=texts)
+        for text, result in zip(texts, reply.to_dict()["results"], strict=True):
+            expected = classify_text(model, text)
+            scores = result["category_scores"]
+            assert scores.keys() == {f"{t}/{label}" for t in LABELS for label in LABELS[t]}
+            for task, labels in expected.items():
+                for label, p in labels.items():
+                    assert scores[f"{task}/{label}"] == pytest.approx(p, abs=1e-6)
+                    assert result["categories"][f"{task}/{label}"] is (p >= 0.5)
+            assert result["flagged"] is any(result["categories"].values())
+        one = client.moderations.create(
+            model="notes", input=texts[0], extra_body={"tasks": ["mortality"]}
+        )
+        assert set(one.to_dict()["results"][0]["category_scores"]) == {"mortality/0", "mortality/1"}
+        refusals = [
+            dict(model="notes", input=texts * 2),  # more texts than a batch
+            dict(model="notes", input=""),
+            dict(model="notes", input="x" * (MAX_TEXT_CHARS + 1)),
+            dict(model="notes", input="x", extra_body={"tasks": ["nope"]}),
+        ]
+        for request in refusals:
+            with pytest.raises(openai.BadRequestError):
+                client.moderations.create(**request)
+        with pytest.raises(openai.NotFoundError):
+            client.moderations.create(model="other", input="x")
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).moderations.create(
+                model="notes", input="x"
+            )
+        assert [m.id for m in client.models.list()] == ["notes"]
