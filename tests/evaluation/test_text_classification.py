@@ -161,3 +161,13 @@ def test_serve_answers_moderations_with_the_classifiers_probabilities(export) ->
                 model="notes", input="x"
             )
         assert [m.id for m in client.models.list()] == ["notes"]
+
+
+def test_the_recipe_readmes_moderations_example_runs(export, capsys) -> None:
+    readme = (Path(__file__).parents[2] / "recipes" / "clinical_two_step" / "README.md").read_text()
+    snippet = next(b for b in readme.split("```python\n")[1:] if "moderations" in b)
+    snippet = snippet.split("```")[0]
+    with running(load_app(str(export[0]), "notes")) as url:
+        exec(snippet.replace("http://127.0.0.1:8000", url), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("{") and "'diagnoses/A01'" in printed
