@@ -1,7 +1,12 @@
 """Two-step PEFT on synthetic clinical speech: Gema et al. (2023) Table 3, at tiny size.
 
     python recipes/clinical_two_step/run.py [--smoke] [--out runs/clinical_two_step]
-        [--bases DIR] [--alignment STEP_ONE_EXPORT_OR_CKPT]
+        [--bases DIR | --real] [--alignment STEP_ONE_EXPORT_OR_CKPT]
+
+``--real`` runs it on the demo's real bases (Whisper tiny.en and SmolLM2-135M-Instruct, from
+``speechllm-fetch``, with the demo's downsampler and prompt), and every arm starts from the
+committed demo model's aligned downsampler and layer weights (``recipes/synthetic_real/model``)
+unless ``--alignment`` names another.
 
 1. data: ``speechllm-synth preset=clinical`` (dictations + a domain text corpus);
 2. bases: the frozen encoder and LLM, saved once so that both steps share them exactly
@@ -26,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechllm._warnings import quiet_known_warnings
 from speechllm.config import compose
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.run import evaluate
@@ -41,8 +47,24 @@ ARMS = {
 TASKS = ("symptoms", "department")
 SIZES = {  # data, text steps, downstream steps
     "full": (dict(n_train=1500, n_dev=100, n_test=200, text_lines=6000), 300, 300),
+    "real": (dict(n_train=600, n_dev=60, n_test=120, text_lines=6000), 200, 100),  # --real
     "smoke": (dict(n_train=8, n_dev=2, n_test=8, text_lines=32), 2, 2),
 }
+
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "synthetic_real" / "model"
+# --real: the bases' overrides for step one (text) and step two (speech: the demo's encoder,
+# downsampler and chat prompt)
+REAL_TEXT = ["llm=smollm2"]
+REAL_SPEECH = [
+    "encoder=whisper_tiny_en",
+    "+encoder.cache_hidden_states=true",
+    "llm=smollm2",
+    "downsampler.summary_tokens=2",  # the demo model's downsampler, so its weights load
+    "chat_template=true",
+    "prompt_template='<audio>{audio}</audio> {instruction} {summary}'",
+]
+RECORD = "recipes/clinical_two_step/results/speech_real.json"
 
 
 def make_bases(out: Path, seed: int) -> Path:
@@ -66,13 +88,13 @@ def encoder_overrides(bases: Path) -> list[str]:
     ]
 
 
-def step_one(data: Path, bases: Path, out: Path, steps: int) -> Path:
+def step_one(data: Path, llm: list[str], out: Path, steps: int) -> Path:
     """Train the domain adapter on text (unless a finished one is there); returns its folder."""
     adapter = out / "adapters" / "domain"
     if (adapter / "adapter_config.json").is_file():
         return adapter
     overrides = [
-        *llm_overrides(bases),
+        *llm,
         f"corpus={data / 'domain_text.txt'}",
         f"trainer.max_steps={steps}",
         f"paths.output_dir={out}",
@@ -88,20 +110,20 @@ def step_one(data: Path, bases: Path, out: Path, steps: int) -> Path:
 def step_two(
     arm: str,
     data: Path,
-    bases: Path,
+    bases: list[str],
     adapter: Path,
     out: Path,
     steps: int,
     seed: int,
     alignment: Path | None = None,
 ) -> dict[str, float]:
-    """Train one arm on the downstream tasks and score it on the test set."""
+    """Train one arm on the downstream tasks (``bases``: the encoder and LLM overrides) and
+    score it on the test set."""
     cfg = compose(
         [
             *([f"two_step.alignment={alignment}"] if alignment else []),
             "experiment=clinical_two_step",
-            *encoder_overrides(bases),
-            *llm_overrides(bases),
+            *bases,
             f"two_step.domain={arm}",
             f"two_step.domain_adapter_path={adapter}",
             f"paths.data_dir={data}",
@@ -133,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--out", default="runs/clinical_two_step", help="output folder")
     parser.add_argument("--smoke", action="store_true", help="seconds-long CI run")
     parser.add_argument("--bases", help="folder with encoder/ and llm/ (default: tiny random)")
+    parser.add_argument("--real", action="store_true", help="Whisper tiny.en + SmolLM2 (fetched)")
+    parser.add_argument("--record", action="store_true", help=f"write {RECORD} (README)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="downstream steps per arm (default: by size)")
     parser.add_argument(
@@ -141,13 +165,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
-    synth, text_steps, steps = SIZES["smoke" if args.smoke else "full"]
+    quiet_known_warnings()
+    synth, text_steps, steps = SIZES["smoke" if args.smoke else "real" if args.real else "full"]
     steps = args.steps or steps
     data = out / "data"
     generate(SynthConfig(out=str(data), domain="clinical", seed=args.seed, workers=2, **synth))
-    bases = Path(args.bases).resolve() if args.bases else make_bases(out / "bases", args.seed)
-    adapter = step_one(data, bases, out / "domain_text", text_steps)
-    alignment = Path(args.alignment).resolve() if args.alignment else None
+    if args.real:
+        from speechllm.models.fetch import fetch
+
+        for name in ("whisper-tiny.en", "smollm2"):
+            fetch(name)
+        text_llm, bases = REAL_TEXT, REAL_SPEECH
+        alignment = Path(args.alignment or DEMO_MODEL).resolve()
+    else:
+        folder = Path(args.bases).resolve() if args.bases else make_bases(out / "bases", args.seed)
+        text_llm, bases = llm_overrides(folder), encoder_overrides(folder) + llm_overrides(folder)
+        alignment = Path(args.alignment).resolve() if args.alignment else None
+    adapter = step_one(data, text_llm, out / "domain_text", text_steps)
     results = {
         arm: step_two(arm, data, bases, adapter, out / arm, steps, args.seed, alignment)
         for arm in ARMS
@@ -168,6 +202,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(table + "\n")
     print(table)
+    if args.record:
+        from speechllm.provenance import provenance
+
+        doc = {**provenance("recipes/clinical_two_step/run.py", argv), "steps": steps,
+               "text_steps": text_steps, "alignment": str(alignment), "arms": results}  # fmt: skip
+        record = Path(__file__).resolve().parents[2] / RECORD
+        record.parent.mkdir(exist_ok=True)
+        record.write_text(json.dumps(doc, indent=2) + "\n")
     return results
 
 
