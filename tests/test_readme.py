@@ -50,3 +50,5 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     assert "| asr |" in report
     text = (tmp_path / "runs" / "ck_frozen" / "eval" / "report.md").read_text()  # two-step, text
     assert "| diagnoses |" in text and "| department |" in text
+    csv_path = (tmp_path / "runs" / "co_frozen" / "eval" / "report.md").read_text()  # CSV import
+    assert "| diagnoses |" in csv_path and "| department |" not in csv_path

@@ -30,6 +30,7 @@ Everything is a pure function of ``seed`` and the sizes.
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -235,13 +236,38 @@ def note(
     return " ".join(part[0].upper() + part[1:] for part in [parts[0], *body]), picked
 
 
+OUTCOME_SPLITS = {"train": "train", "dev": "val", "test": "test"}
+"""Our split -> van Aken et al.'s file suffix."""
+
+
+def write_outcome_csv(out: Path, by_split: dict[str, list[TextExample]]) -> dict[str, int]:
+    """``DIA_GROUPS_3_DIGITS_adm_{train,val,test}.csv`` as van Aken et al.'s scripts write
+    them (quoted CSV, columns ``id``, ``text``, ``short_codes`` as ``"I07,K02"``), ids the
+    note's number; returns rows per file."""
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, examples in by_split.items():
+        name = f"DIA_GROUPS_3_DIGITS_adm_{OUTCOME_SPLITS[split]}.csv"
+        with open(out / name, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, quoting=csv.QUOTE_ALL)
+            writer.writerow(["id", "text", "short_codes"])
+            offset = list(OUTCOME_SPLITS).index(split) * 10**6  # admissions unique across splits
+            for example in examples:
+                number = offset + int(example.id.split("-")[1])
+                writer.writerow([number, example.text, ",".join(example.labels)])
+        counts[f"outcome_csv/{name}"] = len(examples)
+    return counts
+
+
 def write_clinical_knowledge(out: str | Path, seed: int = 0, size: str = "full",
                              unseen_rate: float = 0.8) -> dict[str, int]:  # fmt: skip
     """Write the domain to ``out``; returns lines per file.
 
     ``train``/``dev``/``test.jsonl`` (text classification manifests: ``diagnoses`` and
     ``department`` lines per note), ``label_sets.json``, ``domain_text.txt`` (step one's
-    corpus), ``heldout_associations.txt``, ``heldout_shuffled.txt`` and ``knowledge.json``.
+    corpus), ``heldout_associations.txt``, ``heldout_shuffled.txt`` and ``knowledge.json``;
+    and ``outcome_csv/``: the notes' diagnoses as van Aken et al.'s CSV files
+    (:func:`write_outcome_csv`), so the importer's path runs without MIMIC.
     """
     if size not in SIZES:
         raise ValueError(f"size is one of {sorted(SIZES)}, got {size!r}")
@@ -250,6 +276,7 @@ def write_clinical_knowledge(out: str | Path, seed: int = 0, size: str = "full",
     out.mkdir(parents=True, exist_ok=True)
     kb = build_knowledge(seed)
     counts = {}
+    by_split = {}
     for split in ("train", "dev", "test"):
         rng = random.Random(f"{seed}:{split}")
         examples = []
@@ -261,6 +288,8 @@ def write_clinical_knowledge(out: str | Path, seed: int = 0, size: str = "full",
                 TextExample(f"{split}-{i:05d}-dep", text, "department", (picked[0].department,)),
             ]
         counts[f"{split}.jsonl"] = write_text_examples(out / f"{split}.jsonl", examples)
+        by_split[split] = [e for e in examples if e.task == "diagnoses"]
+    counts |= write_outcome_csv(out / "outcome_csv", by_split)
     write_label_sets(out / LABEL_SETS, {
         "department": sorted(DEPARTMENTS), "diagnoses": sorted(c.code for c in kb.conditions)
     })  # fmt: skip

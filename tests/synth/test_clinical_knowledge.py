@@ -12,6 +12,7 @@ import pytest
 from speechllm.cli.data import main as data_main
 from speechllm.data.text import TextClassificationData
 from speechllm.data.text_classification import read_text_examples
+from speechllm.importers.clinical_outcomes import to_manifests
 from speechllm.synth.clinical_knowledge import (
     DEPARTMENTS,
     associations,
@@ -101,3 +102,16 @@ def test_held_out_wordings_are_not_in_the_corpus(domain: Path) -> None:
 def test_the_command_line(tmp_path: Path, capsys) -> None:
     assert data_main(["synth", "clinical-knowledge", str(tmp_path), "--size", "tiny"]) == 0
     assert "train.jsonl: 80 line(s)" in capsys.readouterr().out
+
+
+def test_the_outcome_csv_imports_as_the_diagnoses_manifests(domain: Path, tmp_path: Path) -> None:
+    to_manifests(domain / "outcome_csv", tmp_path)
+    for split in ("train", "dev", "test"):
+        ours = [e for e in read_text_examples([domain / f"{split}.jsonl"]) if e.task == "diagnoses"]
+        imported = read_text_examples([tmp_path / "diagnoses" / f"{split}.jsonl"])
+        assert [(e.text, sorted(e.labels)) for e in imported] == [
+            (e.text, sorted(e.labels)) for e in ours
+        ]
+    assert sorted((tmp_path / "domain_text.txt").read_text().splitlines()) == notes(
+        domain / "train.jsonl"
+    )
