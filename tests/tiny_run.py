@@ -3,13 +3,13 @@ fixture of ``tests/conftest.py``): training is the slow part."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from speechllm.config import compose
+from speechllm.data.instructions import write_heldout_copy
 from speechllm.models.pretrained import export_checkpoint
 from speechllm.testing import write_tiny_manifest
 from speechllm.training.train import train
@@ -31,18 +31,6 @@ class TinyRun:
     """A 12-line manifest of utterances not trained on."""
     heldout: Path
     """``test`` again, ids suffixed ``-heldout`` and marked ``meta.instruction_split``."""
-
-
-def heldout_copy(manifest: Path, out: Path) -> Path:
-    """The manifest line for line with held-out instructions, as speechllm-synth writes it."""
-    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
-    with out.open("w") as f:
-        for line in lines:
-            line["id"] += "-heldout"
-            line["audio"] = str(manifest.parent / line["audio"])
-            line["meta"] = {"instruction_split": "heldout"}
-            f.write(json.dumps(line) + "\n")
-    return out
 
 
 def train_tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
@@ -71,5 +59,5 @@ def train_tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
         export=export_checkpoint(checkpoint, run_dir / "export"),
         curves=run_dir / "logs" / "metrics.csv",
         test=test,
-        heldout=heldout_copy(test, data / "heldout.jsonl"),
+        heldout=write_heldout_copy(test, data / "heldout.jsonl"),
     )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speechllm.data.instructions import write_heldout_copy
 from speechllm.evaluation.decoding import DecodingConfig
 from speechllm.evaluation.report import DECIMALS
 from speechllm.evaluation.run import evaluate
@@ -78,23 +79,6 @@ METRIC_NAMES = {"wer": "WER ↓", "bleu": "BLEU", "accuracy": "accuracy", "slu_f
 """How the table names each headline metric (``↓``: lower is better)."""
 
 
-def heldout_copy(manifest: Path, out: Path) -> Path:
-    """``manifest`` line for line, ids suffixed ``-heldout`` and ``meta.instruction_split:
-    heldout`` (prompted from the held-out templates), audio paths made absolute."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folder = manifest.parent.resolve()
-    with out.open("w", encoding="utf-8") as f:
-        for text in manifest.read_text(encoding="utf-8").splitlines():
-            if not text.strip():
-                continue
-            line = json.loads(text)
-            line["id"] += "-heldout"
-            line["audio"] = str(folder / line["audio"])
-            line["meta"] = {**line.get("meta", {}), "instruction_split": "heldout"}
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
-    return out
-
-
 def run_suite(
     model: SpeechLLM,
     data_dir: str | Path,
@@ -128,7 +112,7 @@ def run_suite(
     splits = {}
     for test_set in present:
         manifest = data / test_set.manifest
-        heldout = heldout_copy(manifest, out / test_set.name / "heldout_instructions.jsonl")
+        heldout = write_heldout_copy(manifest, out / test_set.name / "heldout_instructions.jsonl")
         doc = evaluate(model, [str(manifest), str(heldout)], out / test_set.name, decoding,
                        limit=limit, normalizer=normalizer or "auto", **evaluate_kwargs)  # fmt: skip
         splits[test_set.name] = doc["instruction_splits"]

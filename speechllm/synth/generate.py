@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from speechllm.data.instructions import heldout_line
 from speechllm.synth.card import write_card
 from speechllm.synth.clinical import plan_clinical_split, write_corpus
 from speechllm.synth.grammar import SENTENCE_KINDS
@@ -212,14 +213,7 @@ def generate(cfg: SynthConfig | Mapping[str, Any]) -> SynthReport:
         ]
         for split in SPLITS
     }
-    manifests[HELDOUT_MANIFEST] = [
-        {
-            **line,
-            "id": f"{line['id']}-heldout",
-            "meta": {**line["meta"], "instruction_split": "heldout"},
-        }
-        for line in manifests["test"]
-    ]
+    manifests[HELDOUT_MANIFEST] = [heldout_line(line) for line in manifests["test"]]
     for name, lines in manifests.items():
         _write_jsonl(lines, out / f"{name}.jsonl")
     if cfg.text_lines:

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import json
 import random
 import string
 
 import pytest
 
-from speechllm.data.instructions import instruction_for, load_templates, sample_instruction
+from speechllm.data.instructions import (
+    heldout_line,
+    instruction_for,
+    load_templates,
+    sample_instruction,
+    write_heldout_copy,
+)
 from speechllm.data.manifest import ManifestEntry
 from speechllm.tasks import TASKS, TEXT_TASK
 
@@ -62,3 +69,19 @@ def test_splits_are_disjoint_and_seeded() -> None:
     assert sample_instruction("ic", random.Random(5)) == sample_instruction("ic", random.Random(5))
     with pytest.raises(ValueError, match="can be filled"):
         sample_instruction("kws", random.Random(0))  # no keyword
+
+
+def test_a_heldout_copy_keeps_each_line_marks_its_split_and_finds_its_audio(tmp_path) -> None:
+    manifest = tmp_path / "data" / "test.jsonl"
+    manifest.parent.mkdir()
+    line = {"id": "a", "audio": "wavs/a.flac", "task": "asr", "target": "hi", "meta": {"k": 1}}
+    manifest.write_text(json.dumps(line) + "\n\n")
+    copy = write_heldout_copy(manifest, tmp_path / "elsewhere" / "heldout.jsonl")
+    (written,) = [json.loads(text) for text in copy.read_text().splitlines()]
+    assert written == {
+        **line,
+        "id": "a-heldout",
+        "audio": str(manifest.parent.resolve() / "wavs/a.flac"),
+        "meta": {"k": 1, "instruction_split": "heldout"},
+    }
+    assert heldout_line(line)["audio"] == "wavs/a.flac" and line["id"] == "a"  # not mutated

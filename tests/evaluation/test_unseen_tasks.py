@@ -13,7 +13,7 @@ import yaml
 
 from speechllm.cli.eval import run
 from speechllm.config import ConfigError, compose
-from speechllm.data.instructions import SPLITS
+from speechllm.data.instructions import SPLITS, write_heldout_copy
 from speechllm.data.manifest import ManifestEntry
 from speechllm.evaluation.unseen_tasks import (
     UNSEEN_TASKS,
@@ -35,7 +35,6 @@ from speechllm.evaluation.unseen_tasks import (
 )
 from speechllm.models.tiny import save_tiny_export
 from speechllm.testing import write_tiny_manifest
-from tests.tiny_run import heldout_copy
 
 
 def test_word_count_reads_digits_and_words() -> None:
@@ -168,7 +167,7 @@ def test_section_without_examples_has_no_answer_table() -> None:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("unseen")
     test = write_tiny_manifest(root / "data", 6, tasks=("asr", "ic"))
-    return save_tiny_export(root / "export"), test, heldout_copy(test, root / "heldout.jsonl")
+    return save_tiny_export(root / "export"), test, write_heldout_copy(test, root / "heldout.jsonl")
 
 
 def test_speechllm_eval_reports_unseen_tasks_apart(tiny, tmp_path: Path) -> None:

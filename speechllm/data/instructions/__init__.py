@@ -8,10 +8,13 @@ all of its placeholders are known for the item.
 
 from __future__ import annotations
 
+import json
 import random
 import string
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -32,11 +35,13 @@ LANGUAGES = {
 __all__ = [
     "LANGUAGES",
     "SPLITS",
+    "heldout_line",
     "instruction_for",
     "instruction_split_of",
     "load_templates",
     "register_templates",
     "sample_instruction",
+    "write_heldout_copy",
 ]
 
 _REGISTERED: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -120,6 +125,29 @@ def instruction_split_of(entry: ManifestEntry, default: str) -> str:
             f"got {split!r}"
         )
     return split
+
+
+def heldout_line(line: dict[str, Any]) -> dict[str, Any]:
+    """A manifest line (a JSON object) asked with held-out instructions instead: its id
+    suffixed ``-heldout`` and ``meta.instruction_split: heldout``, so a copy of a test set can
+    sit beside it (the benchmark's ``test_heldout_instructions.jsonl``)."""
+    meta = {**line.get("meta", {}), "instruction_split": "heldout"}
+    return {**line, "id": f"{line['id']}-heldout", "meta": meta}
+
+
+def write_heldout_copy(manifest: str | Path, out: str | Path) -> Path:
+    """``manifest`` line for line as :func:`heldout_line`, audio paths made absolute (the copy
+    may live elsewhere); returns ``out``."""
+    manifest, out = Path(manifest), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = manifest.parent.resolve()
+    with out.open("w", encoding="utf-8") as f:
+        for text in manifest.read_text(encoding="utf-8").splitlines():
+            if text.strip():
+                line = heldout_line(json.loads(text))
+                line["audio"] = str(folder / line["audio"])
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return out
 
 
 def instruction_for(entry: ManifestEntry, split: str, rng: random.Random) -> str:
