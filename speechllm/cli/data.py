@@ -32,6 +32,7 @@ from speechllm.data.manifest import (
     limit_durations,
     read_manifests,
 )
+from speechllm.data.text_items import read_text_items
 from speechllm.importers import (
     clinical_outcomes,
     covost2,
@@ -53,6 +54,7 @@ def check(
     min_seconds: float = MIN_ITEM_SECONDS,
     max_seconds: float | None = MAX_ITEM_SECONDS,
     too_long: str = "refuse",
+    text: Sequence[str] = (),
 ) -> int:
     """Validate manifests (and their audio) as training would, print problems and a summary.
 
@@ -67,6 +69,8 @@ def check(
         min_seconds: Shorter lines are problems (``too_short``).
         max_seconds: Longer lines are problems (``too_long``) or cut; ``None``: no cap.
         too_long: ``refuse`` or ``cut``, as in training.
+        text: Text-only manifests (``data.text_manifests``), read as training reads them
+            (ids may not repeat the speech manifests').
 
     Returns:
         The number of problems found.
@@ -93,6 +97,15 @@ def check(
             else:
                 good.append(entry)
         entries = good
+    taken = {entry.id: f"{entry.source}:{entry.line}" for entry in entries}
+    for path in text:
+        try:
+            items = read_text_items([path], problems.append, taken)
+        except (OSError, ValueError) as error:  # the file itself: its format, kind or size
+            problems.append(ManifestError(str(error), reason="bad_file", source=path, line=0))
+            continue
+        taken |= {item.id: f"{item.source}:{item.line}" for item in items}
+        entries += items
     for problem in sorted(problems, key=lambda p: (p.source or "", p.line or 0)):
         print(f"ERROR {problem}")
     print(summary(entries))
@@ -151,9 +164,13 @@ def _parser() -> argparse.ArgumentParser:
         help="longer lines are problems or cut, as in training (data.max_item_seconds; none)",
     )
     check_cmd.add_argument("--too-long", choices=["refuse", "cut"], default="refuse")
+    check_cmd.add_argument(
+        "--text", nargs="+", default=[], help="text-only manifests (data.text_manifests) too"
+    )
     check_cmd.set_defaults(
         run=lambda a: int(
-            check(a.manifests, a.audio, a.min_item_seconds, a.max_item_seconds, a.too_long) > 0
+            check(a.manifests, a.audio, a.min_item_seconds, a.max_item_seconds, a.too_long, a.text)
+            > 0
         )
     )
     imports = commands.add_parser("import", help="write a manifest from a corpus").add_subparsers(

@@ -129,3 +129,30 @@ def test_a_missing_manifest_is_a_problem_not_a_crash(tmp_path, write_audio, writ
     write_audio(tmp_path / "a.wav")
     good = write_lines(tmp_path / "good.jsonl", [line("a", "a.wav")])
     assert run_check(["check", str(tmp_path / "nope.jsonl"), str(good)]) == 1
+
+
+def test_text_manifests_are_checked_as_training_reads_them(
+    tmp_path, write_audio, write_lines, line, capsys
+) -> None:
+    write_audio(tmp_path / "a.wav")
+    speech = write_lines(tmp_path / "speech.jsonl", [line("a", "a.wav")])
+    text = tmp_path / "text.jsonl"
+    text.write_text(
+        '{"id": "q1", "instruction": "Name a colour.", "target": "Red."}\n'
+        '{"id": "a", "instruction": "Repeats a speech id.", "target": "x"}\n'
+        '{"id": "q3", "instruction": "No answer."}\n'
+        "[[[[\n"
+    )
+    plain = tmp_path / "notes.txt"
+    plain.write_text("A continuation.\n")
+    wrong = tmp_path / "pairs.csv"
+    wrong.write_text("a,b\n")
+    args = ["check", str(speech), "--text", str(text), str(plain), str(wrong)]
+    args.append(str(tmp_path / "missing.jsonl"))
+    assert run_check(args) == 1
+    out = capsys.readouterr().out
+    for number in (2, 3, 4):
+        assert f"ERROR {text}:{number}:" in out
+    assert f"ERROR {wrong}:0:" in out and f"ERROR {tmp_path / 'missing.jsonl'}:0:" in out
+    assert "5 problem(s)" in out
+    assert "text " in out and "3 valid item(s)" in out  # a, q1 and the continuation
