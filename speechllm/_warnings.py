@@ -15,6 +15,8 @@ Why each one is harmless here:
 - transformers' ``is_gradient_checkpointing``: peft reads the old name; nothing we call.
 - Lightning's "Checkpoint directory ... exists and is not empty": said on every resume, which
   continues in its own folder by design (``resume=auto``).
+- Lightning's "Total length of `list` across ranks is zero": a text run without a validation
+  file returns no validation batches (an empty list), Lightning's way to skip validation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"Support for mismatched key_padding_mask and attn_mask is deprecated"),
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
+    (UserWarning, r"Total length of `list` across ranks is zero"),
 )
 """(category, start of the message) of each silenced warning."""
 

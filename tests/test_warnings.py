@@ -15,6 +15,7 @@ SAMPLES = [
     (UserWarning, "Support for mismatched key_padding_mask and attn_mask is deprecated. Use ..."),
     (FutureWarning, "`is_gradient_checkpointing` is deprecated and will be removed in v6."),
     (UserWarning, "Checkpoint directory /r/checkpoints exists and is not empty."),
+    (UserWarning, "Total length of `list` across ranks is zero. Please make sure this was ..."),
 ]
 
 
