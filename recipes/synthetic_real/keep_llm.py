@@ -72,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--record", nargs="?", const="keep_llm", default=None, metavar="NAME",
         help="write recipes/synthetic_real/results/NAME.json",
     )  # fmt: skip
+    p.add_argument("--note", help="with --record: how the arms were run (kept in the JSON)")
     p.add_argument("--evaluate-arm", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -209,6 +210,7 @@ def record(args: argparse.Namespace, arms: dict[str, Any], minutes: float) -> Pa
         },
         "arms": arms,
         "file": f"recipes/synthetic_real/results/{args.record}.json",
+        **({"note": args.note} if args.note else {}),
     }
     path = HERE / "results" / f"{args.record}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -251,11 +253,15 @@ def readme_table(result: dict[str, Any]) -> str:
             f"{steps.get('multitask', 0):.2f} |"
         )
     budget = result["budget"]
+    trained: dict[str, list[str]] = {}
+    for arm, r in result["arms"].items():
+        trained.setdefault(r.get("trained_at_commit", "-")[:10], []).append(arm)
+    at = "; ".join(f"{', '.join(arms)} at {commit}" for commit, arms in trained.items())
     return "\n".join([head.format(base=f"{base:.0f}"), "|---|---|---|---|---|---|", *rows]) + (
         f"\n\n{budget['lora_warmup']} warm-up + {budget['multitask']} multitask steps after "
-        f"{budget['align']} CTC steps, {budget['seeds']} seed; measured {result['date']} on "
-        f"{result['machine']} at commit {result['commit'][:10]} (`{result['command']}`; "
-        f"`{result['file']}`)."
+        f"{budget['align']} CTC steps, {budget['seeds']} seed; arms trained {at}; recorded "
+        f"{result['date']} on {result['machine']} at commit {result['commit'][:10]} "
+        f"(`{result['command']}`; `{result['file']}`)."
     )
 
 

@@ -35,3 +35,15 @@ def test_text_experiment_smoke_runs_all_three_arms(tmp_path: Path) -> None:  # ~
     assert (tmp_path / "domain" / "adapters" / "domain" / "adapter_config.json").is_file()
     table = (tmp_path / "results.md").read_text()
     assert "| diagnoses (macro) |" in table and "± " in table  # mean ± spread over seeds
+
+
+def test_the_readme_table_is_the_committed_results() -> None:
+    module = runpy.run_path(str(RECIPE / "text_smollm2.py"))
+    doc = json.loads((ROOT / module["RECORD_PATH"]).read_text())
+    assert doc["commit"] and doc["machine"] and doc["command"].startswith("python ")
+    assert doc["settings"]["seeds"] == [0, 1, 2] and set(doc["results"]) == set(module["ARMS"])
+    readme = (RECIPE / "README.md").read_text()
+    block = readme.split("<!-- smollm2-table:start -->\n")[1].split("\n<!-- smollm2-table:end -->")[
+        0
+    ]
+    assert block == module["readme_table"](doc)
