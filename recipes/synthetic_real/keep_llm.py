@@ -199,8 +199,11 @@ def arm_result(args: argparse.Namespace, arm: str, threads: int) -> dict[str, An
 def record(args: argparse.Namespace, arms: dict[str, Any], minutes: float) -> Path:
     from speechllm.provenance import provenance
 
+    argv = sys.argv[1:]
+    if "--note" in argv:  # the note is kept beside the command, not in it
+        del argv[argv.index("--note") : argv.index("--note") + 2]
     result = {
-        **provenance("recipes/synthetic_real/keep_llm.py"),
+        **provenance("recipes/synthetic_real/keep_llm.py", argv),
         "minutes": round(minutes, 1),
         "budget": {
             "align": ALIGN_STEPS,
