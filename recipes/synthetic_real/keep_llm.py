@@ -12,6 +12,8 @@ train the same LoRA warm-up and multitask steps; they differ only in the option 
     compress  the LLM reads the audio along the CTC aligner's greedy path (ctc_compress: blank
               frames dropped, repeats merged, posterior-weighted token embeddings), an
               alignment idea of issue 33 measured at the same budget
+    compress_detach  the same path read without gradients: only the CTC loss moves the
+              alignment
 
 Each arm is then scored on the test split's seen and held-out instructions, the unseen tasks
 and the text questions (base vs trained), and its stages' seconds per step are kept::
@@ -56,6 +58,7 @@ ARMS: dict[str, list[str]] = {
 }
 ARMS["all"] = [o for arm in ("kd", "text", "gated") for o in ARMS[arm]]
 ARMS["compress"] = ["module.model.ctc_compress=true"]
+ARMS["compress_detach"] = [*ARMS["compress"], "module.model.ctc_compress_detach=true"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -101,6 +101,9 @@ class SpeechLLM(TrainableParts, nn.Module):
             merged, each position a posterior-weighted mean of the LLM's token embeddings)
             instead of the frame embeddings; utterance embeddings are kept as they are. Needs
             ``ctc``, aligned first (``curriculum=ctc_align``); the CTC loss still reads the frames.
+        ctc_compress_detach: with ``ctc_compress``, the path is read without gradients: only
+            the CTC loss moves the frames and the aligner, so the LM loss cannot pull the
+            alignment away from the words spoken (it still trains the utterance embeddings).
     """
 
     def __init__(
@@ -116,10 +119,13 @@ class SpeechLLM(TrainableParts, nn.Module):
         audio_gated: bool = False,
         teacher_answer_tokens: int = 64,
         ctc_compress: bool = False,
+        ctc_compress_detach: bool = False,
     ) -> None:
         super().__init__()
         if ctc_compress and ctc is None:
             raise ValueError("ctc_compress reads the CTC aligner's path: set ctc= as well")
+        if ctc_compress_detach and not ctc_compress:
+            raise ValueError("ctc_compress_detach applies to ctc_compress: set it too")
         self.template = (
             PromptTemplate.from_chat(llm.tokenizer, prompt_template, system_prompt)
             if chat_template
@@ -153,6 +159,7 @@ class SpeechLLM(TrainableParts, nn.Module):
             ctc = ctc(hidden_size=llm.hidden_size)
         self.ctc = ctc
         self.ctc_compress = ctc_compress
+        self.ctc_compress_detach = ctc_compress_detach
         self.layout = RowLayout(llm, self.template, system_prompt)
         self.audio_gated = audio_gated
         self.teacher = TextTeacher(self.layout, teacher_answer_tokens)
@@ -257,7 +264,8 @@ class SpeechLLM(TrainableParts, nn.Module):
         k = self.downsampler.summary_tokens
         frames = audio.lengths - k
         vocabulary = self.llm.base_model.get_input_embeddings().weight
-        tokens, lengths = self.ctc.compress(audio.embeds, frames, vocabulary)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.ctc_compress_detach):
+            tokens, lengths = self.ctc.compress(audio.embeds, frames, vocabulary)
         if not k:
             return AudioEmbeddings(tokens, lengths)
         summary = torch.stack([audio.embeds[b, n : n + k] for b, n in enumerate(frames.tolist())])

@@ -199,3 +199,32 @@ def test_ctc_compress_lays_out_the_aligner_path_then_the_utterance_embeddings() 
     out.loss.backward()
     assert model.downsampler.convs[0].weight.grad.abs().sum() > 0
     assert model.ctc.log_scale.grad is not None
+
+
+def test_a_detached_ctc_path_leaves_the_alignment_to_the_ctc_loss() -> None:
+    with pytest.raises(ValueError, match="ctc_compress_detach"):
+        SpeechLLM(
+            tiny_encoder("wavlm"), partial(ConvDownsampler), tiny_llm(), ctc=CTCAligner,
+            ctc_compress_detach=True,
+        )  # fmt: skip
+    torch.manual_seed(0)
+    model = SpeechLLM(
+        tiny_encoder("wavlm"),
+        partial(ConvDownsampler, summary_tokens=1),
+        tiny_llm("llama", adapters={"default": tiny_lora()}),
+        ctc=CTCAligner,
+        ctc_compress=True,
+        ctc_compress_detach=True,
+    )
+    model.set_trainable(["downsampler", "ctc", "lora"])
+    batch = tiny_batches(1, 3, seed=2)[0]
+    model(**batch, objective={"lm": 1.0}).loss.backward()
+    def moved(p: torch.Tensor) -> bool:
+        return p.grad is not None and bool(p.grad.abs().sum() > 0)
+
+    assert not moved(model.ctc.log_scale) and not moved(model.ctc.blank)
+    assert not moved(model.downsampler.convs[0].weight)  # frames reach the LLM via the path only
+    assert model.downsampler.summary.weight.grad.abs().sum() > 0  # utterance embeddings train
+    model.zero_grad()
+    model(**batch, objective={"ctc": 1.0}).loss.backward()
+    assert model.downsampler.convs[0].weight.grad.abs().sum() > 0

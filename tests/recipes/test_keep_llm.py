@@ -36,7 +36,8 @@ def test_each_arm_composes_with_its_option_on(arm: str, tmp_path: Path) -> None:
     assert ("text" in stages.multitask.tasks) is text
     assert (list(cfg.data.text_manifests) == [TEXT]) is text
     assert cfg.module.model.audio_gated is (arm in ("gated", "all"))
-    assert cfg.module.model.ctc_compress is (arm == "compress")
+    assert cfg.module.model.ctc_compress is arm.startswith("compress")
+    assert cfg.module.model.ctc_compress_detach is (arm == "compress_detach")
 
 
 def test_text_items_are_the_scripts_questions_and_never_a_text_skills_question() -> None:
