@@ -147,6 +147,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--domain-steps", type=int, help="step one's steps (default: by size)")
     parser.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2)")
     parser.add_argument(
+        "--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+        help="arms to train (another process may train the others: each arm-seed resumes)",
+    )  # fmt: skip
+    parser.add_argument(
         "--domain-run",
         help="step one's run folder, reused when it holds adapters/domain (default: OUT/domain; "
         "design_check.py's is runs/clinical_design_check/domain)",
@@ -168,9 +172,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     adapter = step_one(data, llm, domain_run, check)
     design = {"perplexity": perplexities(data, llm, adapter), "curve": curve(domain_run)}
     domain_minutes = (time.time() - started) / 60
-    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in args.arms}
     for seed in seeds:
-        for arm in ARMS:
+        for arm in args.arms:
             run = step_two(arm, data, llm, adapter, out / arm / f"seed{seed}", size, seed)
             results[arm].append(run)
             print(f"seed {seed} {arm}: {json.dumps(run['tasks'])[:300]}", flush=True)
