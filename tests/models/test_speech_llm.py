@@ -219,6 +219,7 @@ def test_a_detached_ctc_path_leaves_the_alignment_to_the_ctc_loss() -> None:
     model.set_trainable(["downsampler", "ctc", "lora"])
     batch = tiny_batches(1, 3, seed=2)[0]
     model(**batch, objective={"lm": 1.0}).loss.backward()
+
     def moved(p: torch.Tensor) -> bool:
         return p.grad is not None and bool(p.grad.abs().sum() > 0)
 
