@@ -20,14 +20,12 @@ from transformers import TextIteratorStreamer
 from speechllm.data.audio import MAX_SECONDS, load_audio, prepare_waveform
 from speechllm.data.errors import AudioError
 from speechllm.data.features import Featurizer, collate_features
+from speechllm.data.text_classification import MAX_TEXT_CHARS
 from speechllm.models.pretrained import load as load_model
 from speechllm.models.speech_llm import SpeechLLM
 from speechllm.models.text_classifier import TextClassifier
 
 __all__ = ["answer", "classify_text", "featurize", "load_model", "stream_answer"]
-
-MAX_TEXT_CHARS = 100_000
-"""Longest text :func:`classify_text` takes (characters); the model reads its first tokens."""
 
 
 def featurize(

@@ -5,9 +5,10 @@ API, so the official client (``client.moderations.create(model=..., input=...)``
 text: ``category_scores`` holds every ``task/label`` probability of the classifier's heads
 (``department/cardiology``: 0.93), ``categories`` the same keys at ``score >= 0.5``, and
 ``flagged`` whether any is. A ``tasks`` field (an extension; default: every head) picks heads.
-Texts are classified one request at a time, off the event loop; each is bounded by
-:data:`~speechllm.inference.MAX_TEXT_CHARS` and a request by the server's ``max_batch_size``
-texts, before any work.
+A request's texts are classified together (one LLM pass per task), one request at a time, off
+the event loop; each text is bounded by
+:data:`~speechllm.data.text_classification.MAX_TEXT_CHARS` and a request by the server's
+``max_batch_size`` texts, before any work.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import torch
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from speechllm.inference import MAX_TEXT_CHARS, classify_text
+from speechllm.data.text_classification import MAX_TEXT_CHARS
 from speechllm.models.text_classifier import TextClassifier
 from speechllm.serving.jobs import ServingError
 from speechllm.serving.settings import ServeConfig
@@ -65,11 +67,11 @@ def create_classifier_app(
         texts = [body.input] if isinstance(body.input, str) else body.input
         _check(texts, body.tasks, model, config)
         async with one_at_a_time:
-            scored = [await run_in_threadpool(classify_text, model, t, body.tasks) for t in texts]
+            scores = await run_in_threadpool(_scores, model, texts, body.tasks)
         served["requests"] += 1
         served["texts"] += len(texts)
         return ModerationResponse(
-            id=f"modr-{uuid.uuid4().hex}", model=name, results=[_result(s) for s in scored]
+            id=f"modr-{uuid.uuid4().hex}", model=name, results=[_result(s) for s in scores]
         )
 
     return app
@@ -92,8 +94,20 @@ def _check(
         raise ServingError(400, message, "tasks")
 
 
-def _result(scores: dict[str, dict[str, float]]) -> ModerationResult:
-    flat = {f"{task}/{label}": p for task, labels in scores.items() for label, p in labels.items()}
+def _scores(
+    model: TextClassifier, texts: list[str], tasks: list[str] | None
+) -> list[dict[str, float]]:
+    """Each text's ``task/label`` probabilities: one LLM pass per task over all the texts."""
+    out: list[dict[str, float]] = [{} for _ in texts]
+    with torch.inference_mode():
+        for task in tasks or list(model.heads):
+            labels = model.heads[task].labels
+            for row, probs in zip(out, model.classify(texts, task).tolist(), strict=True):
+                row |= {f"{task}/{label}": p for label, p in zip(labels, probs, strict=True)}
+    return out
+
+
+def _result(flat: dict[str, float]) -> ModerationResult:
     categories = {key: p >= THRESHOLD for key, p in flat.items()}
     return ModerationResult(
         flagged=any(categories.values()),
