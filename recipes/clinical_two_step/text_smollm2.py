@@ -108,9 +108,14 @@ def table(results: dict[str, list[dict[str, Any]]]) -> str:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.1f} ± {spread:.1f}"
 
-    lines = [f"| model | {' | '.join(COLUMNS)} |", "|---" * (len(COLUMNS) + 1) + "|"]
+    def mean(run: dict[str, Any]) -> float:  # the tasks' macro AUROC, as the paper's mean
+        return statistics.mean(task["auroc"] for task in run["tasks"].values())
+
+    names = [*COLUMNS, "mean (macro)"]
+    lines = [f"| model | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
     for arm, runs in results.items():
         cells = [cell([run["tasks"][t][m] for run in runs]) for t, m in COLUMNS.values()]
+        cells.append(cell([mean(run) for run in runs]))
         lines.append(f"| {ARMS[arm]} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
