@@ -217,11 +217,22 @@ class SpeechLLM(TrainableParts, nn.Module):
         """Audio -> LLM-space embeddings ``(B, T', D)`` and their lengths ``(B,)``: the one
         encoder pass per item that scoring and generation then share.
 
-        ``ids`` let a caching encoder skip utterances it has already encoded.
+        ``ids`` let a caching encoder skip utterances it has already encoded. With
+        ``ctc_compress`` these are the CTC path's embeddings, what the LLM reads.
         """
+        return self._read(self._frame_embeddings(audio, audio_lengths, ids))
+
+    def _frame_embeddings(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, ids: list[str] | None
+    ) -> AudioEmbeddings:
+        """The downsampler's frame (and utterance) embeddings: what the CTC loss reads."""
         frames, mask = self.encoder(audio, audio_lengths, ids)
         embeds, mask = self.downsampler(frames, mask)
         return AudioEmbeddings(embeds, mask.sum(-1))
+
+    def _read(self, frames: AudioEmbeddings) -> AudioEmbeddings:
+        """What the LLM reads of ``frames``: themselves, or with ``ctc_compress`` the CTC path."""
+        return self._compressed(frames) if self.ctc_compress else frames
 
     def prompt_length(self, instruction: str) -> int:
         """Text tokens of ``instruction``'s prompt (template pieces, ``bos``/``eos`` included);
@@ -247,8 +258,6 @@ class SpeechLLM(TrainableParts, nn.Module):
         others are text-only items (:meth:`RowLayout.text_row`)."""
         speech = list(range(len(instructions))) if speech is None else speech
         position = {item: j for j, item in enumerate(speech)}
-        if audio is not None and self.ctc_compress:
-            audio = self._compressed(audio)
         return [
             self.layout.item_row(
                 instruction,
@@ -322,15 +331,16 @@ class SpeechLLM(TrainableParts, nn.Module):
         transcripts = list(targets) if transcripts is None else transcripts
         keys = audio_keys if audio_keys is not None else ids
         speech = [i for i, length in enumerate(audio_lengths.tolist()) if length > 0]
-        encoded = None
+        frames = None
         if speech:
-            encoded = self.encode_audio(
+            frames = self._frame_embeddings(
                 audio[speech],
                 audio_lengths[speech],
                 None if keys is None else [keys[i] for i in speech],
             )
         out, kd = None, None
         if weights["lm"] or weights.get("kd"):
+            encoded = None if frames is None else self._read(frames)
             if weights.get("kd"):
                 targets = self.teacher.answers(instructions, targets, transcripts)
             out, student = self._lm_loss(encoded, speech, instructions, targets, tasks)
@@ -351,7 +361,7 @@ class SpeechLLM(TrainableParts, nn.Module):
         if not aligned:  # nothing to align in this batch: a zero loss still in the graph
             zero = audio.new_zeros(()) + self._zero()
             return SpeechLLMOutput(zero, zero.new_zeros(n), torch.zeros(n, dtype=torch.long))
-        ctc = self.ctc_loss(encoded.select(aligned), [transcripts[speech[j]] for j in aligned])
+        ctc = self.ctc_loss(frames.select(aligned), [transcripts[speech[j]] for j in aligned])
         if out is None:  # per-item sums for the whole batch: zero for items CTC did not score
             rows = torch.tensor([speech[j] for j in aligned], dtype=torch.long)
             item_sum = ctc.item_loss_sum.new_zeros(n).index_copy(0, rows, ctc.item_loss_sum)

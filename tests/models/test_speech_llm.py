@@ -176,11 +176,14 @@ def test_ctc_compress_lays_out_the_aligner_path_then_the_utterance_embeddings() 
         ctc_compress=True,
     )
     batch = tiny_batches(1, 3, seed=2)[0]
-    encoded = model.encode_audio(batch["audio"], batch["audio_lengths"])
+    embeds, frame_mask = model.downsampler(*model.encoder(batch["audio"], batch["audio_lengths"]))
+    encoded = AudioEmbeddings(embeds, frame_mask.sum(-1))  # frames, then 2 utterance embeddings
     vocabulary = model.llm.base_model.get_input_embeddings().weight
     tokens, n_tokens = model.ctc.compress(encoded.embeds, encoded.lengths - 2, vocabulary)
     targets = [model.layout.target_ids(t) for t in batch["targets"]]
-    inputs, mask, labels = model.lay_out(encoded, batch["instructions"], targets)
+    read = model.encode_audio(batch["audio"], batch["audio_lengths"])  # what the LLM reads
+    assert read.lengths.tolist() == (n_tokens + 2).tolist()
+    inputs, mask, labels = model.lay_out(read, batch["instructions"], targets)
     plain = model.layout.batch(
         [
             model.layout.item_row(
