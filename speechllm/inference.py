@@ -141,13 +141,5 @@ def classify_text(
     """
     if not text.strip() or len(text) > MAX_TEXT_CHARS:
         raise ValueError(f"a text of 1 to {MAX_TEXT_CHARS} characters, got {len(text)}")
-    unknown = sorted(set(tasks or ()) - set(model.heads))
-    if unknown:
-        raise ValueError(f"no head for task(s) {unknown}; heads: {sorted(model.heads)}")
-    out = {}
-    with torch.inference_mode():
-        for task in tasks or list(model.heads):
-            probs = model.classify([text], task)[0].tolist()
-            ranked = sorted(zip(model.heads[task].labels, probs, strict=True), key=lambda x: -x[1])
-            out[task] = dict(ranked)
-    return out
+    scores = model.label_probabilities([text], tasks or None)[0]
+    return {task: dict(sorted(p.items(), key=lambda x: -x[1])) for task, p in scores.items()}

@@ -132,3 +132,24 @@ class TextClassifier(nn.Module):
     def classify(self, texts: Sequence[str], task: str) -> torch.Tensor:
         """Sigmoid label probabilities ``(B, n_labels)`` of ``task`` (columns: its labels)."""
         return self(texts, [task] * len(texts))[task].float().sigmoid()
+
+    def check_tasks(self, tasks: Sequence[str]) -> None:
+        """Refuse tasks without a head (``ValueError`` naming the heads)."""
+        unknown = sorted(set(tasks) - set(self.heads))
+        if unknown:
+            raise ValueError(f"no head for task(s) {unknown}; heads: {sorted(self.heads)}")
+
+    def label_probabilities(
+        self, texts: Sequence[str], tasks: Sequence[str] | None = None
+    ) -> list[dict[str, dict[str, float]]]:
+        """Each text's ``task -> label -> probability`` for ``tasks`` (default: every head's),
+        one LLM pass per task over all the texts, without autograd."""
+        tasks = list(self.heads) if tasks is None else list(tasks)
+        self.check_tasks(tasks)
+        out: list[dict[str, dict[str, float]]] = [{} for _ in texts]
+        with torch.inference_mode():
+            for task in tasks:
+                labels = self.heads[task].labels
+                for row, probs in zip(out, self.classify(texts, task).tolist(), strict=True):
+                    row[task] = dict(zip(labels, probs, strict=True))
+        return out

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import torch
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -67,7 +66,7 @@ def create_classifier_app(
         texts = [body.input] if isinstance(body.input, str) else body.input
         _check(texts, body.tasks, model, config)
         async with one_at_a_time:
-            scores = await run_in_threadpool(_scores, model, texts, body.tasks)
+            scores = await run_in_threadpool(model.label_probabilities, texts, body.tasks)
         served["requests"] += 1
         served["texts"] += len(texts)
         return ModerationResponse(
@@ -88,26 +87,14 @@ def _check(
         if not text.strip() or len(text) > MAX_TEXT_CHARS:
             message = f"input[{i}]: a text of 1 to {MAX_TEXT_CHARS} characters, got {len(text)}"
             raise ServingError(400, message, "input")
-    unknown = sorted(set(tasks or ()) - set(model.heads))
-    if unknown:
-        message = f"tasks: no head for {unknown}; heads: {sorted(model.heads)}"
-        raise ServingError(400, message, "tasks")
+    try:
+        model.check_tasks(tasks or ())
+    except ValueError as error:
+        raise ServingError(400, f"tasks: {error}", "tasks") from None
 
 
-def _scores(
-    model: TextClassifier, texts: list[str], tasks: list[str] | None
-) -> list[dict[str, float]]:
-    """Each text's ``task/label`` probabilities: one LLM pass per task over all the texts."""
-    out: list[dict[str, float]] = [{} for _ in texts]
-    with torch.inference_mode():
-        for task in tasks or list(model.heads):
-            labels = model.heads[task].labels
-            for row, probs in zip(out, model.classify(texts, task).tolist(), strict=True):
-                row |= {f"{task}/{label}": p for label, p in zip(labels, probs, strict=True)}
-    return out
-
-
-def _result(flat: dict[str, float]) -> ModerationResult:
+def _result(scores: dict[str, dict[str, float]]) -> ModerationResult:
+    flat = {f"{task}/{label}": p for task, labels in scores.items() for label, p in labels.items()}
     categories = {key: p >= THRESHOLD for key, p in flat.items()}
     return ModerationResult(
         flagged=any(categories.values()),
