@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ SIZES = {  # data, text steps, downstream steps
 }
 
 
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "synthetic_real" / "model"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_MODEL = ROOT / "recipes" / "synthetic_real" / "model"
 # --real: the bases' overrides for step one (text) and step two (speech: the demo's encoder,
 # downsampler and chat prompt)
 REAL_TEXT = ["llm=smollm2"]
@@ -150,6 +152,41 @@ def step_two(
     return result | {"mean": float(np.mean(list(result.values())))}
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it, for a record that reads the same on
+    every checkout."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def results_table(results: dict[str, dict[str, float]], steps: int, text_steps: int) -> str:
+    """Test AUROC per arm and task, as ``results.md`` and the README show it."""
+    rows = [
+        f"| {ARMS[arm]} | {r['symptoms']:.1f} | {r['department']:.1f} | {r['mean']:.1f} |"
+        for arm, r in results.items()
+    ]
+    return "\n".join(
+        [
+            f"Test AUROC (%), {steps} downstream steps per arm, {text_steps} text steps:",
+            "",
+            "| model | symptoms | department | mean |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+def readme_table(doc: dict) -> str:
+    """The README's table of the ``--real`` run, generated from its record (a test keeps them
+    equal)."""
+    minutes = doc["minutes"]
+    return results_table(doc["arms"], doc["steps"], doc["text_steps"]) + (
+        f"\n\n1 seed; step one {minutes['step_one']} min, each arm (training and scoring) "
+        f"{min(minutes[arm] for arm in ARMS)}-{max(minutes[arm] for arm in ARMS)} min; recorded "
+        f"{doc['date']} on {doc['machine']} at commit {doc['commit'][:10]} "
+        f"(`{doc['command']}`; `{RECORD}`)."
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/clinical_two_step", help="output folder")
@@ -164,6 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         "starts from its downsampler and layer weights",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.record and (args.smoke or not args.real):
+        parser.error(f"--record writes {RECORD}: the full --real run's figures")
     out = Path(args.out).resolve()
     quiet_known_warnings()
     synth, text_steps, steps = SIZES["smoke" if args.smoke else "real" if args.real else "full"]
@@ -181,24 +220,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         folder = Path(args.bases).resolve() if args.bases else make_bases(out / "bases", args.seed)
         text_llm, bases = llm_overrides(folder), encoder_overrides(folder) + llm_overrides(folder)
         alignment = Path(args.alignment).resolve() if args.alignment else None
+    started = time.monotonic()
     adapter = step_one(data, text_llm, out / "domain_text", text_steps)
-    results = {
-        arm: step_two(arm, data, bases, adapter, out / arm, steps, args.seed, alignment)
-        for arm in ARMS
-    }
-    rows = [
-        f"| {ARMS[arm]} | {r['symptoms']:.1f} | {r['department']:.1f} | {r['mean']:.1f} |"
-        for arm, r in results.items()
-    ]
-    table = "\n".join(
-        [
-            f"Test AUROC (%), {steps} downstream steps per arm, {text_steps} text steps:",
-            "",
-            "| model | symptoms | department | mean |",
-            "|---|---|---|---|",
-            *rows,
-        ]
-    )
+    minutes = {"step_one": round((time.monotonic() - started) / 60, 1)}
+    results = {}
+    for arm in ARMS:
+        started = time.monotonic()
+        results[arm] = step_two(arm, data, bases, adapter, out / arm, steps, args.seed, alignment)
+        minutes[arm] = round((time.monotonic() - started) / 60, 1)
+    table = results_table(results, steps, text_steps)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(table + "\n")
     print(table)
@@ -206,8 +236,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         from speechllm.provenance import provenance
 
         doc = {**provenance("recipes/clinical_two_step/run.py", argv), "steps": steps,
-               "text_steps": text_steps, "alignment": str(alignment), "arms": results}  # fmt: skip
-        record = Path(__file__).resolve().parents[2] / RECORD
+               "text_steps": text_steps, "alignment": shown(alignment),
+               "minutes": minutes, "arms": results}  # fmt: skip
+        record = ROOT / RECORD
         record.parent.mkdir(exist_ok=True)
         record.write_text(json.dumps(doc, indent=2) + "\n")
     return results
