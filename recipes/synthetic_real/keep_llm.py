@@ -20,6 +20,8 @@ and the text questions (base vs trained), and its stages' seconds per step are k
 
     python recipes/synthetic_real/keep_llm.py --record        # -> results/keep_llm.json
     python recipes/synthetic_real/keep_llm.py --arms baseline kd --parallel 1
+    python recipes/synthetic_real/keep_llm.py --align-steps 4800 --arms compress_detach \
+        --out runs/keep_llm_align4800 --record keep_llm_align4800   # a 4x longer CTC stage
 
 Arms run ``--parallel`` at a time, each on ``2 // parallel`` threads, so arms that ran side by
 side saw the same machine; their step times compare within a pair.
@@ -41,7 +43,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TEXT = "recipes/synthetic_real/text_instruct.jsonl"
-ALIGN_STEPS = 1200
 
 ARMS: dict[str, list[str]] = {
     "baseline": [],
@@ -66,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--out", type=Path, default=Path("runs/keep_llm"))
     p.add_argument("--data", type=Path, default=Path("data/synthetic_small"))
+    p.add_argument("--align-steps", type=int, default=1200, help="the shared CTC stage's steps")
     p.add_argument("--warmup-steps", type=int, default=100, help="LoRA warm-up steps per arm")
     p.add_argument("--multitask-steps", type=int, default=150, help="multitask steps per arm")
     p.add_argument("--parallel", type=int, default=2, help="arms trained at once")
@@ -99,8 +101,9 @@ def run_logged(cmd: list[str], log: Path, threads: int) -> None:
 
 
 def budget(args: argparse.Namespace) -> list[str]:
-    total = ALIGN_STEPS + args.warmup_steps + args.multitask_steps
+    total = args.align_steps + args.warmup_steps + args.multitask_steps
     return [
+        f"curriculum.stages.align.steps={args.align_steps}",
         f"curriculum.stages.lora_warmup.steps={args.warmup_steps}",
         f"trainer.max_steps={total}",
         f"trainer.val_check_interval={args.warmup_steps + args.multitask_steps}",
@@ -113,11 +116,12 @@ def align(args: argparse.Namespace) -> Path:
     """The shared stage 1 (CTC), trained once: its checkpoint at the last align step."""
     run = args.out / "align"
     run.mkdir(parents=True, exist_ok=True)
-    ckpt = run / "checkpoints" / f"step={ALIGN_STEPS}.ckpt"
+    ckpt = run / "checkpoints" / f"step={args.align_steps}.ckpt"
     if not ckpt.is_file():
         overrides = [
-            f"trainer.max_steps={ALIGN_STEPS}",
-            f"trainer.val_check_interval={ALIGN_STEPS}",
+            f"curriculum.stages.align.steps={args.align_steps}",
+            f"trainer.max_steps={args.align_steps}",
+            f"trainer.val_check_interval={args.align_steps}",
         ]
         run_logged(train_command(run, args.data, overrides), run / "train.log", threads=2)
     return ckpt
@@ -126,7 +130,7 @@ def align(args: argparse.Namespace) -> Path:
 def train_arm(args: argparse.Namespace, arm: str, start: Path, threads: int) -> Path:
     run = args.out / arm
     checkpoints = run / "checkpoints"
-    if finished(run, ALIGN_STEPS + args.warmup_steps + args.multitask_steps):
+    if finished(run, args.align_steps + args.warmup_steps + args.multitask_steps):
         return run
     if not checkpoints.is_dir():  # a new arm starts from the shared aligned checkpoint
         checkpoints.mkdir(parents=True)
@@ -209,7 +213,7 @@ def record(args: argparse.Namespace, arms: dict[str, Any], minutes: float) -> Pa
         **provenance("recipes/synthetic_real/keep_llm.py", argv),
         "minutes": round(minutes, 1),
         "budget": {
-            "align": ALIGN_STEPS,
+            "align": args.align_steps,
             "lora_warmup": args.warmup_steps,
             "multitask": args.multitask_steps,
             "seeds": 1,
@@ -328,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     with ThreadPoolExecutor(args.parallel) as pool:
         list(pool.map(one, args.arms))
     arms = {arm: arm_result(args, arm, threads) for arm in args.arms}
-    result = {"arms": arms, "budget": {"align": ALIGN_STEPS, "lora_warmup": args.warmup_steps,
+    result = {"arms": arms, "budget": {"align": args.align_steps, "lora_warmup": args.warmup_steps,
               "multitask": args.multitask_steps, "seeds": 1}, "date": "-", "machine": "-",
               "commit": "-", "command": "-", "file": "-"}  # fmt: skip
     print(readme_table(result))
