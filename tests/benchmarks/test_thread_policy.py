@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,14 @@ def test_readme_figures_are_the_committed_results() -> None:
     expected = [steps[("default", True)], steps[("PASSIVE", True)]]
     assert figures == [*expected, steps[("default", False)], steps[("PASSIVE", False)]]
     assert result["date"] in readme and result["command"] in readme
+
+
+def test_readme_commands_table_is_the_committed_results() -> None:
+    module = runpy.run_path(str(REPO / "benchmarks" / "thread_policy.py"))
+    result = json.loads((REPO / "benchmarks" / "results" / "thread_policy.json").read_text())
+    assert {r["command"] for r in result["commands"]} == set(module["COMMANDS"])
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- thread-commands:start -->\n")[1].split(
+        "\n<!-- thread-commands:end -->"
+    )[0]
+    assert block == module["commands_table"](result)
