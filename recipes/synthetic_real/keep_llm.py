@@ -21,7 +21,8 @@ and the text questions (base vs trained), and its stages' seconds per step are k
     python recipes/synthetic_real/keep_llm.py --record        # -> results/keep_llm.json
     python recipes/synthetic_real/keep_llm.py --arms baseline kd --parallel 1
     python recipes/synthetic_real/keep_llm.py --align-steps 4800 --arms compress_detach \
-        --out runs/keep_llm_align4800 --record keep_llm_align4800   # a 4x longer CTC stage
+        --parallel 1 --eval-limit 250 --out runs/keep_llm_align4800 \
+        --record keep_llm_align4800   # a 4x longer CTC stage: results/keep_llm_align4800.json
 
 Arms run ``--parallel`` at a time, each on ``2 // parallel`` threads, so arms that ran side by
 side saw the same machine; their step times compare within a pair.
