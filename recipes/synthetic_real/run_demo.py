@@ -17,6 +17,8 @@
     python recipes/synthetic_real/run_demo.py --preset smoke    # CI: tiny random twins, < 2 min
     python recipes/synthetic_real/run_demo.py --record          # + results/demo.json
     python recipes/synthetic_real/run_demo.py --out runs/long_real --record long_run
+    python recipes/synthetic_real/run_demo.py --experiment synthetic_real_summary \
+        --out runs/demo_summary --record demo_summary    # utterance embeddings aligned too
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data", default=None, help="benchmark folder (default data/synthetic_small, smoke: "
         "data/synthetic_tiny)",
     )  # fmt: skip
+    p.add_argument(
+        "--experiment",
+        default="synthetic_real",
+        help="the training config (conf/experiment/): synthetic_real, or a variant built on it",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument(
         "--record", nargs="?", const="demo", default=None, metavar="NAME",
@@ -103,15 +110,15 @@ def fetch_bases(preset: str, out: Path) -> list[str]:
     return []
 
 
-def train_and_export(data: Path, out: Path, overrides: list[str]) -> Path:
-    """``speechllm.training.train.train`` on ``experiment=synthetic_real`` (continuing a run the
-    folder already holds), then the export a user would ship."""
+def train_and_export(data: Path, out: Path, experiment: str, overrides: list[str]) -> Path:
+    """``speechllm.training.train.train`` on ``experiment`` (continuing a run the folder
+    already holds), then the export a user would ship."""
     from speechllm.config import compose
     from speechllm.models.pretrained import export_checkpoint
     from speechllm.training.train import train
 
     cfg = compose(
-        ["experiment=synthetic_real", f"paths.data_dir={data}", *overrides],
+        [f"experiment={experiment}", f"paths.data_dir={data}", *overrides],
         output_dir=out / "train",
     )
     train(cfg)
@@ -281,7 +288,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     phase("synth", synthesise)
     bases = phase("fetch", fetch_bases, args.preset, out)
     model_dir = phase(
-        "train", train_and_export, data, out, [*bases, *preset["train"], *args.overrides]
+        "train",
+        train_and_export,
+        data,
+        out,
+        args.experiment,
+        [*bases, *preset["train"], *args.overrides],
     )
     metrics = phase("evaluate", evaluate_all, model_dir, data, out, preset)
     phase("answer", answer, model_dir, data)

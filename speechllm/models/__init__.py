@@ -12,6 +12,7 @@ _PUBLIC = {
     "speechllm.models.downsampler": ("ConvDownsampler",),
     "speechllm.models.encoder": ("AudioEncoder", "LayerWeights"),
     "speechllm.models.head": ("ClassificationHead",),
+    "speechllm.models.summary_align": ("SummaryAligner",),
     "speechllm.models.llm": ("LLM",),
     "speechllm.models.speech_llm": ("AudioEmbeddings", "SpeechLLM", "SpeechLLMOutput"),
     "speechllm.models.text_classifier": ("TextClassifier",),

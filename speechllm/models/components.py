@@ -37,6 +37,7 @@ COMPONENTS: dict[str, frozenset[str] | None] = {
     "speechllm.models.ConvDownsampler": frozenset(),
     "speechllm.models.ClassificationHead": frozenset(),
     "speechllm.models.CTCAligner": frozenset(),
+    "speechllm.models.SummaryAligner": frozenset(),
     "peft.LoraConfig": frozenset(),
     # tiny random bases: their extra keys are architecture sizes for a transformers config
     "speechllm.models.tiny.tiny_encoder": None,

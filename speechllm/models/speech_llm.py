@@ -21,6 +21,7 @@ from speechllm.models.head import ClassificationHead
 from speechllm.models.layout import Row, RowLayout, Rows, shift, token_losses
 from speechllm.models.llm import LLM
 from speechllm.models.prompt import AUDIO, SUMMARY, PromptTemplate
+from speechllm.models.summary_align import SummaryAligner
 
 
 @dataclass
@@ -104,6 +105,9 @@ class SpeechLLM(TrainableParts, nn.Module):
         ctc_compress_detach: with ``ctc_compress``, the path is read without gradients: only
             the CTC loss moves the frames and the aligner, so the LM loss cannot pull the
             alignment away from the words spoken (it still trains the utterance embeddings).
+        summary_align: a :class:`~speechllm.models.summary_align.SummaryAligner`: enables the
+            ``summary`` objective, each of its tasks' utterance embedding pointed at the LLM's
+            embeddings of the item's answer, without a pass through the LLM.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class SpeechLLM(TrainableParts, nn.Module):
         teacher_answer_tokens: int = 64,
         ctc_compress: bool = False,
         ctc_compress_detach: bool = False,
+        summary_align: SummaryAligner | None = None,
     ) -> None:
         super().__init__()
         if ctc_compress and ctc is None:
@@ -141,6 +146,11 @@ class SpeechLLM(TrainableParts, nn.Module):
                 f"downsampler maps {in_size} -> {out_size} but the encoder gives "
                 f"{encoder.hidden_size} and the LLM embeds {llm.hidden_size}"
             )
+        if summary_align is not None and len(summary_align.tasks) > downsampler.summary_tokens:
+            raise ValueError(
+                f"summary_align aligns {len(summary_align.tasks)} tasks but the downsampler "
+                f"makes {downsampler.summary_tokens} utterance embeddings: one per task"
+            )
         if self.template.has_summary and not downsampler.summary_tokens:
             raise ValueError(
                 "prompt_template places {summary} but the downsampler makes no utterance "
@@ -160,6 +170,7 @@ class SpeechLLM(TrainableParts, nn.Module):
         self.ctc = ctc
         self.ctc_compress = ctc_compress
         self.ctc_compress_detach = ctc_compress_detach
+        self.summary_align = summary_align
         self.layout = RowLayout(llm, self.template, system_prompt)
         self.audio_gated = audio_gated
         self.teacher = TextTeacher(self.layout, teacher_answer_tokens)
@@ -320,11 +331,11 @@ class SpeechLLM(TrainableParts, nn.Module):
         task has a head count its BCE (mean over labels) as one token's loss. ``audio_keys``
         (else ``ids``) name the recordings for a caching encoder. ``objective`` weighs the
         losses: ``lm`` (this one, default 1), ``ctc`` (the CTC aligner's, on speech items with
-        a transcript) and ``kd`` (distillation from the text LLM:
-        :class:`~speechllm.models.distill.TextTeacher`); with
-        ``lm`` and ``kd`` at 0 the LLM never runs. ``transcripts`` hold each item's transcript
-        (``""``: none; default: the targets). The per-item sums returned are the LM's, or the
-        CTC's when it is alone.
+        a transcript), ``summary`` (the summary aligner's, on speech items of its tasks) and
+        ``kd`` (distillation from the text LLM: :class:`~speechllm.models.distill.TextTeacher`);
+        with ``lm`` and ``kd`` at 0 the LLM never runs. ``transcripts`` hold each item's
+        transcript (``""``: none; default: the targets). The per-item sums returned are the
+        LM's, or without it the alignment losses'.
         """
         weights = {"lm": 1.0, **(objective or {})}
         n = len(targets)
@@ -353,23 +364,35 @@ class SpeechLLM(TrainableParts, nn.Module):
             out.loss = weights["lm"] * out.loss + (
                 weights.get("kd", 0.0) * kd if kd is not None else 0.0
             )
-        aligned = [j for j, i in enumerate(speech) if transcripts[i]]
-        if out is not None and (not speech or (weights.get("ctc") and not aligned)):
-            out.loss = out.loss + self._zero()  # parts this batch did not use stay in the graph
-        if not weights.get("ctc") or (out is not None and not aligned):
-            return out
-        if not aligned:  # nothing to align in this batch: a zero loss still in the graph
-            zero = audio.new_zeros(()) + self._zero()
-            return SpeechLLMOutput(zero, zero.new_zeros(n), torch.zeros(n, dtype=torch.long))
-        ctc = self.ctc_loss(frames.select(aligned), [transcripts[speech[j]] for j in aligned])
-        if out is None:  # per-item sums for the whole batch: zero for items CTC did not score
-            rows = torch.tensor([speech[j] for j in aligned], dtype=torch.long)
-            item_sum = ctc.item_loss_sum.new_zeros(n).index_copy(0, rows, ctc.item_loss_sum)
+        aux = {}  # each alignment objective asked for: its output and the batch rows it scored
+        if weights.get("ctc") and speech:
+            aligned = [j for j, i in enumerate(speech) if transcripts[i]]
+            if aligned:
+                scored = [transcripts[speech[j]] for j in aligned]
+                aux["ctc"] = (self.ctc_loss(frames.select(aligned), scored), aligned)
+        if weights.get("summary") and speech:
+            slots = self._summary_slots([(tasks or [""] * n)[i] for i in speech])
+            labelled = [j for j, slot in enumerate(slots) if slot is not None]
+            if labelled:
+                answers = [targets[speech[j]] for j in labelled]
+                loss = self.summary_loss(frames, labelled, [slots[j] for j in labelled], answers)
+                aux["summary"] = (loss, labelled)
+        unused = not speech or any(weights.get(k) and k not in aux for k in ("ctc", "summary"))
+        zero = self._zero() if unused else 0.0  # parts this batch did not use stay in the graph
+        if out is None:  # per-item sums for the whole batch: zero for items nothing scored
+            item_sum = audio.new_zeros(n, dtype=torch.float32)
             item_tokens = torch.zeros(n, dtype=torch.long)
-            item_tokens[rows] = ctc.item_tokens.cpu()
-            return SpeechLLMOutput(ctc.loss, item_sum, item_tokens)
-        out.loss = out.loss + weights["ctc"] * ctc.loss
-        out.parts["ctc"] = ctc.loss.detach()
+            loss = audio.new_zeros(()) + zero
+            for name, (part, rows) in aux.items():
+                index = torch.tensor([speech[j] for j in rows], dtype=torch.long)
+                item_sum = item_sum.index_add(0, index.to(item_sum.device), part.item_loss_sum)
+                item_tokens[index] += part.item_tokens.cpu()
+                loss = loss + weights[name] * part.loss
+            out = SpeechLLMOutput(loss, item_sum, item_tokens)
+        else:
+            out.loss = out.loss + zero + sum(weights[k] * part.loss for k, (part, _) in aux.items())
+        if len(aux) + bool(weights["lm"] or weights.get("kd")) > 1:
+            out.parts.update({name: part.loss.detach() for name, (part, _) in aux.items()})
         return out
 
     def _zero(self) -> torch.Tensor | float:
@@ -391,6 +414,30 @@ class SpeechLLM(TrainableParts, nn.Module):
         vocabulary = self.llm.base_model.get_input_embeddings().weight
         item_sum = self.ctc(audio.embeds, frames, target_ids, vocabulary)
         item_tokens = torch.tensor([len(t) for t in target_ids], device=item_sum.device)
+        loss = item_sum.sum() / item_tokens.sum().clamp(min=1)
+        return SpeechLLMOutput(loss, item_sum, item_tokens)
+
+    def _summary_slots(self, tasks: list[str]) -> list[int | None]:
+        """Each item's aligned utterance embedding (:class:`SummaryAligner`), or ``None``."""
+        if self.summary_align is None:
+            raise ValueError(
+                "the summary objective needs a model built with a summary aligner (summary_align=)"
+            )
+        return [self.summary_align.slot(task) for task in tasks]
+
+    def summary_loss(
+        self, audio: AudioEmbeddings, rows: list[int], slots: list[int], answers: list[str]
+    ) -> SpeechLLMOutput:
+        """The summary aligner's loss of ``answers`` (their plain token ids) on utterance
+        embedding ``slots[j]`` of ``audio``'s row ``rows[j]``; mean per answer token."""
+        index = torch.tensor(rows, device=audio.lengths.device)
+        first = audio.lengths[index] - self.downsampler.summary_tokens
+        position = first + torch.tensor(slots).to(index)
+        summary = audio.embeds[index, position]
+        answer_ids = [self.llm.tokenize(answer) for answer in answers]
+        vocabulary = self.llm.base_model.get_input_embeddings().weight
+        item_sum = self.summary_align(summary, answer_ids, vocabulary)
+        item_tokens = torch.tensor([len(ids) for ids in answer_ids], device=item_sum.device)
         loss = item_sum.sum() / item_tokens.sum().clamp(min=1)
         return SpeechLLMOutput(loss, item_sum, item_tokens)
 

@@ -15,6 +15,9 @@ from speechllm.training.stage_plan import StagedModule, StagePlan
 
 log = logging.getLogger(__name__)
 
+OBJECTIVES = ("lm", "ctc", "summary", "kd")
+"""The losses a stage can weigh (:meth:`SpeechLLM.forward`)."""
+
 
 @dataclass
 class Stage:
@@ -33,7 +36,9 @@ class Stage:
         active_adapters: adapters that run in this stage (default: every attached one).
         objective: loss weights: ``lm`` (the LLM's next-token loss), ``ctc`` (CTC over the
             LLM's vocabulary on transcript items, no LLM pass when ``lm`` and ``kd`` are 0;
-            the model needs ``ctc=``) and ``kd`` (KL to the frozen text LLM reading the
+            the model needs ``ctc=``), ``summary`` (utterance embeddings toward the LLM's
+            embeddings of their task's answer, no LLM pass either; the model needs
+            ``summary_align=``) and ``kd`` (KL to the frozen text LLM reading the
             transcript instead of the audio, :meth:`SpeechLLM.distill`). ``{ctc: 1.0}``
             aligns the downsampler in minutes where the LM loss through a frozen LLM takes
             hours; ``{lm: 1.0, ctc: 0.3}`` keeps it as an auxiliary; ``{lm: 1.0, kd: 1.0}``
@@ -59,10 +64,10 @@ class Stage:
     def __post_init__(self) -> None:
         self.trainable, self.tasks = list(self.trainable), dict(self.tasks)
         self.objective = {"lm": 0.0, **self.objective}  # named alone, ctc means no LM
-        if set(self.objective) - {"lm", "ctc", "kd"} or any(w < 0 for w in self.objective.values()):
+        if set(self.objective) - set(OBJECTIVES) or any(w < 0 for w in self.objective.values()):
             raise ValueError(
-                f"stage {self.name!r}: objective takes non-negative weights for lm, ctc and kd, "
-                f"got {self.objective}"
+                f"stage {self.name!r}: objective takes non-negative weights for "
+                f"{', '.join(OBJECTIVES)}, got {self.objective}"
             )
         if not any(self.objective.values()):
             raise ValueError(f"stage {self.name!r}: objective needs a weight > 0")

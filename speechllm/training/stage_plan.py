@@ -23,7 +23,8 @@ class StagePlan:
 
     Args:
         horizon: the schedule's length in optimizer steps (``None``: ``trainer.max_steps``).
-        objective: loss weights, ``lm``, ``ctc`` and ``kd`` (see :meth:`SpeechLLM.forward`).
+        objective: loss weights, ``lm``, ``ctc``, ``summary`` and ``kd`` (see
+            :meth:`SpeechLLM.forward`).
         lr: one learning rate for the stage, or one per trainable group named in ``groups``
             (unnamed groups keep the optimizer's own); ``None`` keeps the optimizer's.
         warmup_steps: the stage's warm-up (``None``: the scheduler's own).

@@ -311,6 +311,8 @@ def test_stage_objective_and_rates_are_validated() -> None:
         "lm": 0.0,
         "ctc": 1.0,
     }
+    summary = Stage("a", ["downsampler"], {"gr": 1.0}, steps=2, objective={"summary": 1.0})
+    assert summary.objective == {"lm": 0.0, "summary": 1.0}
 
 
 def test_ctc_group_needs_an_aligner(batches) -> None:
