@@ -55,7 +55,12 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name, marker",
-    [("demo", "demo-table"), ("long_run", "long-table"), ("demo_compress", "compress-table")],
+    [
+        ("demo", "demo-table"),
+        ("long_run", "long-table"),
+        ("demo_compress", "compress-table"),
+        ("long_ctc", "long-ctc-table"),
+    ],
 )
 def test_readme_demo_tables_are_generated_from_the_committed_results(name, marker) -> None:
     result = json.loads((RECIPE / "results" / f"{name}.json").read_text())
@@ -81,6 +86,40 @@ def test_readme_compress_prose_matches_the_committed_results() -> None:
     skills = path["text_skills"]
     assert skills["trained_accuracy"] == 37.5 and demo["text_skills"]["trained_accuracy"] == 12.5
     assert skills["base_accuracy"] == 62.5
+
+
+def test_readme_long_ctc_prose_matches_the_committed_results() -> None:
+    """The better hour: the same training budget as the longer run (within 10 %), its three
+    changes in the command, and the figures the prose quotes, each from the two JSONs."""
+    old, new = (
+        json.loads((RECIPE / "results" / f"{name}.json").read_text())
+        for name in ("long_run", "long_ctc")
+    )
+    for knob in ("align.steps=4800", "mixture=synthetic_real", "ctc_compress_detach=true"):
+        assert knob in new["command"]
+    minutes = [sum(s["seconds"] for s in r["stages"]) / 60 for r in (old, new)]
+    assert abs(minutes[1] - minutes[0]) < 0.1 * minutes[0]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"({minutes[0]:.0f} minutes of training against this run's {minutes[1]:.0f})" in readme
+    t, o = new["tasks"], old["tasks"]
+    claims = [
+        ("asr", "wer", "ASR {} -> {} % WER", ".1f"),
+        ("ic", "accuracy", "intents {} -> {} %", ".0f"),
+        ("sf", "slu_f1", "slots {} -> {} SLU-F1", ".1f"),
+        ("st", "bleu", "translation {} -> {} BLEU", ".1f"),
+        ("kwe", "f1", "keyword extraction {} -> {} F1", ".1f"),
+        ("asc", "uar", "sentiment {} -> {} UAR", ".1f"),
+    ]
+    for task, key, phrase, fmt in claims:
+        assert phrase.format(format(o[task][key], fmt), format(t[task][key], fmt)) in readme
+    assert t["asr"]["wer"] < o["asr"]["wer"] and t["ic"]["accuracy"] > o["ic"]["accuracy"]
+    assert f"the open-vocabulary set stays at {new['open_vocab']['asr']['wer']:.1f} % WER" in readme
+    assert (
+        new["text_skills"]["trained_accuracy"] == 0 and "text questions are lost (0 of 8)" in readme
+    )
+    clip = (f"gender {t['gr']['uar']:.1f}, speaker count {t['sc']['uar']:.1f}, accent "
+            f"{t['ac']['uar']:.1f}, emotion {t['er']['uar']:.1f} UAR")  # fmt: skip
+    assert clip in readme
 
 
 def test_readme_alignment_table_is_generated_from_the_committed_results() -> None:
