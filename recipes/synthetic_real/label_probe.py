@@ -1,6 +1,6 @@
 """Do the frozen encoder's pooled features carry the clip-level labels? A linear probe.
 
-The demo's speech LLM answers gender, speaker count, accent and emotion at chance. This asks
+The demo's speech LLM answers gender, speaker count, accent and emotion near chance. This asks
 whether the information is missing or the model fails to learn to read it: a logistic
 regression (scikit-learn) on each recording's pooled Whisper tiny.en features, trained on a few
 hundred training lines per task and scored on the test split's lines (UAR, as the demo scores

@@ -2,7 +2,7 @@
 
 Clip-level tasks (gender, accent, emotion, speaker count) are read off the downsampler's
 utterance embeddings (``summary_tokens``), but through the frozen LLM the LM loss teaches them
-slowly: after hundreds of multitask steps the answers sit at chance while a linear probe on the
+slowly: after hundreds of multitask steps the answers sit near chance while a linear probe on the
 same pooled encoder features separates the classes. As CTC does for the frame embeddings
 (:mod:`speechllm.models.ctc`), this objective needs no pass through the LLM: each utterance
 embedding assigned to a task is scored against the LLM's own input-embedding matrix and
