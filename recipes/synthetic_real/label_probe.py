@@ -22,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from speechllm.data.manifest import ManifestEntry, read_manifest
+
 HERE = Path(__file__).resolve().parent
 RECIPE = "recipes/synthetic_real"
 RESULTS = f"{RECIPE}/results"
@@ -44,16 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def lines(manifest: Path, tasks: list[str], limit: int | None) -> list[dict[str, Any]]:
-    """The first ``limit`` lines of each task (all with ``None``)."""
+def lines(manifest: Path, tasks: list[str], limit: int | None) -> list[ManifestEntry]:
+    """The first ``limit`` lines of each task (all with ``None``), validated by the data layer
+    (``audio`` made absolute)."""
     seen: Counter[str] = Counter()
     out = []
-    with manifest.open() as f:
-        for line in f:
-            row = json.loads(line)
-            if row["task"] in tasks and (limit is None or seen[row["task"]] < limit):
-                seen[row["task"]] += 1
-                out.append(row)
+    for entry in read_manifest(manifest):
+        if entry.task in tasks and (limit is None or seen[entry.task] < limit):
+            seen[entry.task] += 1
+            out.append(entry)
     return out
 
 
@@ -119,12 +120,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     test = lines(data / "test.jsonl", args.tasks, None)
     cache: dict[str, dict[str, Any]] = {}
     for row in tqdm(train + test, desc="encoding", unit="line"):
-        if row["audio"] not in cache:
-            cache[row["audio"]] = pooled(model, data / row["audio"])
+        if row.audio not in cache:
+            cache[row.audio] = pooled(model, Path(row.audio))
     speech_llm = json.loads(Path(args.speech_llm).read_text())["tasks"]
     tasks = {}
     for task in args.tasks:
-        split = {name: [r for r in rows if r["task"] == task] for name, rows in
+        split = {name: [r for r in rows if r.task == task] for name, rows in
                  (("train", train), ("test", test))}  # fmt: skip
         tasks[task] = {
             "train": len(split["train"]),
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 name: uar(
                     *(
                         (
-                            np.stack([cache[r["audio"]][name] for r in rows]),
-                            [r["target"] for r in rows],
+                            np.stack([cache[r.audio][name] for r in rows]),
+                            [r.target for r in rows],
                         )
                         for rows in (split["train"], split["test"])
                     )

@@ -30,6 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def sampled_vocabulary(ids: torch.Tensor, size: int, negatives: int) -> torch.Tensor:
+    """The sorted candidate ids of a sampled softmax over a vocabulary of ``size``: every id in
+    ``ids`` plus ``negatives`` random ones, redrawn per call (also the summary aligner's)."""
+    drawn = torch.randint(0, size, (negatives,), device=ids.device)
+    return torch.unique(torch.cat([ids, drawn]))  # sorted
+
+
 class CTCAligner(nn.Module):
     """A blank embedding and a learned logit scale; the vocabulary rows are the LLM's.
 
@@ -57,8 +64,7 @@ class CTCAligner(nn.Module):
         needed = torch.tensor(
             sorted({i for ids in target_ids for i in ids}), device=device, dtype=torch.long
         )
-        drawn = torch.randint(0, vocabulary.shape[0], (self.negatives,), device=device)
-        candidates = torch.unique(torch.cat([needed, drawn]))  # sorted
+        candidates = sampled_vocabulary(needed, vocabulary.shape[0], self.negatives)
         rows = torch.cat([self.blank[None], vocabulary[candidates].to(self.blank.dtype)])
         logits = frames.float() @ rows.float().T * self.log_scale.exp()
         log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T', B, 1 + K)

@@ -35,6 +35,12 @@ class SpeechLLMOutput:
     """Each objective's own (unweighted, detached) loss when several are weighed."""
 
 
+def _per_token(item_sum: torch.Tensor, token_ids: list[list[int]]) -> SpeechLLMOutput:
+    """An alignment loss's per-item sums as an output whose loss is the mean per token."""
+    item_tokens = torch.tensor([len(ids) for ids in token_ids], device=item_sum.device)
+    return SpeechLLMOutput(item_sum.sum() / item_tokens.sum().clamp(min=1), item_sum, item_tokens)
+
+
 class AudioEmbeddings(NamedTuple):
     """A batch's audio in the LLM's embedding space, from :meth:`SpeechLLM.encode_audio`.
 
@@ -371,7 +377,8 @@ class SpeechLLM(TrainableParts, nn.Module):
                 scored = [transcripts[speech[j]] for j in aligned]
                 aux["ctc"] = (self.ctc_loss(frames.select(aligned), scored), aligned)
         if weights.get("summary") and speech:
-            slots = self._summary_slots([(tasks or [""] * n)[i] for i in speech])
+            item_tasks = tasks or [""] * n
+            slots = self._summary_slots([item_tasks[i] for i in speech])
             labelled = [j for j, slot in enumerate(slots) if slot is not None]
             if labelled:
                 answers = [targets[speech[j]] for j in labelled]
@@ -412,10 +419,7 @@ class SpeechLLM(TrainableParts, nn.Module):
         target_ids = [self.llm.tokenize(t) for t in targets]
         frames = audio.lengths - self.downsampler.summary_tokens
         vocabulary = self.llm.base_model.get_input_embeddings().weight
-        item_sum = self.ctc(audio.embeds, frames, target_ids, vocabulary)
-        item_tokens = torch.tensor([len(t) for t in target_ids], device=item_sum.device)
-        loss = item_sum.sum() / item_tokens.sum().clamp(min=1)
-        return SpeechLLMOutput(loss, item_sum, item_tokens)
+        return _per_token(self.ctc(audio.embeds, frames, target_ids, vocabulary), target_ids)
 
     def _summary_slots(self, tasks: list[str]) -> list[int | None]:
         """Each item's aligned utterance embedding (:class:`SummaryAligner`), or ``None``."""
@@ -436,10 +440,7 @@ class SpeechLLM(TrainableParts, nn.Module):
         summary = audio.embeds[index, position]
         answer_ids = [self.llm.tokenize(answer) for answer in answers]
         vocabulary = self.llm.base_model.get_input_embeddings().weight
-        item_sum = self.summary_align(summary, answer_ids, vocabulary)
-        item_tokens = torch.tensor([len(ids) for ids in answer_ids], device=item_sum.device)
-        loss = item_sum.sum() / item_tokens.sum().clamp(min=1)
-        return SpeechLLMOutput(loss, item_sum, item_tokens)
+        return _per_token(self.summary_align(summary, answer_ids, vocabulary), answer_ids)
 
     def _lm_loss(
         self,

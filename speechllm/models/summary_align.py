@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechllm.models.ctc import sampled_vocabulary
+
 
 class SummaryAligner(nn.Module):
     """The ``summary`` objective: utterance embedding ``k`` toward the LLM's embeddings of the
@@ -68,8 +70,7 @@ class SummaryAligner(nn.Module):
             raise ValueError("every aligned item needs an answer of at least one token")
         device = summary.device
         flat = torch.tensor([i for ids in answer_ids for i in ids], device=device)
-        drawn = torch.randint(0, vocabulary.shape[0], (self.negatives,), device=device)
-        candidates = torch.unique(torch.cat([flat, drawn]))  # sorted
+        candidates = sampled_vocabulary(flat, vocabulary.shape[0], self.negatives)
         rows = F.normalize(vocabulary[candidates].float(), dim=-1)
         logits = F.normalize(summary.float(), dim=-1) @ rows.T / self.temperature
         log_probs = logits.log_softmax(-1)

@@ -28,11 +28,14 @@ def test_the_probe_scores_separable_labels_perfectly_and_noise_near_chance() -> 
 
 def test_lines_takes_the_first_lines_of_each_task_asked(tmp_path: Path) -> None:
     manifest = tmp_path / "m.jsonl"
-    rows = [{"task": t, "audio": f"{i}.flac", "target": "x"} for i, t in enumerate("ggaggsa")]
+    rows = [
+        {"id": str(i), "task": t, "audio": f"{i}.flac", "target": "x", "duration": 1.0}
+        for i, t in enumerate(["gr", "gr", "ac", "gr", "gr", "sc", "ac"])
+    ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    picked = lines(manifest, ["g", "a"], 2)
-    assert [r["audio"] for r in picked] == ["0.flac", "1.flac", "2.flac", "6.flac"]
-    assert len(lines(manifest, ["g"], None)) == 4
+    picked = lines(manifest, ["gr", "ac"], 2)
+    assert [Path(r.audio).name for r in picked] == ["0.flac", "1.flac", "2.flac", "6.flac"]
+    assert len(lines(manifest, ["gr"], None)) == 4
 
 
 def test_readme_probe_table_is_generated_from_the_committed_result() -> None:
