@@ -102,6 +102,10 @@ def test_readme_long_ctc_prose_matches_the_committed_results() -> None:
     assert abs(minutes[1] - minutes[0]) < 0.1 * minutes[0]
     readme = " ".join((REPO / "README.md").read_text().split())
     assert f"({minutes[0]:.0f} minutes of training against this run's {minutes[1]:.0f})" in readme
+    steps = {st["stage"]: st for st in new["stages"]}
+    assert [steps[k]["steps"] for k in ("align", "lora_warmup", "multitask")] == [4800, 300, 1200]
+    assert f"(4,800 steps, {steps['align']['seconds'] / 60:.1f} minutes," in readme
+    assert "then 300 warm-up and 1,200 multitask steps" in readme
     t, o = new["tasks"], old["tasks"]
     claims = [
         ("asr", "wer", "ASR {} -> {} % WER", ".1f"),
@@ -131,6 +135,8 @@ def test_readme_summary_prose_matches_the_committed_results() -> None:
         for name in ("demo", "demo_summary")
     )
     assert "--experiment synthetic_real_summary" in summary["command"]
+    assert {st["stage"]: st["steps"] for st in summary["stages"]}["align"] == 2000
+    assert "a stage 1 of 2,000 steps" in " ".join((REPO / "README.md").read_text().split())
     t, o = summary["tasks"], demo["tasks"]
     clip = ("gr", "sc", "ac", "er")
     assert all(abs(t[k]["uar"] - o[k]["uar"]) < 6 and t[k]["uar"] < 60 for k in clip)
