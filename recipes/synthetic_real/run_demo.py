@@ -5,7 +5,7 @@
 
     phase 1  synth     data/synthetic_small (espeak-ng; skipped when present)
              fetch     Whisper tiny.en (CTranslate2 -> Hugging Face) and SmolLM2 into the cache
-    phase 2  train     <out>/train: experiment=synthetic_real (CTC align -> LoRA warm-up ->
+    phase 2  train     <out>/train: experiment=synthetic_real_ctc (CTC align -> LoRA warm-up ->
                        multitask), resumed if the folder holds a run; exported to <out>/model
     phase 3  evaluate  <out>/eval: test + held-out instructions, beside Whisper's own decoder
                        (the anchor), unseen tasks' instructions and the base LLM's text
@@ -16,7 +16,8 @@
     python recipes/synthetic_real/run_demo.py                   # full: ~45 min on 2 cores
     python recipes/synthetic_real/run_demo.py --preset smoke    # CI: tiny random twins, < 2 min
     python recipes/synthetic_real/run_demo.py --record          # + results/demo.json
-    python recipes/synthetic_real/run_demo.py --out runs/long_real --record long_run
+    python recipes/synthetic_real/run_demo.py --experiment synthetic_real \
+        --out runs/demo_first --record first_demo     # the first recipe (frame embeddings)
     python recipes/synthetic_real/run_demo.py --experiment synthetic_real_summary \
         --out runs/demo_summary --record demo_summary    # utterance embeddings aligned too
 """
@@ -82,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument(
         "--experiment",
-        default="synthetic_real",
-        help="the training config (conf/experiment/): synthetic_real, or a variant built on it",
+        default="synthetic_real_ctc",
+        help="the training config (conf/experiment/): synthetic_real_ctc (the demo's), or\n"
+        "synthetic_real (the first recipe) and the variants built on it",
     )
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument(
@@ -181,6 +183,7 @@ def record(args: argparse.Namespace, seconds: dict[str, float], metrics: dict[st
 
     result = {
         **provenance("recipes/synthetic_real/run_demo.py"),
+        "experiment": args.experiment,
         "minutes": {name: round(s / 60, 1) for name, s in seconds.items()},
         # the training run's own record: its stages' wall time, also when this call resumed it
         "stages": json.loads((Path(args.out) / "train" / "stages.json").read_text()),
@@ -249,10 +252,13 @@ def readme_table(result: dict[str, Any]) -> str:
     stages = ", ".join(f"{s['stage']} {s['seconds'] / 60:.1f}" for s in result["stages"])
     minutes = ", ".join(f"{k} {v}" for k, v in result["minutes"].items() if k != "train")
     minutes = f"training ({stages}), {minutes}"
+    # results recorded before the field existed ran the default of their time, synthetic_real
+    experiment = result.get("experiment", "synthetic_real")
     return "\n".join([*rows, *[n for n in notes if n]]) + (
         f"\n\nMeasured {result['date']} on {result['machine']} at commit "
         f"{result['commit'][:10]}, minutes per phase: {minutes} "
-        f"(`{result['command']}`; `{result.get('file', f'{RESULTS}/demo.json')}`)."
+        f"(`{result['command']}`, experiment {experiment}; "
+        f"`{result.get('file', f'{RESULTS}/demo.json')}`)."
     )
 
 
