@@ -252,8 +252,12 @@ def readme_table(result: dict[str, Any]) -> str:
     stages = ", ".join(f"{s['stage']} {s['seconds'] / 60:.1f}" for s in result["stages"])
     minutes = ", ".join(f"{k} {v}" for k, v in result["minutes"].items() if k != "train")
     minutes = f"training ({stages}), {minutes}"
-    # results recorded before the field existed ran the default of their time, synthetic_real
-    experiment = result.get("experiment", "synthetic_real")
+    # results recorded before the field existed name it in the command, or ran the default of
+    # their time, synthetic_real
+    words = result["command"].split()
+    experiment = result.get("experiment") or (
+        words[words.index("--experiment") + 1] if "--experiment" in words else "synthetic_real"
+    )
     return "\n".join([*rows, *[n for n in notes if n]]) + (
         f"\n\nMeasured {result['date']} on {result['machine']} at commit "
         f"{result['commit'][:10]}, minutes per phase: {minutes} "

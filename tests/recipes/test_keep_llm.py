@@ -130,7 +130,7 @@ def test_readme_longer_ctc_stage_table_and_prose() -> None:
 
     short = json.loads((RECIPE / "results" / "keep_llm.json").read_text())
     long = json.loads((RECIPE / "results" / "keep_llm_align4800.json").read_text())
-    demo = json.loads((RECIPE / "results" / "demo.json").read_text())
+    demo = json.loads((RECIPE / "results" / "first_demo.json").read_text())
     assert long["budget"] == {**short["budget"], "align": 4 * short["budget"]["align"]}
     before, after = short["arms"]["compress_detach"], long["arms"]["compress_detach"]
     assert after["overrides"] == before["overrides"]

@@ -57,6 +57,7 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
     "name, marker",
     [
         ("demo", "demo-table"),
+        ("first_demo", "first-demo-table"),
         ("long_run", "long-table"),
         ("demo_compress", "compress-table"),
         ("long_ctc", "long-ctc-table"),
@@ -78,7 +79,7 @@ def test_readme_compress_prose_matches_the_committed_results() -> None:
     kept (3 of 8 against 1)."""
     demo, path = (
         json.loads((RECIPE / "results" / f"{name}.json").read_text())
-        for name in ("demo", "demo_compress")
+        for name in ("first_demo", "demo_compress")
     )
     assert "module.model.ctc_compress_detach=true" in path["command"]
     assert abs(path["tasks"]["asr"]["wer"] - demo["tasks"]["asr"]["wer"]) < 2
@@ -128,11 +129,11 @@ def test_readme_long_ctc_prose_matches_the_committed_results() -> None:
 
 
 def test_readme_summary_prose_matches_the_committed_results() -> None:
-    """Aligning the utterance embeddings at the demo's budget: the clip-level tasks stay within
-    6 points of the demo's (none reaches 60 UAR), as the prose says, with the figures quoted."""
+    """Aligning the utterance embeddings at the first recipe's budget: the clip-level tasks stay
+    within 6 points of its (none reaches 60 UAR), as the prose says, with the figures quoted."""
     demo, summary = (
         json.loads((RECIPE / "results" / f"{name}.json").read_text())
-        for name in ("demo", "demo_summary")
+        for name in ("first_demo", "demo_summary")
     )
     assert "--experiment synthetic_real_summary" in summary["command"]
     assert {st["stage"]: st["steps"] for st in summary["stages"]}["align"] == 2000
@@ -143,14 +144,14 @@ def test_readme_summary_prose_matches_the_committed_results() -> None:
     readme = " ".join((REPO / "README.md").read_text().split())
     assert (
         f"gender {t['gr']['uar']:.1f}, speaker count {t['sc']['uar']:.1f}, accent "
-        f"{t['ac']['uar']:.1f} and emotion {t['er']['uar']:.1f} UAR, against the demo's "
+        f"{t['ac']['uar']:.1f} and emotion {t['er']['uar']:.1f} UAR, against the first recipe's "
         f"{o['gr']['uar']:.1f}, {o['sc']['uar']:.1f}, {o['ac']['uar']:.1f} and "
         f"{o['er']['uar']:.1f}"
     ) in readme
     split = summary["instruction_splits"]["asr"]
     gap = abs(split["seen"]["wer"] - split["heldout"]["wer"])
     assert (
-        f"ASR lands at {t['asr']['wer']:.1f} % WER against the demo's {o['asr']['wer']:.1f} "
+        f"ASR lands at {t['asr']['wer']:.1f} % WER against the first recipe's {o['asr']['wer']:.1f} "
         f"(one seed each; its seen and held-out instructions differ by {gap:.0f} points)"
     ) in readme
 
