@@ -152,7 +152,8 @@ def test_readme_summary_prose_matches_the_committed_results() -> None:
     gap = abs(split["seen"]["wer"] - split["heldout"]["wer"])
     assert (
         f"ASR lands at {t['asr']['wer']:.1f} % WER against the first recipe's "
-        f"{o['asr']['wer']:.1f} (one seed each; its seen and held-out instructions differ by {gap:.0f} points)"
+        f"{o['asr']['wer']:.1f} (one seed each; its seen and held-out instructions differ by "
+        f"{gap:.0f} points)"
     ) in readme
 
 
