@@ -64,8 +64,11 @@ def main() -> None:
     p.add_argument("--command", required=True, help="the exact command that trained it")
     p.add_argument("--run-results", type=Path, default=None, help="the run's results JSON")
     args = p.parse_args()
+    from speechllm._warnings import quiet_known_warnings
     from speechllm.models.fetch import CHECKPOINTS
     from speechllm.provenance import provenance
+
+    quiet_known_warnings()
 
     shutil.rmtree(MODEL, ignore_errors=True)
     MODEL.mkdir(parents=True)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
         ("long_run", "long-table"),
         ("demo_compress", "compress-table"),
         ("long_ctc", "long-ctc-table"),
+        ("long_ctc2", "long-ctc2-table"),
         ("demo_summary", "summary-table"),
     ],
 )
@@ -126,6 +128,46 @@ def test_readme_long_ctc_prose_matches_the_committed_results() -> None:
     clip = (f"gender {t['gr']['uar']:.1f}, speaker count {t['sc']['uar']:.1f}, accent "
             f"{t['ac']['uar']:.1f}, emotion {t['er']['uar']:.1f} UAR")  # fmt: skip
     assert clip in readme
+
+
+def test_readme_continued_prose_matches_the_committed_results() -> None:
+    """The better hour continued: 1,000 more multitask steps, the LoRA gated, the figures the
+    prose quotes against the better hour's, and the text answers back to the base's."""
+    old, new = (
+        json.loads((RECIPE / "results" / f"{name}.json").read_text())
+        for name in ("long_ctc", "long_ctc2")
+    )
+    assert "trainer.max_steps=7300" in new["command"] and "audio_gated=true" in new["command"]
+    steps = {st["stage"]: st["steps"] for st in new["stages"]}
+    assert (
+        steps["multitask"] - {st["stage"]: st["steps"] for st in old["stages"]}["multitask"] == 1000
+    )
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "went on for 1,000 more multitask steps" in readme
+    t, o = new["tasks"], old["tasks"]
+    claims = [
+        ("sc", "uar", "speaker count {} -> {} UAR", ".1f"),
+        ("gr", "uar", "gender {} -> {}", ".1f"),
+        ("ac", "uar", "accent {} -> {}", ".1f"),
+        ("er", "uar", "emotion {} -> {}", ".1f"),
+        ("st", "bleu", "translation {} -> {} BLEU", ".1f"),
+        ("sf", "slu_f1", "slots {} -> {} SLU-F1", ".1f"),
+        ("sns", "uar", "speech/non-speech {} -> {} UAR", ".1f"),
+        ("asr", "wer", "ASR {} -> {} % WER", ".1f"),
+    ]
+    for task, key, phrase, fmt in claims:
+        assert phrase.format(format(o[task][key], fmt), format(t[task][key], fmt)) in readme
+    assert t["sc"]["uar"] >= 90 and "the first clip-level target met" in readme
+    skills, lost = new["text_skills"], old["text_skills"]
+    assert skills["trained_accuracy"] == skills["base_accuracy"]
+    kept = round(skills["trained_accuracy"] * skills["n"] / 100)
+    assert f"text answers come back ({lost['trained_accuracy']:.0f} -> {kept} of 8" in readme
+    weights = yaml.safe_load((REPO / "conf" / "mixture" / "synthetic_real.yaml").read_text())
+    kws = steps["multitask"] * weights["kws"] / sum(weights.values())
+    assert (
+        f"Keyword spotting stays at chance ({t['kws']['accuracy']:.1f} %) after about {kws:.0f} "
+        f"steps of it in all, and the open-vocabulary set at {new['open_vocab']['asr']['wer']:.1f}"
+    ) in readme
 
 
 def test_readme_summary_prose_matches_the_committed_results() -> None:
