@@ -27,6 +27,14 @@ def result(path: str) -> dict[str, Any]:
     return json.loads((REPO / path).read_text())
 
 
+def assert_quotes_changes(text: str, old: dict, new: dict, claims: list[tuple]) -> None:
+    """Each claim ``(task, metric, phrase, format)``: ``phrase`` with the task's old and new
+    figures (``"ASR {} -> {} % WER"``) is in ``text``."""
+    for task, key, phrase, fmt in claims:
+        quoted = phrase.format(format(old[task][key], fmt), format(new[task][key], fmt))
+        assert quoted in text, quoted
+
+
 def test_every_result_file_the_readme_cites_is_committed_with_its_provenance() -> None:
     cited = set(re.findall(r"`([\w.-]+/[\w./-]*results?[\w./-]*\.json)`", readme()))
     assert "benchmarks/results/serve_load.json" in cited, "the pattern lost the citations"
@@ -72,8 +80,7 @@ def test_the_demo_prose_quotes_its_results() -> None:
         ("kwe", "f1", "keyword extraction {} -> {} F1", ".1f"),
         ("sns", "uar", "speech/non-speech {} -> {} UAR", ".1f"),
     ]
-    for task, key, phrase, fmt in claims:
-        assert phrase.format(format(o[task][key], fmt), format(t[task][key], fmt)) in text
+    assert_quotes_changes(text, o, t, claims)
     skills = demo["text_skills"]
     assert skills["trained_accuracy"] == skills["base_accuracy"]
     kept = round(skills["trained_accuracy"] * skills["n"] / 100)

@@ -27,7 +27,6 @@ from typing import Any
 from speechllm.data.manifest import read_manifest
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 RESULTS = "recipes/synthetic_real/results"
 
 
@@ -60,12 +59,12 @@ def kws_lines(manifest: Path, limit: int | None = None) -> list[tuple[str, str, 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     import torch
-    import yaml
     from hydra.utils import instantiate
     from tqdm import tqdm
 
     from speechllm._warnings import quiet_known_warnings
     from speechllm.config import compose
+    from speechllm.data.instructions import load_templates
 
     quiet_known_warnings()
     torch.set_num_threads(args.threads)
@@ -76,11 +75,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     llm.attach_adapter("default")
     llm.set_adapters(["default"], ["default"])
     template = cfg.prompt_template
-    wordings = yaml.safe_load((REPO / "speechllm/data/instructions/kws.yaml").read_text())
+    wordings = load_templates("kws")
     data = Path(args.data)
     train, test = kws_lines(data / "train.jsonl"), kws_lines(data / "test.jsonl", args.test_lines)
 
-    def prompt(text: str, keyword: str, wording: str) -> list[int]:
+    def prompt(text: str, keyword: str, wording: str) -> str:
         user = template.format(audio=text, instruction=wording.format(keyword=keyword), summary="")
         chat = [{"role": "user", "content": user.strip()}]
         return llm.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)

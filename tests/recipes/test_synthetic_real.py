@@ -22,6 +22,8 @@ sys.path.insert(0, str(RECIPE))
 from align_ablation import table as align_table  # noqa: E402
 from run_demo import readme_table  # noqa: E402
 
+from tests.test_readme_figures import assert_quotes_changes  # noqa: E402
+
 
 def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
     out, data = tmp_path / "demo", tmp_path / "data"
@@ -118,8 +120,7 @@ def test_readme_long_ctc_prose_matches_the_committed_results() -> None:
         ("kwe", "f1", "keyword extraction {} -> {} F1", ".1f"),
         ("asc", "uar", "sentiment {} -> {} UAR", ".1f"),
     ]
-    for task, key, phrase, fmt in claims:
-        assert phrase.format(format(o[task][key], fmt), format(t[task][key], fmt)) in readme
+    assert_quotes_changes(readme, o, t, claims)
     assert t["asr"]["wer"] < o["asr"]["wer"] and t["ic"]["accuracy"] > o["ic"]["accuracy"]
     assert f"the open-vocabulary set stays at {new['open_vocab']['asr']['wer']:.1f} % WER" in readme
     assert (
@@ -155,8 +156,7 @@ def test_readme_continued_prose_matches_the_committed_results() -> None:
         ("sns", "uar", "speech/non-speech {} -> {} UAR", ".1f"),
         ("asr", "wer", "ASR {} -> {} % WER", ".1f"),
     ]
-    for task, key, phrase, fmt in claims:
-        assert phrase.format(format(o[task][key], fmt), format(t[task][key], fmt)) in readme
+    assert_quotes_changes(readme, o, t, claims)
     assert t["sc"]["uar"] >= 90 and "the first clip-level target met" in readme
     skills, lost = new["text_skills"], old["text_skills"]
     assert skills["trained_accuracy"] == skills["base_accuracy"]
