@@ -128,13 +128,15 @@ def generate(n: int, seed: int = 0, batch: int = 48, exclude: set[str] | None = 
     return list(kept.values())
 
 
-def build(out: Path, seed: int = 0, path: Path = SENTENCES) -> Path:
-    """Render each sentence of ``path`` with a training voice into ``out`` (finished audio
-    files are reused) and write the manifest; returns its path."""
+def build(out: Path, seed: int = 0, path: Path = SENTENCES, limit: int | None = None) -> Path:
+    """Render the first ``limit`` (default: every) sentence of ``path`` with a training voice
+    into ``out`` (finished audio files are reused, about a second per hundred new ones) and
+    write the manifest; returns its path."""
     rng = random.Random(seed)
     variants = split_variants(BENCHMARK_SEED, HELDOUT_VARIANTS)["train"]
     records = []
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = lines[:limit]
     for i, text in enumerate(lines):
         voice = sample_voice(variants, rng)
         style = rng.choice(sorted(STYLES))

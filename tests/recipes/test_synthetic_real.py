@@ -40,6 +40,10 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
         ("multitask", 3),
     ]
     assert "[curriculum] stage 0 'align' started at step 0: trainable ['downsampler', " in log
+    varied = tmp_path / "varied_asr" / "varied_asr.jsonl"  # open-English ASR lines, trained on
+    assert len(varied.read_text().splitlines()) == 8
+    hparams = yaml.safe_load((out / "train" / "logs" / "hparams.yaml").read_text())
+    assert hparams["data"]["train_manifests"] == [str(data / "train.jsonl"), str(varied)]
     trainable = load_file(out / "model" / "trainable.safetensors")
     assert {"ctc.blank", "ctc.log_scale"} <= set(trainable)
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
