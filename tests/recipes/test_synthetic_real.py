@@ -69,6 +69,7 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
         ("demo_compress", "compress-table"),
         ("long_ctc", "long-ctc-table"),
         ("long_ctc2", "long-ctc2-table"),
+        ("long_ctc3", "long-ctc3-table"),
         ("demo_summary", "summary-table"),
     ],
 )
@@ -172,6 +173,52 @@ def test_readme_continued_prose_matches_the_committed_results() -> None:
         f"Keyword spotting stays at chance ({t['kws']['accuracy']:.1f} %) after about {kws:.0f} "
         f"steps of it in all, and the open-vocabulary set at {new['open_vocab']['asr']['wer']:.1f}"
     ) in readme
+
+
+def test_readme_catch_up_prose_matches_the_committed_results() -> None:
+    """The second continuation (catch-up mixture, open-English ASR lines): the gains and the
+    ASR losses the prose quotes, the keyword-spotting steps and the open-English share of clips
+    it derives from the configs, and the model in the box still the first continuation."""
+    old, new = (
+        json.loads((RECIPE / "results" / f"{name}.json").read_text())
+        for name in ("long_ctc2", "long_ctc3")
+    )
+    command = new["command"]
+    assert "trainer.max_steps=8300" in command and "mixture=synthetic_real_catchup" in command
+    assert "data/varied_asr/varied_asr.jsonl" in command and "varied_asr.py" in new["note"]
+    steps = {st["stage"]: st["steps"] for st in new["stages"]}
+    before = {st["stage"]: st["steps"] for st in old["stages"]}["multitask"]
+    assert steps["multitask"] - before == 1000
+    readme = " ".join((REPO / "README.md").read_text().split())
+    t, o = new["tasks"], old["tasks"]
+    claims = [
+        ("kws", "accuracy", "keyword spotting leaves chance, {} -> {} %", ".1f"),
+        ("ic", "accuracy", "intents {} -> {} %", ".1f"),
+        ("sf", "slu_f1", "slots {} -> {} SLU-F1", ".1f"),
+        ("st", "bleu", "translation {} -> {} BLEU", ".1f"),
+        ("ac", "uar", "accent {} -> {}", ".1f"),
+        ("er", "uar", "emotion {} -> {} UAR", ".1f"),
+        ("asr", "wer", "ASR worse: {} -> {} % WER", ".1f"),
+    ]
+    assert_quotes_changes(readme, o, t, claims)
+    assert t["asr"]["wer"] > o["asr"]["wer"] and t["kws"]["accuracy"] > 80
+    ov_old, ov_new = old["open_vocab"]["asr"]["wer"], new["open_vocab"]["asr"]["wer"]
+    assert f"{ov_old:.1f} -> {ov_new:.1f} % on the open-vocabulary set" in readme
+    assert ov_new > ov_old
+    mixtures = REPO / "conf" / "mixture"
+    catchup = yaml.safe_load((mixtures / "synthetic_real_catchup.yaml").read_text())
+    first = yaml.safe_load((mixtures / "synthetic_real.yaml").read_text())
+    kws_now = 1000 * catchup["kws"] / sum(catchup.values())
+    kws_before = before * first["kws"] / sum(first.values())
+    assert f"after about {kws_now:.0f} more steps of it ({kws_before + kws_now:.0f} in all" in readme
+    varied = len((RECIPE / "varied_asr_sentences.txt").read_text().splitlines())
+    asr_lines = 4100 + varied  # the benchmark's train.jsonl (seed 0, n_train 5000): 4,100 ASR
+    share = catchup["asr"] / sum(catchup.values()) * varied / asr_lines
+    assert f"about {100 * share:.0f} % of the clips (ASR has {catchup['asr']:.1f} of" in readme
+    assert f"mixture's {sum(catchup.values()):.1f}" in readme and f"{asr_lines:,} lines" in readme
+    assert "The model in the box stays the continued run" in readme
+    box = json.loads((RECIPE / "model" / "result.json").read_text())
+    assert box["run_results"]["command"] == old["command"]
 
 
 def test_readme_summary_prose_matches_the_committed_results() -> None:
