@@ -210,7 +210,8 @@ def test_readme_catch_up_prose_matches_the_committed_results() -> None:
     first = yaml.safe_load((mixtures / "synthetic_real.yaml").read_text())
     kws_now = 1000 * catchup["kws"] / sum(catchup.values())
     kws_before = before * first["kws"] / sum(first.values())
-    assert f"after about {kws_now:.0f} more steps of it ({kws_before + kws_now:.0f} in all" in readme
+    in_all = kws_before + kws_now
+    assert f"after about {kws_now:.0f} more steps of it ({in_all:.0f} in all" in readme
     varied = len((RECIPE / "varied_asr_sentences.txt").read_text().splitlines())
     asr_lines = 4100 + varied  # the benchmark's train.jsonl (seed 0, n_train 5000): 4,100 ASR
     share = catchup["asr"] / sum(catchup.values()) * varied / asr_lines
