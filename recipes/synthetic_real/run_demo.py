@@ -3,8 +3,7 @@
 
 ::
 
-    phase 1  synth     data/synthetic_small (espeak-ng; skipped when present) and
-                       data/varied_asr (varied_asr.py: ASR lines on open English)
+    phase 1  synth     data/synthetic_small (espeak-ng; skipped when present)
              fetch     Whisper tiny.en (CTranslate2 -> Hugging Face) and SmolLM2 into the cache
     phase 2  train     <out>/train: experiment=synthetic_real_ctc (CTC align -> LoRA warm-up ->
                        multitask), resumed if the folder holds a run; exported to <out>/model
@@ -40,12 +39,10 @@ RESULTS = "recipes/synthetic_real/results"
 sys.path.insert(0, str(HERE))
 
 from open_vocab import build as build_open_vocab  # noqa: E402,I001
-from varied_asr import build as build_varied_asr  # noqa: E402
 
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "synth": {"preset": "small", "n_train": 5000, "n_dev": 300, "n_test": 300},
-        "varied_asr": None,  # sentences of varied_asr.py rendered (None: all)
         "train": [],
         "eval_limit": 500,  # lines per manifest (interleaved by recording: every task is in)
         "max_new_tokens": 48,
@@ -54,7 +51,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "smoke": {  # every phase for real, on tiny random twins of the bases: CI checks wiring
         "synth": {"preset": "tiny", "n_train": 60, "n_dev": 12, "n_test": 12, "workers": 1},
-        "varied_asr": 8,
         "train": [
             "chat_template=false",  # the tiny Llama's tokenizer has no chat template
             "prompt_template='<audio>{audio}</audio> {instruction}: {summary}'",
@@ -288,16 +284,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"=== {name}: {seconds[name] / 60:.1f} min ===", flush=True)
         return result
 
-    varied = data.parent / "varied_asr"
-
     def synthesise() -> None:
         if (data / "test_heldout_instructions.jsonl").is_file():
             print(f"{data} exists: reusing it")
-        else:
-            from speechllm.synth import SynthConfig, generate
+            return
+        from speechllm.synth import SynthConfig, generate
 
-            generate(SynthConfig(out=str(data), **{"workers": 2, **preset["synth"]}))
-        print(f"varied ASR lines: {build_varied_asr(varied, limit=preset['varied_asr'])}")
+        generate(SynthConfig(out=str(data), **{"workers": 2, **preset["synth"]}))
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
@@ -311,7 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data,
         out,
         args.experiment,
-        [*bases, f"++paths.varied_asr_dir={varied}", *preset["train"], *args.overrides],
+        [*bases, *preset["train"], *args.overrides],
     )
     metrics = phase("evaluate", evaluate_all, model_dir, data, out, preset)
     phase("answer", answer, model_dir, data)

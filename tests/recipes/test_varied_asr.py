@@ -80,4 +80,3 @@ def test_build_renders_with_training_voices_only(tmp_path: Path) -> None:
         info = sf.info(str(entry.audio))
         assert info.samplerate == 16000 and abs(info.duration - entry.duration) < 1e-3
     assert va.build(tmp_path / "b", path=sentences).read_bytes() == path.read_bytes()
-    assert len(read_manifests([va.build(tmp_path / "c", path=sentences, limit=1)])) == 1
