@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synthetic_real"
+BENCHMARK_ASR_LINES = 4100
+"""ASR lines in data/synthetic_small/train.jsonl (seed 0, n_train 5000), which CI does not build."""
 sys.path.insert(0, str(RECIPE))
 
 from align_ablation import table as align_table  # noqa: E402
@@ -211,7 +213,7 @@ def test_readme_catch_up_prose_matches_the_committed_results() -> None:
     in_all = kws_before + kws_now
     assert f"after about {kws_now:.0f} more steps of it ({in_all:.0f} in all" in readme
     varied = len((RECIPE / "varied_asr_sentences.txt").read_text().splitlines())
-    asr_lines = 4100 + varied  # the benchmark's train.jsonl (seed 0, n_train 5000): 4,100 ASR
+    asr_lines = BENCHMARK_ASR_LINES + varied
     share = catchup["asr"] / sum(catchup.values()) * varied / asr_lines
     assert f"about {100 * share:.0f} % of the clips (ASR has {catchup['asr']:.1f} of" in readme
     assert f"mixture's {sum(catchup.values()):.1f}" in readme and f"{asr_lines:,} lines" in readme
@@ -277,7 +279,7 @@ def test_readme_open_english_prose_matches_the_committed_results() -> None:
     assert new["tasks"]["asr"]["wer"] > old["tasks"]["asr"]["wer"]
     varied = len((RECIPE / "varied_asr_sentences.txt").read_text().splitlines())
     assert f"With {varied:,} sentences (under a quarter of the ASR lines)" in readme
-    assert varied / (4100 + varied) < 0.25  # the benchmark's train.jsonl: 4,100 ASR lines
+    assert varied / (BENCHMARK_ASR_LINES + varied) < 0.25
     command = new["note"].split("From a later commit the same run is: ")[1]
     overrides = [w.strip("'") for w in command.split("run_demo.py")[1].split()[2:]]
     from speechllm.config import compose
