@@ -27,6 +27,7 @@ from speechllm.data.instructions import instruction_split_of
 from speechllm.data.joint import parse_joint, transcripts
 from speechllm.data.manifest import ManifestEntry, read_manifests
 from speechllm.evaluation.anchor import anchor_scores
+from speechllm.evaluation.ctc_path import ctc_path_scores, ctc_path_section
 from speechllm.evaluation.decoding import DecodingConfig, decode_batch, head_probabilities, select
 from speechllm.evaluation.metrics import choose_threshold, multi_hot, split_labels
 from speechllm.evaluation.report import load_csv_curves, write_report
@@ -188,7 +189,8 @@ def evaluate(
     Returns:
         The ``metrics.json`` document: ``tasks`` (task -> metric -> value, with ``n``),
         ``instruction_splits``, ``confusion_matrices`` and ``scoring`` (what each task was
-        scored with); ``anchor`` and ``unseen_tasks`` when asked for.
+        scored with); ``anchor`` and ``unseen_tasks`` when asked for; ``ctc_path`` (the CTC
+        aligner's own transcript, :mod:`speechllm.evaluation.ctc_path`) when the model has one.
     """
     every_line = read_manifests(manifests)
     if unseen and not any(e.task == "asr" for e in every_line):
@@ -230,6 +232,9 @@ def evaluate(
     write_report(out_dir, records, scores, curves, labels_by_task, normalizer, thresholds)
     if anchor:
         add_anchor(Path(out_dir), anchor_scores(anchor, entries, normalizer), scores)
+    add_section(Path(out_dir), "ctc_path",
+                ctc_path_scores(model, entries, featurizer, normalizer, **batching),
+                ctc_path_section)  # fmt: skip
     if unseen:
         asked = unseen_tasks(model, every_line, featurizer, unseen,
                              min(decoding.max_new_tokens, MAX_NEW_TOKENS), **batching)  # fmt: skip

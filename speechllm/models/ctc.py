@@ -81,6 +81,25 @@ class CTCAligner(nn.Module):
             zero_infinity=True,
         )
 
+    def logits(self, frames: torch.Tensor, vocabulary: torch.Tensor) -> torch.Tensor:
+        """Each frame's scores ``(B, T', 1 + V)`` over the blank (0) and the whole vocabulary."""
+        rows = torch.cat([self.blank[None], vocabulary.to(self.blank.dtype)])
+        return frames.float() @ rows.float().T * self.log_scale.exp()
+
+    def greedy_ids(
+        self, frames: torch.Tensor, lengths: torch.Tensor, vocabulary: torch.Tensor
+    ) -> list[list[int]]:
+        """The token ids of CTC's greedy path over ``frames`` (``lengths`` valid): each frame's
+        best class, repeats merged, then blanks dropped. The transcript the aligner alone gives,
+        which tells whether it or the LLM reading its path limits a transcript."""
+        best = self.logits(frames, vocabulary).argmax(-1).tolist()
+        items = []
+        for path, n in zip(best, lengths.tolist(), strict=True):
+            path = path[:n]
+            merged = [c for i, c in enumerate(path) if i == 0 or c != path[i - 1]]
+            items.append([c - 1 for c in merged if c != 0])
+        return items
+
     def compress(
         self, frames: torch.Tensor, lengths: torch.Tensor, vocabulary: torch.Tensor, top_k: int = 8
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,8 +112,7 @@ class CTCAligner(nn.Module):
         reach the frames through the posteriors. An item whose every frame is blank keeps its
         least blank frame (a row never loses its audio entirely).
         """
-        rows = torch.cat([self.blank[None], vocabulary.to(self.blank.dtype)])
-        logits = frames.float() @ rows.float().T * self.log_scale.exp()
+        logits = self.logits(frames, vocabulary)
         best = logits.argmax(-1)
         top, ids = logits[..., 1:].topk(min(top_k, len(vocabulary)), dim=-1)
         weights = top.softmax(-1)  # the posteriors renormalised over the top tokens, stably

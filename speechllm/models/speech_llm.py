@@ -421,6 +421,17 @@ class SpeechLLM(TrainableParts, nn.Module):
         vocabulary = self.llm.base_model.get_input_embeddings().weight
         return _per_token(self.ctc(audio.embeds, frames, target_ids, vocabulary), target_ids)
 
+    @torch.no_grad()
+    def ctc_transcripts(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> list[str]:
+        """The CTC aligner's own greedy transcript of each item, without the LLM: with
+        ``ctc_compress`` the LLM reads this path, so it bounds what the LLM can hear."""
+        if self.ctc is None:
+            raise ValueError("a CTC transcript needs a model built with a CTC aligner (ctc=)")
+        encoded = self._frame_embeddings(audio, audio_lengths, None)
+        frames = encoded.lengths - self.downsampler.summary_tokens
+        vocabulary = self.llm.base_model.get_input_embeddings().weight
+        return self.decode(self.ctc.greedy_ids(encoded.embeds, frames, vocabulary))
+
     def _summary_slots(self, tasks: list[str]) -> list[int | None]:
         """Each item's aligned utterance embedding (:class:`SummaryAligner`), or ``None``."""
         if self.summary_align is None:

@@ -83,3 +83,15 @@ def test_compress_passes_gradients_to_the_frames_through_the_posteriors() -> Non
     out.square().sum().backward()
     assert frames.grad[0].abs().sum() > 0 and frames.grad[1, :6].abs().sum() > 0
     assert frames.grad[1, 6:].abs().sum() == 0 and aligner.log_scale.grad is not None
+
+
+def test_greedy_ids_merge_repeats_keep_a_token_repeated_across_a_blank_and_stop_at_length() -> None:
+    vocab = torch.eye(6)[1:] * 3
+    blank = torch.eye(6)[0] * 3
+    path = [vocab[2], vocab[2], blank, vocab[2], vocab[4], blank, vocab[1], vocab[3]]
+    frames = torch.stack([torch.stack(path), torch.stack(path[::-1])])
+    ids = _aligner_on(vocab).greedy_ids(frames, torch.tensor([7, 8]), vocab)
+    assert ids == [[2, 2, 4, 1], [3, 1, 4, 2, 2]]
+    # the path the LLM reads (compress) holds as many positions as the transcript has ids
+    _, lengths = _aligner_on(vocab).compress(frames, torch.tensor([7, 8]), vocab)
+    assert lengths.tolist() == [4, 5]

@@ -52,6 +52,8 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
     report = (out / "eval" / "report.md").read_text()
     assert "## Per task" in report and "## Text skills kept (no audio)" in report
     assert "## Unseen tasks (instructions for tasks never trained)" in report
+    assert metrics["ctc_path"]["n"] == metrics["tasks"]["asr"]["n"] // 2  # test + held-out copy
+    assert "## The CTC aligner's own transcript" in report
     assert "$ speechllm-infer" in log
     assert set(json.loads((out / "phases.json").read_text())) == {
         "synth", "fetch", "train", "evaluate", "answer"

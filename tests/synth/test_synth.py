@@ -73,6 +73,17 @@ def test_same_seed_same_bytes(bench: Path, tmp_path: Path) -> None:
     assert (bench / "train.jsonl").read_bytes() == (tmp_path / "train.jsonl").read_bytes()
 
 
+def test_more_training_lines_leave_dev_and_test_unchanged(bench: Path, tmp_path: Path) -> None:
+    """A larger training split (the demo's, preset=medium n_dev=300 n_test=300) keeps the
+    small benchmark's dev and test lines and audio byte for byte, so both score one test set."""
+    cfg = SynthConfig(out=str(tmp_path), seed=0, n_train=40, n_dev=20, n_test=20, workers=1)
+    generate(cfg)
+    for split in ("dev", "test", "test_heldout_instructions"):
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (bench / f"{split}.jsonl").read_bytes()
+    for name in {line["audio"] for line in _read(bench, "test") + _read(bench, "dev")}:
+        assert (tmp_path / name).read_bytes() == (bench / name).read_bytes()
+
+
 def test_every_task_with_its_label_set(lines: dict[str, list[dict[str, Any]]]) -> None:
     for split in ("train", "test"):
         by_task: dict[str, list[dict[str, Any]]] = {}
