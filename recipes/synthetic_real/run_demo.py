@@ -3,8 +3,8 @@
 
 ::
 
-    phase 1  synth     the experiment's benchmark: data/synthetic_medium, the small one's test
-                       with 4x its training lines (espeak-ng; skipped when present)
+    phase 1  synth     the experiment's benchmark, data/synthetic_small (espeak-ng; skipped when
+                       present)
              fetch     Whisper tiny.en (CTranslate2 -> Hugging Face) and SmolLM2 into the cache
     phase 2  train     <out>/train: experiment=synthetic_real_ctc (CTC align -> LoRA warm-up ->
                        multitask), resumed if the folder holds a run; exported to <out>/model
@@ -41,10 +41,10 @@ sys.path.insert(0, str(HERE))
 
 from open_vocab import build as build_open_vocab  # noqa: E402,I001
 
-# The benchmarks the experiments train on (paths.data_dir), synthesised when absent. The demo's own
-# (conf/experiment/synthetic_real_ctc.yaml) has four times the small benchmark's training lines
-# and its dev and test lines byte for byte (a split's lines depend on the seed and that split's
-# size alone), so every recipe here is scored on one test set.
+# The benchmarks the experiments train on (paths.data_dir), synthesised when absent. The medium
+# one (the model in the box's last runs, results/demo_medium.json) has four times the small
+# benchmark's training lines and its dev and test lines byte for byte (a split's lines depend on
+# the seed and that split's size alone), so every recipe here is scored on one test set.
 BENCHMARKS: dict[str, dict[str, Any]] = {
     "data/synthetic_small": {"preset": "small", "n_train": 5000, "n_dev": 300, "n_test": 300},
     "data/synthetic_medium": {"preset": "medium", "n_train": 20000, "n_dev": 300, "n_test": 300},
@@ -107,11 +107,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def experiment_data(experiment: str, overrides: list[str]) -> str:
-    """The benchmark folder ``experiment`` trains on (its ``paths.data_dir``)."""
+def benchmark_of(args: argparse.Namespace) -> tuple[Path, dict[str, Any] | None]:
+    """The benchmark folder the run reads (``--data``, else the smoke preset's, else the
+    experiment's ``paths.data_dir``) and how to synthesise it when absent: a folder
+    :data:`BENCHMARKS` names is that benchmark, another gets the experiment's."""
     from speechllm.config import compose
 
-    return str(compose([f"experiment={experiment}", *overrides]).paths.data_dir)
+    preset = PRESETS[args.preset]
+    cfg = compose([f"experiment={args.experiment}", *args.overrides])
+    data = args.data or preset.get("data") or cfg.paths.data_dir
+    synth = preset.get("synth") or BENCHMARKS.get(data) or BENCHMARKS.get(cfg.paths.data_dir)
+    return Path(data), synth
 
 
 def fetch_bases(preset: str, out: Path) -> list[str]:
@@ -291,9 +297,7 @@ def readme_table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
-    benchmark = experiment_data(args.experiment, args.overrides)
-    data = Path(args.data or preset.get("data") or benchmark)
-    synth = preset.get("synth") or BENCHMARKS.get(benchmark)
+    data, synth = benchmark_of(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -313,8 +317,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from speechllm.synth import SynthConfig, generate
 
         if synth is None:
-            raise SystemExit(f"{data}: not there, and {benchmark} has no recipe here: write it "
-                             f"with speechllm-synth out={data}")  # fmt: skip
+            raise SystemExit(f"{data}: not there, and no recipe here writes the experiment's "
+                             f"benchmark: use speechllm-synth out={data}")  # fmt: skip
         generate(SynthConfig(out=str(data), **{"workers": 2, **synth}))
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -6,7 +6,7 @@ and ``test_heldout_instructions`` manifests, FLAC audio and a dataset card; the
 """
 
 from speechllm.synth.espeak import Engine, Prosody
-from speechllm.synth.generate import SynthConfig, SynthReport, generate
+from speechllm.synth.generate import SynthConfig, SynthReport, generate, plan
 from speechllm.synth.grammar import Sentence, content_words, sample_sentence
 from speechllm.synth.nonspeech import add_noise, nonspeech
 from speechllm.synth.voices import ACCENTS, STYLES, Voice, split_variants
@@ -24,6 +24,7 @@ __all__ = [
     "content_words",
     "generate",
     "nonspeech",
+    "plan",
     "sample_sentence",
     "split_variants",
 ]

@@ -184,6 +184,15 @@ def _write_jsonl(lines: list[dict[str, Any]], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def plan(cfg: SynthConfig) -> dict[str, list[Item]]:
+    """Each split's items (sentences, voices, manifest lines) without any audio: seconds, where
+    rendering them takes minutes."""
+    return {
+        spec.name: DOMAINS[cfg.domain](spec, cfg.seed, cfg.dev_sentences, cfg.test_sentences)
+        for spec in _specs(cfg)
+    }
+
+
 def generate(cfg: SynthConfig | Mapping[str, Any]) -> SynthReport:
     """Build the benchmark into ``cfg.out``; finished audio files are reused.
 
@@ -198,10 +207,7 @@ def generate(cfg: SynthConfig | Mapping[str, Any]) -> SynthReport:
     start = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    plans = {
-        spec.name: DOMAINS[cfg.domain](spec, cfg.seed, cfg.dev_sentences, cfg.test_sentences)
-        for spec in _specs(cfg)
-    }
+    plans = plan(cfg)
     items = [item for split in SPLITS for item in plans[split]]
     results = _synthesise(items, cfg)
     durations = {

@@ -5,6 +5,7 @@ README's demo table is the one its committed results JSON generates."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -15,14 +16,14 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
+from speechllm.synth import SynthConfig, plan
+
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synthetic_real"
-BENCHMARK_ASR_LINES = 4100
-"""ASR lines in data/synthetic_small/train.jsonl (seed 0, n_train 5000), which CI does not build."""
 sys.path.insert(0, str(RECIPE))
 
 from align_ablation import table as align_table  # noqa: E402
-from run_demo import readme_table  # noqa: E402
+from run_demo import BENCHMARKS, readme_table  # noqa: E402
 
 from tests.test_readme_figures import assert_quotes_changes  # noqa: E402
 
@@ -60,6 +61,15 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
+@functools.cache
+def asr_sentences(folder: str) -> tuple[int, int]:
+    """ASR lines and distinct sentences in a benchmark's training split, as the synthesiser
+    plans them (no audio: CI does not build the benchmarks)."""
+    items = plan(SynthConfig(out=folder, **BENCHMARKS[folder]))["train"]
+    asr = [line["target"] for item in items for line in item.lines if line["task"] == "asr"]
+    return len(asr), len(set(asr))
+
+
 @pytest.mark.parametrize(
     "name, marker",
     [
@@ -71,6 +81,7 @@ def test_smoke_demo_runs_every_phase(tmp_path: Path) -> None:
         ("long_ctc2", "long-ctc2-table"),
         ("long_ctc3", "long-ctc3-table"),
         ("long_ctc4", "long-ctc4-table"),
+        ("long_ctc5", "long-ctc5-table"),
         ("demo_open_english", "open-english-table"),
         ("demo_summary", "summary-table"),
     ],
@@ -215,7 +226,7 @@ def test_readme_catch_up_prose_matches_the_committed_results() -> None:
     in_all = kws_before + kws_now
     assert f"after about {kws_now:.0f} more steps of it ({in_all:.0f} in all" in readme
     varied = len((RECIPE / "varied_asr_sentences.txt").read_text().splitlines())
-    asr_lines = BENCHMARK_ASR_LINES + varied
+    asr_lines = asr_sentences("data/synthetic_small")[0] + varied
     share = catchup["asr"] / sum(catchup.values()) * varied / asr_lines
     assert f"about {100 * share:.0f} % of the clips (ASR has {catchup['asr']:.1f} of" in readme
     assert f"mixture's {sum(catchup.values()):.1f}" in readme and f"{asr_lines:,} lines" in readme
@@ -250,10 +261,59 @@ def test_readme_catch_up_on_the_benchmark_prose_matches_the_committed_results() 
     assert t["sns"]["uar"] >= 98 and t["ic"]["accuracy"] < o["ic"]["accuracy"]
     skills = new["text_skills"]
     assert skills["trained_accuracy"] == skills["base_accuracy"]
-    assert f"stays at {new['open_vocab']['asr']['wer']:.1f} % WER. This run is the model" in readme
+    assert f"stays at {new['open_vocab']['asr']['wer']:.1f} % WER. It was the model" in readme
+    box = json.loads((RECIPE / "model" / "result.json").read_text())
+    assert new["command"] in box["training_command"]
+    assert "varied_asr.py --out data/varied_asr" in box["training_command"]
+
+
+def test_readme_realigned_prose_matches_the_committed_results() -> None:
+    """The aligner's 3,000 CTC steps on four times the lines, then 750 multitask steps: the
+    changes the prose quotes against the earlier model in the box, the targets it meets, the
+    sentence counts of both benchmarks, and that it is the model in the box now."""
+    old, new = (
+        json.loads((RECIPE / "results" / f"{name}.json").read_text())
+        for name in ("long_ctc4", "long_ctc5")
+    )
+    assert "paths.data_dir=data/synthetic_medium" in new["command"]
+    assert (
+        "+llm.adapter_paths={default:/work/runs_v2/long_ctc4/model/adapters/default}"
+        in (new["command"])
+    )
+    assert [(st["stage"], st["steps"]) for st in new["stages"]] == [("multitask", 750)]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    t, o = new["tasks"], old["tasks"]
+    claims = [
+        ("asr", "wer", "ASR {} -> {} % WER (the target is 10)", ".1f"),
+        ("st", "bleu", "translation {} -> {} BLEU, intents", ".1f"),
+        ("ic", "accuracy", "intents {} -> {} % and slots", ".1f"),
+        ("sf", "slu_f1", "slots {} -> {} SLU-F1 (three more targets met)", ".1f"),
+        ("kws", "accuracy", "spotting {} -> {} %, gender", ".1f"),
+        ("gr", "uar", "gender {} -> {}, accent", ".1f"),
+        ("ac", "uar", "accent {} -> {} and emotion", ".1f"),
+        ("er", "uar", "emotion {} -> {} UAR;", ".1f"),
+        ("sc", "uar", "speaker count {} -> {} UAR", ".1f"),
+        ("sns", "uar", "speech/non-speech {} -> {}, and", ".1f"),
+    ]
+    assert_quotes_changes(readme, o, t, claims)
+    met = [(k, m, goal) for k, m, goal in (("st", "bleu", 40), ("ic", "accuracy", 90),
+                                           ("sf", "slu_f1", 80))]  # fmt: skip
+    assert all(t[k][m] >= goal > o[k][m] for k, m, goal in met)
+    weight = yaml.safe_load((REPO / "conf" / "mixture" / "synthetic_real_catchup.yaml").read_text())
+    assert f"({t['sc']['n']} test lines; weight {weight['sc']})" in readme
+    assert new["text_skills"]["trained_accuracy"] == new["text_skills"]["base_accuracy"]
+    assert f"stays at {new['open_vocab']['asr']['wer']:.1f} % WER: four times" in readme
+    lines, small = asr_sentences("data/synthetic_small")
+    medium_lines, medium = asr_sentences("data/synthetic_medium")
+    assert f"the {small:,} sentences of its {lines:,} training lines" in readme
+    assert f"four times the training lines ({medium:,} distinct sentences;" in readme
+    assert medium_lines == 4 * lines
     box = json.loads((RECIPE / "model" / "result.json").read_text())
     assert box["run_results"]["command"] == new["command"]
-    assert "varied_asr.py --out data/varied_asr" in box["training_command"]
+    for step in ("speechllm-synth out=data/synthetic_medium preset=medium n_dev=300 n_test=300",
+                 "curriculum.stages.align.steps=3000", old["command"]):  # fmt: skip
+        assert step in box["training_command"]
+    assert f"check WER: {box['check']['wer']:.1f} on those clips" in readme
 
 
 def test_readme_open_english_prose_matches_the_committed_results() -> None:
@@ -281,7 +341,7 @@ def test_readme_open_english_prose_matches_the_committed_results() -> None:
     assert new["tasks"]["asr"]["wer"] > old["tasks"]["asr"]["wer"]
     varied = len((RECIPE / "varied_asr_sentences.txt").read_text().splitlines())
     assert f"With {varied:,} sentences (under a quarter of the ASR lines)" in readme
-    assert varied / (BENCHMARK_ASR_LINES + varied) < 0.25
+    assert varied / (asr_sentences("data/synthetic_small")[0] + varied) < 0.25
     command = new["note"].split("From a later commit the same run is: ")[1]
     overrides = [w.strip("'") for w in command.split("run_demo.py")[1].split()[2:]]
     from speechllm.config import compose
@@ -289,6 +349,49 @@ def test_readme_open_english_prose_matches_the_committed_results() -> None:
     cfg = compose(["experiment=synthetic_real_ctc", *overrides])
     assert list(cfg.data.train_manifests)[1] == "data/varied_asr/varied_asr.jsonl"
     assert cfg.mixture.sns == 1.0 and "varied_asr.py --out data/varied_asr" in command
+
+
+def test_readme_four_times_the_lines_prose_matches_the_committed_results() -> None:
+    """The demo's recipe on data/synthetic_medium from its first step: the changes the prose
+    quotes against the demo, the aligner's own path, the CTC stages' last losses, and the
+    command its note gives for today's tree composes to what ran."""
+    old, new = (
+        json.loads((RECIPE / "results" / f"{name}.json").read_text())
+        for name in ("demo", "demo_medium")
+    )
+    assert new["experiment"] == old["experiment"] == "synthetic_real_ctc"
+    readme = " ".join((REPO / "README.md").read_text().split())
+    claims = [
+        ("asr", "wer", "ASR {} -> {} % WER: seen", ".1f"),
+        ("sns", "uar", "Speech/non-speech {} -> {} UAR", ".1f"),
+        ("sf", "slu_f1", "slots {} -> {} SLU-F1;", ".1f"),
+    ]
+    assert_quotes_changes(readme, old["tasks"], new["tasks"], claims)
+    seen, held = (
+        [r["instruction_splits"]["asr"][s]["wer"] for r in (old, new)] for s in ("seen", "heldout")
+    )
+    assert f"{seen[0]:.1f}" == f"{seen[1]:.1f}"
+    assert f"instructions hold ({seen[0]:.1f} both), held-out ones fall {held[0]:.1f} -> " in readme
+    assert f"{held[1]:.1f}, and the aligner's own path scores {new['ctc_path']['wer']:.1f} %" in (
+        readme
+    )
+    loss = [{st["stage"]: st["final_loss"] for st in r["stages"]}["align"] for r in (new, old)]
+    assert f"ended at {loss[0]:.3f} loss per token, the demo's at {loss[1]:.3f})" in readme
+    ov = (old["open_vocab"]["asr"]["wer"], new["open_vocab"]["asr"]["wer"])
+    assert f"open-vocabulary set {ov[0]:.1f} -> {ov[1]:.1f} % WER" in readme
+    command = new["note"].split("From a later commit the same run is: ")[1]
+    overrides = command.split("run_demo.py")[1].split()[2:]
+    from speechllm.config import compose
+
+    cfg = compose(["experiment=synthetic_real_ctc", *overrides])
+    steps = {name: cfg.curriculum.stages[name].steps for name in ("align", "lora_warmup")}
+    assert cfg.paths.data_dir == "data/synthetic_medium" and steps == {
+        "align": 4000,
+        "lora_warmup": 120,
+    }
+    assert cfg.trainer.max_steps - sum(steps.values()) == sum(
+        st["steps"] for st in new["stages"] if st["stage"] == "multitask"
+    )
 
 
 def test_readme_summary_prose_matches_the_committed_results() -> None:
@@ -331,3 +434,36 @@ def test_readme_alignment_table_is_generated_from_the_committed_results() -> Non
     prose = " ".join(readme.split(end)[1].split("\n\n")[1].split())
     assert f"answers {top['count']} of the {plain['n']} clips" in prose
     assert f'("{top["text"]}"), {plain["distinct_answers"]} distinct answers' in prose
+
+
+@pytest.mark.parametrize(
+    "argv, folder, benchmark",
+    [
+        ([], "data/synthetic_small", "data/synthetic_small"),  # make demo's experiment
+        (
+            ["paths.data_dir=data/synthetic_medium"],
+            "data/synthetic_medium",
+            "data/synthetic_medium",
+        ),
+        (
+            ["--data", "data/synthetic_small", "paths.data_dir=data/synthetic_medium"],
+            "data/synthetic_small",
+            "data/synthetic_small",
+        ),  # fmt: skip
+        (
+            ["--data", "elsewhere", "paths.data_dir=data/synthetic_medium"],
+            "elsewhere",
+            "data/synthetic_medium",
+        ),  # fmt: skip
+    ],
+)
+def test_the_demo_reads_and_writes_the_benchmark_its_folder_names(
+    argv: list[str], folder: str, benchmark: str
+) -> None:
+    """A folder the recipes know is always that benchmark (never one's name holding the other's
+    lines); another folder gets the experiment's."""
+    from run_demo import benchmark_of, parse_args
+
+    data, synth = benchmark_of(parse_args(argv))
+    assert str(data) == folder and synth == BENCHMARKS[benchmark]
+    assert benchmark_of(parse_args(["--preset", "smoke"]))[1]["preset"] == "tiny"
