@@ -97,17 +97,17 @@ def test_the_demo_prose_quotes_its_results() -> None:
     assert f"1,200 multitask steps reached {better:.1f})" in text
     assert f"Keyword spotting ({t['kws']['accuracy']:.1f} %)" in text
     assert f"the open-vocabulary set ({demo['open_vocab']['asr']['wer']:.1f} % WER)" in text
-    long_ctc4, long_ctc5 = (
+    long_ctc4, long_ctc6 = (
         {
             st["stage"]: st["steps"]
             for st in result(f"recipes/synthetic_real/results/{n}.json")["stages"]
         }
-        for n in ("long_ctc4", "long_ctc5")
+        for n in ("long_ctc4", "long_ctc6")
     )
     assert (
         f"this recipe run longer ({long_ctc4['lora_warmup']} warm-up and "
         f"{long_ctc4['multitask']:,} multitask steps), then its aligner on four times the training "
-        f"lines and {long_ctc5['multitask']} more multitask steps."
+        f"lines and {long_ctc6['multitask']:,} more multitask steps."
     ) in text
 
 

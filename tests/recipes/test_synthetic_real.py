@@ -82,6 +82,7 @@ def asr_sentences(folder: str) -> tuple[int, int]:
         ("long_ctc3", "long-ctc3-table"),
         ("long_ctc4", "long-ctc4-table"),
         ("long_ctc5", "long-ctc5-table"),
+        ("long_ctc6", "long-ctc6-table"),
         ("demo_open_english", "open-english-table"),
         ("demo_summary", "summary-table"),
     ],
@@ -270,7 +271,7 @@ def test_readme_catch_up_on_the_benchmark_prose_matches_the_committed_results() 
 def test_readme_realigned_prose_matches_the_committed_results() -> None:
     """The aligner's 3,000 CTC steps on four times the lines, then 750 multitask steps: the
     changes the prose quotes against the earlier model in the box, the targets it meets, the
-    sentence counts of both benchmarks, and that it is the model in the box now."""
+    sentence counts of both benchmarks, and the model in the box's chain of commands."""
     old, new = (
         json.loads((RECIPE / "results" / f"{name}.json").read_text())
         for name in ("long_ctc4", "long_ctc5")
@@ -309,7 +310,6 @@ def test_readme_realigned_prose_matches_the_committed_results() -> None:
     assert f"four times the training lines ({medium:,} distinct sentences;" in readme
     assert medium_lines == 4 * lines
     box = json.loads((RECIPE / "model" / "result.json").read_text())
-    assert box["run_results"]["command"] == new["command"]
     for step in ("speechllm-synth out=data/synthetic_medium preset=medium n_dev=300 n_test=300",
                  "curriculum.stages.align.steps=3000", old["command"]):  # fmt: skip
         assert step in box["training_command"]
@@ -392,6 +392,39 @@ def test_readme_four_times_the_lines_prose_matches_the_committed_results() -> No
     assert cfg.trainer.max_steps - sum(steps.values()) == sum(
         st["steps"] for st in new["stages"] if st["stage"] == "multitask"
     )
+
+
+def test_readme_restored_weights_prose_matches_the_committed_results() -> None:
+    """500 more steps with speaker count and speech/non-speech weighted up: the changes the
+    prose quotes, the two targets met, and that it is the model in the box now."""
+    old, new = (
+        json.loads((RECIPE / "results" / f"{name}.json").read_text())
+        for name in ("long_ctc5", "long_ctc6")
+    )
+    assert "trainer.max_steps=1250" in new["command"]
+    assert "mixture.sc=0.6 mixture.sns=1.0" in new["command"]
+    assert [(st["stage"], st["steps"]) for st in new["stages"]] == [("multitask", 1250)]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    t, o = new["tasks"], old["tasks"]
+    claims = [
+        ("kws", "accuracy", "keyword spotting {} -> {} %", ".1f"),
+        ("sc", "uar", "speaker count {} -> {} UAR (two more targets met)", ".1f"),
+        ("st", "bleu", "translation {} -> {} BLEU, slots", ".1f"),
+        ("sf", "slu_f1", "slots {} -> {} SLU-F1,", ".1f"),
+        ("sns", "uar", "speech/non-speech {} -> {} UAR; ASR", ".1f"),
+        ("asr", "wer", "ASR {} -> {} % WER, gender", ".1f"),
+        ("gr", "uar", "gender {} -> {} and emotion", ".1f"),
+        ("er", "uar", "emotion {} -> {} UAR; the text", ".1f"),
+    ]
+    assert_quotes_changes(readme, o, t, claims)
+    assert t["kws"]["accuracy"] >= 90 > o["kws"]["accuracy"]
+    assert t["sc"]["uar"] >= 90 > o["sc"]["uar"]
+    assert new["text_skills"]["trained_accuracy"] == new["text_skills"]["base_accuracy"]
+    assert "the text answers are kept. This run is the model in the box." in readme
+    box = json.loads((RECIPE / "model" / "result.json").read_text())
+    assert box["run_results"]["command"] == new["command"]
+    assert box["training_command"].endswith(new["command"])
+    assert f"check WER: {box['check']['wer']:.1f} on those clips" in readme
 
 
 def test_readme_summary_prose_matches_the_committed_results() -> None:
